@@ -1,0 +1,450 @@
+//! The host configuration: one typed tree read from a TOML file.
+//!
+//! Every table rejects keys it does not know, so a typo is an error that
+//! names the file, the line and the key rather than a setting silently
+//! ignored. Secrets are never written in the file itself: they are read from
+//! an environment variable or a file the config names (see [`SecretRef`]).
+
+mod secret;
+mod units;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use secret::{Secret, SecretRef};
+pub use units::{ByteSize, Duration};
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: where and how the ingest server listens.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[[sources]]`: one per vendor system that sends events.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// `[[plugins]]`: the pipeline. Filters run first, then enrichers, then
+    /// actions; within each role, in the order written here.
+    #[serde(default)]
+    pub plugins: Vec<PluginConfig>,
+    /// `[[sinks]]`: where action plugins' commands are delivered.
+    #[serde(default)]
+    pub sinks: Vec<SinkConfig>,
+    /// The folder relative paths in the file are resolved against (the
+    /// file's own folder).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file it was read from, for error messages.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `listen`: address and port of the ingest server.
+    pub listen: SocketAddr,
+    /// `max_body`: request bodies above this are refused with 413.
+    pub max_body: ByteSize,
+    /// `queue`: events accepted but not yet through the pipeline. When full,
+    /// senders get 503 and retry later.
+    pub queue: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body: ByteSize(1024 * 1024),
+            queue: 1024,
+        }
+    }
+}
+
+/// `[[sources]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `name`: how events from this source are labelled (`event.source`).
+    pub name: String,
+    /// `vendor`: which system sends here, and so how requests are verified.
+    pub vendor: VendorKind,
+    /// `path`: the URL path the vendor posts to. Default `/ingest/<name>`.
+    pub path: Option<String>,
+    /// `secret_env`: the environment variable holding the signing secret.
+    pub secret_env: Option<String>,
+    /// `secret_file`: or the file holding it (one line; surrounding white
+    /// space is ignored).
+    pub secret_file: Option<PathBuf>,
+    /// `tolerance`: how far a signed timestamp may be from our clock.
+    /// Default: the vendor's (300 s for UniFi Access).
+    pub tolerance: Option<Duration>,
+}
+
+impl SourceConfig {
+    /// The URL path this source is served on.
+    pub fn path(&self) -> String {
+        self.path.clone().unwrap_or_else(|| format!("/ingest/{}", self.name))
+    }
+}
+
+/// The `vendor = "…"` of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VendorKind {
+    /// UniFi Access webhooks (`Signature: t=…,v1=…`).
+    UnifiAccess,
+}
+
+impl std::fmt::Display for VendorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VendorKind::UnifiAccess => "unifi-access",
+        })
+    }
+}
+
+/// `[[plugins]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// `name`: used in logs and status.
+    pub name: String,
+    /// `world`: the plugin's role; the component must export that world.
+    pub world: World,
+    /// `path`: the component file (`.wasm`), relative to the config file.
+    pub path: PathBuf,
+    /// `deadline`: wall-clock time one call may take before it is stopped.
+    #[serde(default = "default_deadline")]
+    pub deadline: Duration,
+    /// `memory`: the most linear memory the plugin may grow to.
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    /// `sinks`: the sinks an action plugin may send to; any other is refused.
+    #[serde(default)]
+    pub sinks: Vec<String>,
+    /// `[plugins.config]`: handed to the plugin as JSON.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+fn default_deadline() -> Duration {
+    Duration(std::time::Duration::from_millis(50))
+}
+
+fn default_memory() -> ByteSize {
+    ByteSize(16 * 1024 * 1024)
+}
+
+/// A plugin's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    Filter,
+    Enricher,
+    Action,
+}
+
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            World::Filter => "filter",
+            World::Enricher => "enricher",
+            World::Action => "action",
+        })
+    }
+}
+
+/// `[[sinks]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// `name`: what action plugins address commands to.
+    pub name: String,
+    /// `kind`: how commands are delivered.
+    pub kind: SinkKind,
+    /// `url`: where an `http` sink sends commands.
+    pub url: String,
+    /// `method`: the HTTP method, default `POST`.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// `[sinks.headers]`: sent with every command; values are plain strings
+    /// or secret references (`{ secret_env = "HA_TOKEN", prefix = "Bearer " }`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, HeaderValue>,
+    /// `timeout`: how long one delivery may take.
+    #[serde(default = "default_sink_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_method() -> String {
+    "POST".into()
+}
+
+fn default_sink_timeout() -> Duration {
+    Duration(std::time::Duration::from_secs(5))
+}
+
+/// The `kind = "…"` of a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkKind {
+    Http,
+}
+
+/// A header value: literal, or read from a secret.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum HeaderValue {
+    Plain(String),
+    Secret(SecretHeader),
+}
+
+/// `{ secret_env = "…", prefix = "Bearer " }` as a header value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretHeader {
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// Text put before the secret, e.g. `"Bearer "`.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// A configuration problem, located as precisely as we can: the file, and
+/// either the TOML parser's line and column or the key path.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: {message}")]
+    Parse { file: PathBuf, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Read and parse `file`. Checks that need the outside world (secrets,
+    /// plugin files) happen when the parts are built, see [`crate::app`].
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, file)
+    }
+
+    /// Parse `text` as if read from `file`.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.file = file.to_path_buf();
+        config.base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// An error about `key` in this config's file.
+    pub fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A path from the file, resolved against the file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+
+    /// The secret named by `secret_env` / `secret_file` at `key`, read now.
+    pub fn secret(&self, key: &str, env: Option<&String>, file: Option<&PathBuf>) -> Result<Secret, ConfigError> {
+        let reference = match (env, file) {
+            (Some(var), None) => SecretRef::Env(var.clone()),
+            (None, Some(path)) => SecretRef::File(self.resolve(path)),
+            (None, None) => {
+                return Err(self.error(key, "expected `secret_env = \"VAR\"` or `secret_file = \"PATH\"`"));
+            }
+            (Some(_), Some(_)) => {
+                return Err(self.error(key, "give either `secret_env` or `secret_file`, not both"));
+            }
+        };
+        reference.read().map_err(|message| self.error(key, message))
+    }
+
+    /// Checks that need nothing but the file itself.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut paths = BTreeMap::new();
+        for (i, source) in self.sources.iter().enumerate() {
+            let key = format!("sources[{i}]");
+            check_name(self, &format!("{key}.name"), &source.name)?;
+            let path = source.path();
+            if !path.starts_with('/') {
+                return Err(self.error(format!("{key}.path"), "must start with `/`"));
+            }
+            if let Some(other) = paths.insert(path.clone(), &source.name) {
+                return Err(self.error(
+                    format!("{key}.path"),
+                    format!("`{path}` is already used by source `{other}`"),
+                ));
+            }
+        }
+        unique(self, "sources", self.sources.iter().map(|s| &s.name))?;
+        unique(self, "plugins", self.plugins.iter().map(|p| &p.name))?;
+        unique(self, "sinks", self.sinks.iter().map(|s| &s.name))?;
+        for (i, plugin) in self.plugins.iter().enumerate() {
+            let key = format!("plugins[{i}]");
+            check_name(self, &format!("{key}.name"), &plugin.name)?;
+            if plugin.world != World::Action && !plugin.sinks.is_empty() {
+                return Err(self.error(
+                    format!("{key}.sinks"),
+                    format!(
+                        "only action plugins send to sinks; `{}` is a {}",
+                        plugin.name, plugin.world
+                    ),
+                ));
+            }
+            for sink in &plugin.sinks {
+                if !self.sinks.iter().any(|s| &s.name == sink) {
+                    return Err(self.error(format!("{key}.sinks"), format!("no sink named `{sink}` is configured")));
+                }
+            }
+            if plugin.deadline.0.is_zero() {
+                return Err(self.error(format!("{key}.deadline"), "must be more than 0"));
+            }
+            if plugin.memory.0 > crate::plugins::MAX_PLUGIN_MEMORY {
+                return Err(self.error(
+                    format!("{key}.memory"),
+                    format!("at most {} bytes", crate::plugins::MAX_PLUGIN_MEMORY),
+                ));
+            }
+        }
+        for (i, sink) in self.sinks.iter().enumerate() {
+            let key = format!("sinks[{i}]");
+            check_name(self, &format!("{key}.name"), &sink.name)?;
+            if sink.method.parse::<hyper::Method>().is_err() {
+                return Err(self.error(format!("{key}.method"), "expected an HTTP method such as \"POST\""));
+            }
+            match sink.url.parse::<hyper::Uri>() {
+                Ok(uri) if uri.scheme_str() == Some("http") && uri.host().is_some() => {}
+                Ok(uri) if uri.scheme_str() == Some("https") => {
+                    return Err(self.error(
+                        format!("{key}.url"),
+                        "https sinks are not supported yet; use http on a trusted network or a local TLS proxy",
+                    ));
+                }
+                _ => return Err(self.error(format!("{key}.url"), "expected an http:// URL")),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_name(config: &Config, key: &str, name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(config.error(key, format!("`{name}`: use letters, digits, `-` and `_`")))
+    }
+}
+
+fn unique<'a>(config: &Config, table: &str, names: impl Iterator<Item = &'a String>) -> Result<(), ConfigError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, name) in names.enumerate() {
+        if !seen.insert(name) {
+            return Err(config.error(format!("{table}[{i}].name"), format!("`{name}` is used twice")));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/vestibule/test.toml"))
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/etc/vestibule/test.toml: "), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("unknown field `lisen`"), "{err}");
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let config = parse(
+            r#"
+            [[sources]]
+            name = "office"
+            vendor = "unifi-access"
+            secret_env = "X"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.server.max_body.0, 1024 * 1024);
+        assert_eq!(config.sources[0].path(), "/ingest/office");
+        assert_eq!(config.base_dir, Path::new("/etc/vestibule"));
+    }
+
+    #[test]
+    fn action_plugin_may_only_name_configured_sinks() {
+        let err = parse(
+            r#"
+            [[plugins]]
+            name = "lights"
+            world = "action"
+            path = "x.wasm"
+            sinks = ["nowhere"]
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "/etc/vestibule/test.toml: plugins[0].sinks: no sink named `nowhere` is configured"
+        );
+    }
+
+    #[test]
+    fn two_sources_cannot_share_a_path() {
+        let err = parse(
+            r#"
+            [[sources]]
+            name = "a"
+            vendor = "unifi-access"
+            path = "/hook"
+            secret_env = "X"
+            [[sources]]
+            name = "b"
+            vendor = "unifi-access"
+            path = "/hook"
+            secret_env = "X"
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("sources[1].path: `/hook` is already used by source `a`"),
+            "{err}"
+        );
+    }
+}

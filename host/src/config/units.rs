@@ -1,0 +1,97 @@
+//! Durations (`"50ms"`, `"5s"`, `"2m"`) and sizes (`"1MiB"`, `"16MiB"`) as
+//! people write them in config files.
+
+use serde::{Deserialize, Deserializer, de};
+
+/// A duration written as a number and a unit: `ms`, `s`, `m`, `h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duration(pub std::time::Duration);
+
+/// A size in bytes: a plain integer, or a number and `B`, `KiB`, `MiB`, `GiB`
+/// (`KB`/`MB`/`GB` are taken as the binary units too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+fn split_number(text: &str) -> Option<(u64, &str)> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let number = text[..digits].parse().ok()?;
+    Some((number, text[digits..].trim()))
+}
+
+impl std::str::FromStr for Duration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let expected = || format!("expected a duration such as \"50ms\", \"5s\" or \"2m\", got {text:?}");
+        let (n, unit) = split_number(text).ok_or_else(expected)?;
+        let d = match unit {
+            "ms" => std::time::Duration::from_millis(n),
+            "s" => std::time::Duration::from_secs(n),
+            "m" => std::time::Duration::from_secs(n * 60),
+            "h" => std::time::Duration::from_secs(n * 3600),
+            _ => return Err(expected()),
+        };
+        Ok(Duration(d))
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let expected = || format!("expected a size such as \"512KiB\" or \"16MiB\", got {text:?}");
+        let (n, unit) = split_number(text).ok_or_else(expected)?;
+        let scale: u64 = match unit {
+            "" | "B" => 1,
+            "KiB" | "KB" | "K" => 1 << 10,
+            "MiB" | "MB" | "M" => 1 << 20,
+            "GiB" | "GB" | "G" => 1 << 30,
+            _ => return Err(expected()),
+        };
+        n.checked_mul(scale).map(ByteSize).ok_or_else(expected)
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(ByteSize(n)),
+            Raw::Text(text) => text.parse().map_err(de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!("50ms".parse::<Duration>().unwrap().0.as_millis(), 50);
+        assert_eq!("300s".parse::<Duration>().unwrap().0.as_secs(), 300);
+        assert_eq!("2m".parse::<Duration>().unwrap().0.as_secs(), 120);
+        assert!("5".parse::<Duration>().unwrap_err().contains("expected a duration"));
+        assert!("fast".parse::<Duration>().is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!("16MiB".parse::<ByteSize>().unwrap().0, 16 << 20);
+        assert_eq!("512 KiB".parse::<ByteSize>().unwrap().0, 512 << 10);
+        assert!("lots".parse::<ByteSize>().is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Ingest: the HTTP server vendors post to. It routes by path to a source,
+//! verifies, normalizes, queues the event for the pipeline and answers —
+//! before any plugin runs, because vendors wait only briefly (Verkada: 2 s)
+//! and retry.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::sync::mpsc;
+
+use crate::config::{Config, ConfigError};
+use crate::event::{Event, now_ms};
+use crate::vendors::{self, NormalizeError, Vendor, VerifyError};
+
+/// One configured source: a path, a name and a vendor's rules.
+struct Route {
+    name: String,
+    vendor: Box<dyn Vendor>,
+}
+
+/// The routes and limits of the ingest server, and where accepted events go.
+pub struct Ingest {
+    routes: HashMap<String, Route>,
+    max_body: u64,
+    queue: mpsc::Sender<Event>,
+}
+
+/// Why a request was not accepted. The sender sees only the status and the
+/// short [`reason`](IngestError::reason); the rest goes to our log.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no source at this path")]
+    NotFound,
+    #[error("only POST is accepted")]
+    MethodNotAllowed,
+    #[error("body over {0} bytes")]
+    TooLarge(u64),
+    #[error("reading the body failed: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Malformed(#[from] NormalizeError),
+    #[error("the pipeline queue is full")]
+    Overloaded,
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl IngestError {
+    pub const fn status(&self) -> StatusCode {
+        match self {
+            IngestError::NotFound => StatusCode::NOT_FOUND,
+            IngestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::Body(_) | IngestError::Malformed(_) => StatusCode::BAD_REQUEST,
+            IngestError::Verify(_) => StatusCode::UNAUTHORIZED,
+            IngestError::Overloaded | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IngestError::NotFound => "not_found",
+            IngestError::MethodNotAllowed => "method_not_allowed",
+            IngestError::TooLarge(_) => "body_too_large",
+            IngestError::Body(_) => "body_unreadable",
+            IngestError::Verify(e) => e.reason(),
+            IngestError::Malformed(_) => "malformed_body",
+            IngestError::Overloaded => "overloaded",
+            IngestError::ShuttingDown => "shutting_down",
+        }
+    }
+}
+
+impl Ingest {
+    /// Build a route for every `[[sources]]` entry, reading secrets now.
+    pub fn from_config(config: &Config, queue: mpsc::Sender<Event>) -> Result<Ingest, ConfigError> {
+        let mut routes = HashMap::new();
+        for (i, source) in config.sources.iter().enumerate() {
+            let vendor = vendors::build(config, i, source)?;
+            routes.insert(
+                source.path(),
+                Route {
+                    name: source.name.clone(),
+                    vendor,
+                },
+            );
+        }
+        Ok(Ingest {
+            routes,
+            max_body: config.server.max_body.0,
+            queue,
+        })
+    }
+
+    /// Answer one request.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+        let path = request.uri().path().to_string();
+        Ok(match self.accept(request).await {
+            Ok(event) => json(StatusCode::OK, &format!(r#"{{"status":"accepted","id":"{}"}}"#, event)),
+            Err(error) => {
+                let source = self.routes.get(&path).map_or("-", |r| r.name.as_str());
+                match &error {
+                    IngestError::NotFound | IngestError::MethodNotAllowed => {
+                        tracing::debug!(%path, reason = error.reason(), "Request refused.")
+                    }
+                    _ => tracing::warn!(%source, %path, reason = error.reason(), error = %error, "Request refused."),
+                }
+                json(error.status(), &format!(r#"{{"error":"{}"}}"#, error.reason()))
+            }
+        })
+    }
+
+    async fn accept(&self, request: Request<Incoming>) -> Result<String, IngestError> {
+        let route = self.routes.get(request.uri().path()).ok_or(IngestError::NotFound)?;
+        if request.method() != Method::POST {
+            return Err(IngestError::MethodNotAllowed);
+        }
+        let (parts, body) = request.into_parts();
+        let declared = parts
+            .headers
+            .get(hyper::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body) {
+            return Err(IngestError::TooLarge(self.max_body));
+        }
+        let body = Limited::new(body, self.max_body as usize)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    IngestError::TooLarge(self.max_body)
+                } else {
+                    IngestError::Body(e.to_string())
+                }
+            })?
+            .to_bytes();
+
+        let request = vendors::Request {
+            source: &route.name,
+            headers: &parts.headers,
+            body: &body,
+            received_at: now_ms(),
+        };
+        let verified = route.vendor.verify(&request)?;
+        let event = route.vendor.normalize(&request, verified)?;
+        let id = event.id.clone();
+        tracing::debug!(source = %route.name, event = %id, kind = %event.kind, "Event accepted.");
+        self.queue.try_send(event).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => IngestError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => IngestError::ShuttingDown,
+        })?;
+        Ok(id)
+    }
+}
+
+fn json(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("static response parts are valid")
+}

@@ -1,0 +1,32 @@
+//! Vestibule receives events from building access-control systems, proves
+//! they are genuine, normalizes them into one event record, and runs them
+//! through sandboxed WebAssembly plugins that filter, enrich and act on them.
+//!
+//! # Layout
+//!
+//! The modules follow the path of an event:
+//!
+//! - [`config`]: the TOML configuration, checked strictly.
+//! - [`ingest`]: the HTTP server vendors post to; answers before plugins run.
+//! - [`vendors`]: each vendor's signature check and payload mapping.
+//! - [`event`]: the normalized event and its kinds.
+//! - [`pipeline`]: filters, enrichers, actions, in order.
+//! - [`plugins`]: the WebAssembly runtime, one fresh sandbox per call.
+//! - [`wit`]: the plugin contract generated from `wit/`.
+//! - [`sinks`]: delivery of the commands actions emit.
+//! - [`app`]: wiring it together; [`send`] signs sample events as vendors do.
+
+pub mod app;
+pub mod config;
+pub mod event;
+pub mod ingest;
+pub mod pipeline;
+pub mod plugins;
+pub mod send;
+pub mod sinks;
+pub mod vendors;
+pub mod wit;
+
+pub use app::App;
+pub use config::Config;
+pub use plugins::Runtime;

@@ -1,0 +1,251 @@
+//! The `vestibule` command.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use vestibule::config::{Config, VendorKind, World};
+use vestibule::plugins::{Decision, Runtime};
+use vestibule::{App, send};
+
+#[derive(Parser)]
+#[command(
+    name = "vestibule",
+    version,
+    about = "Receive, verify and act on building access-control events."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate the config, read every secret and load every plugin.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Sign a sample event as the vendor would and post it.
+    Send {
+        #[arg(long, value_parser = parse_vendor)]
+        vendor: VendorKind,
+        /// The sample's vendor event type (e.g. `access.door.unlock`).
+        #[arg(long, conflicts_with = "body")]
+        event: Option<String>,
+        /// Send this file's contents instead of a sample.
+        #[arg(long)]
+        body: Option<PathBuf>,
+        /// The URL of the source, e.g. http://127.0.0.1:8080/ingest/office
+        #[arg(long)]
+        to: String,
+        /// The signing secret.
+        #[arg(long, env = "VESTIBULE_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+    /// Work with plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Run one plugin on one event and print what it decided.
+    Run {
+        /// The component (.wasm).
+        plugin: PathBuf,
+        /// A normalized event as JSON.
+        #[arg(long)]
+        event: PathBuf,
+        /// The plugin's config as a TOML file (its `[plugins.config]` table).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Sinks the plugin may send to (action plugins).
+        #[arg(long = "sink")]
+        sinks: Vec<String>,
+    },
+}
+
+fn parse_vendor(text: &str) -> Result<VendorKind, String> {
+    serde_json::from_value(serde_json::Value::String(text.into()))
+        .map_err(|_| "known vendors: unifi-access".to_string())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => serve(&config).await,
+            Command::Check { config } => check(&config),
+            Command::Send {
+                vendor,
+                event,
+                body,
+                to,
+                secret,
+            } => send_event(vendor, event, body, &to, &secret).await,
+            Command::Plugin {
+                command:
+                    PluginCommand::Run {
+                        plugin,
+                        event,
+                        config,
+                        sinks,
+                    },
+            } => run_plugin(&plugin, &event, config.as_deref(), sinks),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build(path: &Path) -> Result<(Config, App), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
+    let app = App::build(&config, &runtime).map_err(|e| e.to_string())?;
+    Ok((config, app))
+}
+
+async fn serve(path: &Path) -> Result<(), String> {
+    let (config, app) = build(path)?;
+    let listener = vestibule::app::bind(&config).await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    for source in &config.sources {
+        tracing::info!(source = %source.name, vendor = %source.vendor, url = %format!("http://{addr}{}", source.path()), "Source ready.");
+    }
+    for plugin in app.pipeline().plugins() {
+        tracing::info!(plugin = %plugin.name, world = %plugin.world, "Plugin loaded.");
+    }
+    tracing::info!(%addr, "Listening.");
+    app.run(listener, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+fn check(path: &Path) -> Result<(), String> {
+    let (config, app) = build(path)?;
+    println!("{}: ok", path.display());
+    println!("  {} source(s), {} sink(s)", config.sources.len(), config.sinks.len());
+    for plugin in app.pipeline().plugins() {
+        println!("  plugin {} ({})", plugin.name, plugin.world);
+    }
+    Ok(())
+}
+
+async fn send_event(
+    vendor: VendorKind,
+    event: Option<String>,
+    body: Option<PathBuf>,
+    to: &str,
+    secret: &str,
+) -> Result<(), String> {
+    let body = match (event, body) {
+        (_, Some(file)) => std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?,
+        (Some(event), None) => send::sample(vendor, &event)?.as_bytes().to_vec(),
+        (None, None) => return Err("give --event TYPE (a sample) or --body FILE".into()),
+    };
+    let signed = send::sign(vendor, secret, body);
+    let (status, answer) = send::post(to, &signed).await?;
+    println!("{status} {answer}");
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("the host answered {status}"))
+    }
+}
+
+fn run_plugin(plugin: &Path, event: &Path, config: Option<&Path>, sinks: Vec<String>) -> Result<(), String> {
+    let event_text = std::fs::read_to_string(event).map_err(|e| format!("{}: {e}", event.display()))?;
+    let event: vestibule::event::Event =
+        serde_json::from_str(&event_text).map_err(|e| format!("{}: not a normalized event: {e}", event.display()))?;
+    let table: toml::Table = match config {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
+        }
+        None => toml::Table::new(),
+    };
+    let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
+    let mut errors = Vec::new();
+    for world in [World::Filter, World::Enricher, World::Action] {
+        let spec = toml::Table::from_iter([
+            (
+                "name".to_string(),
+                toml::Value::from(plugin.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin")),
+            ),
+            ("world".to_string(), toml::Value::from(world.to_string())),
+            ("path".to_string(), toml::Value::from(plugin.display().to_string())),
+            ("sinks".to_string(), toml::Value::from(sinks.clone())),
+            ("config".to_string(), toml::Value::Table(table.clone())),
+        ]);
+        let spec: vestibule::config::PluginConfig = spec.try_into().map_err(|e| e.to_string())?;
+        let loaded = match runtime.load(&spec, plugin) {
+            Ok(loaded) => loaded,
+            Err(e @ vestibule::plugins::LoadError::WrongWorld { .. }) => {
+                errors.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let call = loaded.call(&event);
+        println!("world: {world}");
+        for line in &call.logs {
+            println!("log: {:?} {} {:?}", line.level, line.message, line.fields);
+        }
+        match call.result {
+            Ok(Decision::Keep) => println!("decision: keep"),
+            Ok(Decision::Drop(reason)) => println!("decision: drop ({reason})"),
+            Ok(Decision::Enriched(event)) => {
+                println!("event: {}", serde_json::to_string_pretty(&event).unwrap_or_default())
+            }
+            Ok(Decision::Commands(commands)) => {
+                println!("commands: {}", commands.len());
+                for c in commands {
+                    println!("  -> {}: {}", c.sink, c.body);
+                }
+            }
+            Err(failure) => println!("failed: {failure}"),
+        }
+        println!("time: {:?}", call.elapsed);
+        return Ok(());
+    }
+    Err(format!(
+        "{} fits no plugin world:\n  {}",
+        plugin.display(),
+        errors.join("\n  ")
+    ))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

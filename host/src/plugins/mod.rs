@@ -1,0 +1,314 @@
+//! The plugin runtime: WebAssembly components run in a fresh sandbox for
+//! every call.
+//!
+//! The engine is built once. Each plugin is compiled and linked once at load
+//! time into an `InstancePre`; a call then costs one `Store` and one
+//! instantiation from the pooling allocator, so no state leaks from one event
+//! to the next and a plugin that misbehaves takes only its own call down.
+
+mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+
+use crate::config::{PluginConfig, World};
+use crate::event::Event;
+use crate::wit::{action, enricher, filter, sinks::Command};
+
+pub use state::LogLine;
+use state::{MemoryLimitExceeded, PluginState};
+
+/// The most memory any one plugin may be given (`memory` in its config).
+pub const MAX_PLUGIN_MEMORY: u64 = 256 << 20;
+
+/// How often the epoch advances; plugin deadlines are counted in these ticks.
+const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The wasmtime engine and one linker per world.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    linkers: Arc<Linkers>,
+}
+
+struct Linkers {
+    filter: Linker<PluginState>,
+    enricher: Linker<PluginState>,
+    action: Linker<PluginState>,
+}
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} is not a valid WebAssembly component: {reason}")]
+    NotAComponent { path: String, reason: String },
+    #[error("{path} does not fit the `{world}` world: {reason}")]
+    WrongWorld { path: String, world: World, reason: String },
+}
+
+/// Why one call of a plugin failed. The event goes on without this plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginFailure {
+    #[error("timeout: still running at its {0:?} deadline")]
+    Timeout(std::time::Duration),
+    #[error("memory: tried to grow past its {0}-byte limit")]
+    Memory(u64),
+    #[error("trap: {0}")]
+    Trap(String),
+    #[error("returned error: {0}")]
+    Returned(String),
+}
+
+impl PluginFailure {
+    /// The short reason used in logs and counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PluginFailure::Timeout(_) => "timeout",
+            PluginFailure::Memory(_) => "memory",
+            PluginFailure::Trap(_) => "trap",
+            PluginFailure::Returned(_) => "error",
+        }
+    }
+}
+
+/// What a plugin decided about one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// A filter kept the event.
+    Keep,
+    /// A filter dropped it, with its reason.
+    Drop(String),
+    /// An enricher returned the event, changed.
+    Enriched(Box<Event>),
+    /// An action asked for these commands to be delivered.
+    Commands(Vec<Command>),
+}
+
+/// The outcome of one call, with what the plugin logged.
+#[derive(Debug)]
+pub struct Call {
+    pub result: Result<Decision, PluginFailure>,
+    pub logs: Vec<LogLine>,
+    pub elapsed: std::time::Duration,
+}
+
+/// A loaded plugin, ready to be called on any thread.
+pub struct Plugin {
+    pub name: String,
+    pub world: World,
+    pre: Pre,
+    settings: Arc<state::Settings>,
+}
+
+enum Pre {
+    Filter(filter::FilterPre<PluginState>),
+    Enricher(enricher::EnricherPre<PluginState>),
+    Action(action::ActionPre<PluginState>),
+}
+
+impl Runtime {
+    /// Build the engine: pooling allocator (instantiation in microseconds),
+    /// epoch interruption (deadlines), and a ticker thread driving the epoch.
+    pub fn new() -> wasmtime::Result<Runtime> {
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        // Instances in use at once: one per pipeline worker plus headroom for
+        // `check`/`plugin run` and reloads.
+        pool.total_component_instances(256);
+        // A Rust component built for wasm32-wasip2 is the program plus the
+        // WASI adapter and a few shims: a handful of core instances each.
+        pool.max_core_instances_per_component(16);
+        pool.total_core_instances(256 * 8);
+        pool.max_memories_per_component(4);
+        pool.total_memories(512);
+        pool.max_tables_per_component(8);
+        pool.total_tables(1024);
+        // The ceiling for any plugin's `memory`; the per-plugin limit is
+        // enforced by the store's limiter below this.
+        pool.max_memory_size(MAX_PLUGIN_MEMORY as usize);
+
+        let mut config = wasmtime::Config::new();
+        config
+            .allocation_strategy(pool)
+            .epoch_interruption(true)
+            .wasm_component_model(true)
+            // Deep recursion traps cleanly at 512 KiB instead of eating the
+            // host thread's stack.
+            .max_wasm_stack(512 * 1024);
+        let engine = Engine::new(&config)?;
+        spawn_epoch_ticker(&engine);
+
+        let linkers = Linkers {
+            filter: linker(&engine, |l| filter::Filter::add_to_linker::<_, PluginState>(l, |s| s))?,
+            enricher: linker(&engine, |l| {
+                enricher::Enricher::add_to_linker::<_, PluginState>(l, |s| s)
+            })?,
+            action: linker(&engine, |l| action::Action::add_to_linker::<_, PluginState>(l, |s| s))?,
+        };
+        Ok(Runtime {
+            engine,
+            linkers: Arc::new(linkers),
+        })
+    }
+
+    /// Compile and link the plugin at `path` for `config.world`.
+    pub fn load(&self, config: &PluginConfig, path: &Path) -> Result<Plugin, LoadError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let not_a_component = |reason: String| LoadError::NotAComponent {
+            path: shown.clone(),
+            reason,
+        };
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => {}
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
+                return Err(not_a_component(
+                    "it is a core WebAssembly module; build the plugin for wasm32-wasip2 to get a component".into(),
+                ));
+            }
+            _ => return Err(not_a_component("it is not a WebAssembly file".into())),
+        }
+        let component = Component::new(&self.engine, &bytes).map_err(|e| not_a_component(first_line(&e)))?;
+        let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
+            path: shown.clone(),
+            world: config.world,
+            reason: format!("{e:#}"),
+        };
+        let pre = match config.world {
+            World::Filter => {
+                let pre = self.linkers.filter.instantiate_pre(&component).map_err(wrong_world)?;
+                Pre::Filter(filter::FilterPre::new(pre).map_err(wrong_world)?)
+            }
+            World::Enricher => {
+                let pre = self.linkers.enricher.instantiate_pre(&component).map_err(wrong_world)?;
+                Pre::Enricher(enricher::EnricherPre::new(pre).map_err(wrong_world)?)
+            }
+            World::Action => {
+                let pre = self.linkers.action.instantiate_pre(&component).map_err(wrong_world)?;
+                Pre::Action(action::ActionPre::new(pre).map_err(wrong_world)?)
+            }
+        };
+        let plugin_config = serde_json::to_string(&config.config).expect("a TOML table is valid JSON");
+        Ok(Plugin {
+            name: config.name.clone(),
+            world: config.world,
+            pre,
+            settings: Arc::new(state::Settings {
+                name: config.name.clone(),
+                config_json: plugin_config,
+                memory_limit: config.memory.0,
+                deadline: config.deadline.0,
+                sinks: config.sinks.clone(),
+            }),
+        })
+    }
+}
+
+impl Plugin {
+    /// Run the plugin once on `event`, in a fresh instance.
+    pub fn call(&self, event: &Event) -> Call {
+        let started = Instant::now();
+        let engine = match &self.pre {
+            Pre::Filter(p) => p.engine(),
+            Pre::Enricher(p) => p.engine(),
+            Pre::Action(p) => p.engine(),
+        };
+        let mut store = Store::new(engine, PluginState::new(self.settings.clone()));
+        store.limiter(|s| &mut s.limits);
+        let ticks = self.settings.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
+        store.set_epoch_deadline(ticks.max(1));
+        store.epoch_deadline_trap();
+
+        let result = self.invoke(&mut store, event);
+        let state = store.into_data();
+        let result = match result {
+            Ok(Ok(decision)) => Ok(match decision {
+                Decision::Commands(_) => Decision::Commands(state.commands),
+                other => other,
+            }),
+            Ok(Err(e)) => Err(PluginFailure::Returned(match e {
+                crate::wit::types::Error::Config(m) => format!("config: {m}"),
+                crate::wit::types::Error::Failed(m) => m,
+            })),
+            Err(e) => Err(self.classify(e, &state)),
+        };
+        Call {
+            result,
+            logs: state.logs,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    fn invoke(
+        &self,
+        store: &mut Store<PluginState>,
+        event: &Event,
+    ) -> wasmtime::Result<Result<Decision, crate::wit::types::Error>> {
+        Ok(match &self.pre {
+            Pre::Filter(pre) => pre
+                .instantiate(&mut *store)?
+                .call_filter(store, event)?
+                .map(|v| match v {
+                    filter::Verdict::Keep => Decision::Keep,
+                    filter::Verdict::Drop(reason) => Decision::Drop(reason),
+                }),
+            Pre::Enricher(pre) => pre
+                .instantiate(&mut *store)?
+                .call_enrich(store, event)?
+                .map(|e| Decision::Enriched(Box::new(e))),
+            Pre::Action(pre) => pre
+                .instantiate(&mut *store)?
+                .call_act(store, event)?
+                .map(|()| Decision::Commands(Vec::new())),
+        })
+    }
+
+    fn classify(&self, error: wasmtime::Error, state: &PluginState) -> PluginFailure {
+        if error.downcast_ref::<MemoryLimitExceeded>().is_some() || state.limits.hit {
+            return PluginFailure::Memory(self.settings.memory_limit);
+        }
+        if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
+            return PluginFailure::Timeout(self.settings.deadline);
+        }
+        PluginFailure::Trap(first_line(&error))
+    }
+}
+
+fn first_line(error: &wasmtime::Error) -> String {
+    format!("{error:#}").lines().next().unwrap_or_default().to_string()
+}
+
+fn linker(
+    engine: &Engine,
+    add_world: impl FnOnce(&mut Linker<PluginState>) -> wasmtime::Result<()>,
+) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::new(engine);
+    // Rust's standard library on wasm32-wasip2 imports WASI; the context
+    // behind it grants nothing (see `PluginState::new`).
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    add_world(&mut linker)?;
+    Ok(linker)
+}
+
+/// Advance the engine's epoch every tick until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("vestibule-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch thread");
+}

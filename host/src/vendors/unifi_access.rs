@@ -1,0 +1,373 @@
+//! UniFi Access webhooks (Access 2.2.10+).
+//!
+//! Signature: header `Signature: t=<unix seconds>,v1=<hex>`, where `v1` is
+//! HMAC-SHA256 keyed with the endpoint's `secret` over `t` + `.` + raw body.
+//! The timestamp tolerance (300 s by default) is what every known receiver
+//! uses; UniFi does not document one.
+//!
+//! The envelope is `{event, event_object_id, data {location, device, actor,
+//! object}}`. It carries no event time, so `occurred_at` is the signed
+//! delivery time `t`. `event_object_id` names the object (often the device),
+//! not the event, so the event id is derived from the body.
+
+use serde_json::Value;
+
+use super::{NormalizeError, Request, Vendor, Verified, VerifyError, check_timestamp, hex_matches, hmac_sha256, json};
+use crate::config::{Config, ConfigError, Secret, SourceConfig};
+use crate::event::{Actor, Credential, Device, Door, Event, Kind};
+
+pub const VENDOR: &str = "unifi-access";
+const HEADER: &str = "signature";
+const DEFAULT_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(300);
+
+pub struct UnifiAccess {
+    secret: Secret,
+    tolerance: std::time::Duration,
+}
+
+impl UnifiAccess {
+    pub fn new(secret: Secret, tolerance: Option<std::time::Duration>) -> Self {
+        UnifiAccess {
+            secret,
+            tolerance: tolerance.unwrap_or(DEFAULT_TOLERANCE),
+        }
+    }
+
+    pub fn from_config(config: &Config, index: usize, source: &SourceConfig) -> Result<Self, ConfigError> {
+        let secret = config.secret(
+            &format!("sources[{index}].secret_env"),
+            source.secret_env.as_ref(),
+            source.secret_file.as_ref(),
+        )?;
+        Ok(Self::new(secret, source.tolerance.map(|d| d.0)))
+    }
+}
+
+/// The `Signature` header value UniFi Access would send for `body` at `t`.
+pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
+    let t = t.to_string();
+    let mac = hmac_sha256(secret.as_bytes(), &[t.as_bytes(), b".", body]);
+    format!("t={t},v1={}", hex::encode(mac))
+}
+
+impl Vendor for UnifiAccess {
+    fn verify(&self, request: &Request<'_>) -> Result<Verified, VerifyError> {
+        let header = request
+            .headers
+            .get(HEADER)
+            .ok_or(VerifyError::SignatureMissing("Signature"))?
+            .to_str()
+            .map_err(|_| VerifyError::SignatureInvalid("Signature header is not text"))?;
+        let (mut t, mut v1) = (None, None);
+        for part in header.split(',') {
+            match part.trim().split_once('=') {
+                Some(("t", value)) => t = Some(value),
+                Some(("v1", value)) => v1 = Some(value),
+                _ => {}
+            }
+        }
+        let t_text = t.ok_or(VerifyError::SignatureInvalid("Signature header has no t="))?;
+        let v1 = v1.ok_or(VerifyError::SignatureInvalid("Signature header has no v1="))?;
+        let signed_at: i64 = t_text
+            .parse()
+            .map_err(|_| VerifyError::SignatureInvalid("Signature t= is not a number"))?;
+        let expected = hmac_sha256(
+            self.secret.expose().as_bytes(),
+            &[t_text.as_bytes(), b".", request.body],
+        );
+        if !hex_matches(&expected, v1) {
+            return Err(VerifyError::SignatureInvalid("v1 does not match the body"));
+        }
+        check_timestamp(signed_at, request.received_at, self.tolerance)?;
+        Ok(Verified {
+            signed_at: Some(signed_at),
+        })
+    }
+
+    fn normalize(&self, request: &Request<'_>, verified: Verified) -> Result<Event, NormalizeError> {
+        normalize(request, verified)
+    }
+}
+
+/// Map a UniFi Access envelope (webhook or WebSocket) to the normalized event.
+pub fn normalize(request: &Request<'_>, verified: Verified) -> Result<Event, NormalizeError> {
+    let body: Value = serde_json::from_slice(request.body)?;
+    let event_type = json::text(&body, &["event"]).ok_or_else(|| NormalizeError::Shape("no `event` field".into()))?;
+    let data = body.get("data").unwrap_or(&Value::Null);
+    let object = data.get("object").unwrap_or(&Value::Null);
+    let occurred_at = verified.signed_at.map_or(request.received_at, |t| t * 1000);
+
+    let kind = kind_of(&event_type, object);
+    let mut event = Event::new(request, VENDOR, &event_type, kind, occurred_at);
+    event.door = door(data);
+    event.device = device(data);
+    event.actor = actor(data);
+    event.credential = json::text(object, &["authentication_type"]).map(|method| Credential {
+        method: method.to_lowercase(),
+        value: json::text(object, &["authentication_value"]),
+    });
+    if let Some(result) = json::text(object, &["result"]) {
+        event.attr("result", result);
+    }
+    if let Some(policy) = json::text(object, &["policy_name"]) {
+        event.attr("policy", policy);
+    }
+    if let Some(code) = json::text(object, &["reason_code"]) {
+        if let Some(outcome) = doorbell_outcome(&code) {
+            event.attr("outcome", outcome);
+        }
+        event.attr("reason_code", code);
+    }
+    Ok(event)
+}
+
+fn kind_of(event_type: &str, object: &Value) -> Kind {
+    match event_type {
+        "access.door.unlock" => match json::text(object, &["result"]).map(|r| r.to_ascii_lowercase()) {
+            Some(r) if r.contains("granted") => Kind::AccessGranted,
+            // Denials are reported as "Access Denied" or "BLOCKED" (assumed).
+            Some(r) if r.contains("denied") || r.contains("blocked") => Kind::AccessDenied,
+            _ => Kind::DoorUnlocked,
+        },
+        "access.doorbell.incoming" | "access.doorbell.incoming.REN" => Kind::DoorbellRing,
+        "access.doorbell.completed" => Kind::DoorbellEnded,
+        // The door position sensor reports "open" / "close" (assumed).
+        "access.device.dps_status" => match json::text(object, &["status"]).as_deref() {
+            Some("open") => Kind::DoorOpened,
+            Some("close" | "closed") => Kind::DoorClosed,
+            _ => Kind::DeviceStatus,
+        },
+        _ => Kind::Other,
+    }
+}
+
+/// The doorbell reason codes UniFi documents.
+fn doorbell_outcome(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "105" => "timed_out",
+        "106" => "rejected",
+        "107" => "unlocked",
+        "108" => "cancelled",
+        "400" => "answered_elsewhere",
+        _ => return None,
+    })
+}
+
+fn door(data: &Value) -> Option<Door> {
+    let location = data.get("location").filter(|l| l.is_object())?;
+    Some(Door {
+        id: json::text(location, &["id"]),
+        name: json::text(location, &["name"]),
+        location: None,
+    })
+}
+
+fn device(data: &Value) -> Option<Device> {
+    let device = data.get("device").filter(|d| d.is_object())?;
+    Some(Device {
+        id: json::text(device, &["id"]),
+        name: json::text(device, &["alias"]).or_else(|| json::text(device, &["name"])),
+        model: json::text(device, &["device_type"]),
+    })
+}
+
+fn actor(data: &Value) -> Option<Actor> {
+    let actor = data.get("actor").filter(|a| a.is_object())?;
+    Some(Actor {
+        id: json::text(actor, &["id"]),
+        name: json::text(actor, &["name"]),
+        email: None,
+        phone: None,
+        kind: json::text(actor, &["type"]),
+    })
+}
+
+/// Sample events shaped as UniFi Access sends them, for `vestibule send`.
+pub const SAMPLES: &[(&str, &str)] = &[
+    (
+        "access.door.unlock",
+        include_str!("../../../examples/events/unifi-access/access.door.unlock.json"),
+    ),
+    (
+        "access.doorbell.incoming",
+        include_str!("../../../examples/events/unifi-access/access.doorbell.incoming.json"),
+    ),
+    (
+        "access.doorbell.completed",
+        include_str!("../../../examples/events/unifi-access/access.doorbell.completed.json"),
+    ),
+    (
+        "access.device.dps_status",
+        include_str!("../../../examples/events/unifi-access/access.device.dps_status.json"),
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::HeaderMap;
+
+    const SECRET: &str = "6601f1243d2ff70f";
+    const T: i64 = 1695902233;
+
+    fn request<'a>(headers: &'a HeaderMap, body: &'a [u8], now_s: i64) -> Request<'a> {
+        Request {
+            source: "office",
+            headers,
+            body,
+            received_at: now_s * 1000,
+        }
+    }
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("Signature", value.parse().unwrap());
+        h
+    }
+
+    fn vendor() -> UnifiAccess {
+        UnifiAccess::new(Secret::new(SECRET), None)
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_of_t_dot_body() {
+        // Vector computed independently: printf '1695902233.{"event":"x"}' |
+        //   openssl dgst -sha256 -hmac 6601f1243d2ff70f
+        let header = sign(SECRET, T, br#"{"event":"x"}"#);
+        assert_eq!(
+            header,
+            "t=1695902233,v1=dcd229cc80bfedc49f8b3466b2ecd5b756dc409c05544a6dd4822d3f56c42a23"
+        );
+    }
+
+    #[test]
+    fn genuine_request_verifies_within_tolerance() {
+        let body = br#"{"event":"access.door.unlock"}"#;
+        let h = headers(&sign(SECRET, T, body));
+        assert_eq!(vendor().verify(&request(&h, body, T + 299)).unwrap().signed_at, Some(T));
+    }
+
+    #[test]
+    fn uppercase_hex_and_spaces_after_commas_are_accepted() {
+        let body = b"{}";
+        let signed = sign(SECRET, T, body);
+        let (t, v1) = signed.split_once(',').unwrap();
+        let h = headers(&format!("{t}, {}", v1.to_uppercase().replace("V1=", "v1=")));
+        assert!(vendor().verify(&request(&h, body, T)).is_ok());
+    }
+
+    #[test]
+    fn each_failure_has_its_reason() {
+        let body = b"{}";
+        let v = vendor();
+        let none = HeaderMap::new();
+        assert_eq!(
+            v.verify(&request(&none, body, T)).unwrap_err().reason(),
+            "signature_missing"
+        );
+
+        let wrong = headers(&sign("another-secret", T, body));
+        assert_eq!(
+            v.verify(&request(&wrong, body, T)).unwrap_err().reason(),
+            "signature_invalid"
+        );
+
+        let tampered = headers(&sign(SECRET, T, b"{\"x\":1}"));
+        assert_eq!(
+            v.verify(&request(&tampered, body, T)).unwrap_err().reason(),
+            "signature_invalid"
+        );
+
+        let stale = headers(&sign(SECRET, T, body));
+        assert_eq!(
+            v.verify(&request(&stale, body, T + 301)).unwrap_err().reason(),
+            "timestamp_out_of_range"
+        );
+
+        for garbled in ["v1=abcd", "t=1695902233", "t=soon,v1=00", "nonsense"] {
+            let h = headers(garbled);
+            assert_eq!(
+                v.verify(&request(&h, body, T)).unwrap_err().reason(),
+                "signature_invalid",
+                "{garbled}"
+            );
+        }
+    }
+
+    #[test]
+    fn tolerance_is_configurable() {
+        let body = b"{}";
+        let h = headers(&sign(SECRET, T, body));
+        let strict = UnifiAccess::new(Secret::new(SECRET), Some(std::time::Duration::from_secs(10)));
+        assert!(strict.verify(&request(&h, body, T + 10)).is_ok());
+        assert!(strict.verify(&request(&h, body, T + 11)).is_err());
+    }
+
+    fn sample(event_type: &str) -> Event {
+        let body = SAMPLES.iter().find(|(t, _)| *t == event_type).unwrap().1.as_bytes();
+        let h = HeaderMap::new();
+        normalize(&request(&h, body, T), Verified { signed_at: Some(T) }).unwrap()
+    }
+
+    #[test]
+    fn granted_unlock_is_normalized() {
+        let e = sample("access.door.unlock");
+        assert_eq!(e.kind, "access.granted");
+        assert_eq!(e.vendor, "unifi-access");
+        assert_eq!(e.vendor_event_type, "access.door.unlock");
+        assert_eq!(e.occurred_at, T * 1000);
+        assert_eq!(e.door.as_ref().unwrap().name.as_deref(), Some("Front Door"));
+        assert_eq!(e.actor.as_ref().unwrap().name.as_deref(), Some("Ada Lovelace"));
+        let credential = e.credential.as_ref().unwrap();
+        assert_eq!(credential.method, "nfc");
+        assert_eq!(credential.value.as_deref(), Some("04A1B2C3D4E5F6"));
+        assert_eq!(e.device.as_ref().unwrap().model.as_deref(), Some("UAH-DOOR"));
+        assert!(e.raw.contains("\"policy_name\": \"Staff\""));
+    }
+
+    #[test]
+    fn denied_unlock_is_access_denied() {
+        let body = SAMPLES[0].1.replace("Access Granted", "Access Denied");
+        let h = HeaderMap::new();
+        let e = normalize(&request(&h, body.as_bytes(), T), Verified::default()).unwrap();
+        assert_eq!(e.kind, "access.denied");
+        assert_eq!(e.occurred_at, T * 1000, "no signed time: the receive time");
+    }
+
+    #[test]
+    fn doorbell_and_dps_events_are_normalized() {
+        assert_eq!(sample("access.doorbell.incoming").kind, "doorbell.ring");
+        let ended = sample("access.doorbell.completed");
+        assert_eq!(ended.kind, "doorbell.ended");
+        assert!(
+            ended
+                .attributes
+                .iter()
+                .any(|a| a.key == "outcome" && a.value == "unlocked")
+        );
+        assert_eq!(sample("access.device.dps_status").kind, "door.opened");
+    }
+
+    #[test]
+    fn unknown_events_pass_as_other_with_raw_payload() {
+        let body = br#"{"event":"access.visitor.status.changed","data":{"visitor":{"id":"v1"}}}"#;
+        let h = HeaderMap::new();
+        let e = normalize(&request(&h, body, T), Verified::default()).unwrap();
+        assert_eq!(e.kind, "other");
+        assert_eq!(e.raw.as_bytes(), body);
+    }
+
+    #[test]
+    fn same_body_same_id() {
+        assert_eq!(sample("access.door.unlock").id, sample("access.door.unlock").id);
+        assert_ne!(sample("access.door.unlock").id, sample("access.doorbell.incoming").id);
+    }
+
+    #[test]
+    fn bodies_that_are_not_events_are_refused() {
+        let h = HeaderMap::new();
+        for body in [&b"not json"[..], b"[1,2]", br#"{"data":{}}"#] {
+            assert!(normalize(&request(&h, body, T), Verified::default()).is_err());
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The whole path of one event: a signed UniFi Access webhook goes into the
+//! real host, the real `door-filter` and `lights-on-unlock` components decide,
+//! and a Home Assistant `light.turn_on` call arrives at a real HTTP listener.
+
+mod support;
+
+use support::{Host, SECRET, Sink, now, plugin, post, unifi_signature, unifi_unlock};
+
+fn config(sink: &Sink) -> String {
+    format!(
+        r#"
+        [server]
+        max_body = "4KiB"
+
+        [[sources]]
+        name = "office"
+        vendor = "unifi-access"
+        secret_file = "{{secret_file}}"
+
+        [[plugins]]
+        name = "front-doors"
+        world = "filter"
+        path = "{door_filter}"
+        [plugins.config]
+        doors = ["Front Door", "Lobby"]
+
+        [[plugins]]
+        name = "lights"
+        world = "action"
+        path = "{lights}"
+        sinks = ["lights"]
+        [plugins.config.entities]
+        "Front Door" = "light.front_door"
+        "Lobby" = "light.lobby"
+
+        [[sinks]]
+        name = "lights"
+        kind = "http"
+        url = "{url}"
+        [sinks.headers]
+        Authorization = {{ secret_file = "{{secret_file}}", prefix = "Bearer " }}
+        "#,
+        door_filter = plugin("door-filter").display(),
+        lights = plugin("lights-on-unlock").display(),
+        url = sink.url("/api/services/light/turn_on"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn granted_unlock_switches_on_the_light() {
+    let sink = Sink::start().await;
+    let host = Host::start(&config(&sink)).await;
+
+    let body = unifi_unlock("Front Door");
+    let (status, answer) = post(
+        &host.url("/ingest/office"),
+        &unifi_signature(SECRET, now(), &body),
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.starts_with(r#"{"status":"accepted","id":""#), "{answer}");
+
+    host.stop().await;
+    let received = sink.received();
+    assert_eq!(received.len(), 1, "{received:?}");
+    let call = &received[0];
+    assert_eq!(call.method, "POST");
+    assert_eq!(call.path, "/api/services/light/turn_on");
+    assert_eq!(call.headers["authorization"], format!("Bearer {SECRET}"));
+    assert_eq!(call.headers["content-type"], "application/json");
+    let body: serde_json::Value = serde_json::from_str(&call.body).unwrap();
+    assert_eq!(body, serde_json::json!({ "entity_id": "light.front_door" }));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_listed_door_gets_its_own_light() {
+    let sink = Sink::start().await;
+    let host = Host::start(&config(&sink)).await;
+    let body = unifi_unlock("Lobby");
+    let (status, _) = post(
+        &host.url("/ingest/office"),
+        &unifi_signature(SECRET, now(), &body),
+        body,
+    )
+    .await;
+    assert_eq!(status, 200);
+    host.stop().await;
+    let bodies: Vec<String> = sink.received().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies, [r#"{"entity_id":"light.lobby"}"#]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn door_the_filter_drops_sends_nothing() {
+    let sink = Sink::start().await;
+    let host = Host::start(&config(&sink)).await;
+
+    let body = unifi_unlock("Loading Dock");
+    let (status, _) = post(
+        &host.url("/ingest/office"),
+        &unifi_signature(SECRET, now(), &body),
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "accepted: the filter runs after the answer");
+
+    host.stop().await;
+    assert!(sink.received().is_empty(), "{:?}", sink.received());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_requests_get_their_reason_and_send_nothing() {
+    let sink = Sink::start().await;
+    let host = Host::start(&config(&sink)).await;
+    let url = host.url("/ingest/office");
+    let body = unifi_unlock("Front Door");
+
+    let wrong_secret = post(&url, &unifi_signature("not-the-secret", now(), &body), body.clone()).await;
+    assert_eq!(wrong_secret, (401, r#"{"error":"signature_invalid"}"#.into()));
+
+    let stale = post(&url, &unifi_signature(SECRET, now() - 301, &body), body.clone()).await;
+    assert_eq!(stale, (401, r#"{"error":"timestamp_out_of_range"}"#.into()));
+
+    let unsigned = post(&url, &[], body.clone()).await;
+    assert_eq!(unsigned, (401, r#"{"error":"signature_missing"}"#.into()));
+
+    // Signed correctly, but over the 4 KiB limit.
+    let big = format!(r#"{{"event":"access.door.unlock","pad":"{}"}}"#, "x".repeat(5000));
+    let too_large = post(&url, &unifi_signature(SECRET, now(), &big), big.clone()).await;
+    assert_eq!(too_large, (413, r#"{"error":"body_too_large"}"#.into()));
+
+    let not_json = "{not json";
+    let malformed = post(&url, &unifi_signature(SECRET, now(), not_json), not_json).await;
+    assert_eq!(malformed, (400, r#"{"error":"malformed_body"}"#.into()));
+
+    let unknown = post(
+        &host.url("/ingest/nobody"),
+        &unifi_signature(SECRET, now(), &body),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(unknown, (404, r#"{"error":"not_found"}"#.into()));
+
+    host.stop().await;
+    assert!(sink.received().is_empty(), "{:?}", sink.received());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_post_is_accepted() {
+    let sink = Sink::start().await;
+    let host = Host::start(&config(&sink)).await;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    let response = client.get(host.url("/ingest/office").parse().unwrap()).await.unwrap();
+    assert_eq!(response.status(), 405);
+    host.stop().await;
+}
+
+/// A body sent in chunks with no length announced is cut off at the limit
+/// too, not read to the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_body_over_the_limit_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let sink = Sink::start().await;
+    let host = Host::start(&config(&sink)).await;
+    let mut stream = tokio::net::TcpStream::connect(host.addr).await.unwrap();
+    let chunk = "x".repeat(1024);
+    let mut request = String::from(
+        "POST /ingest/office HTTP/1.1\r\nhost: vestibule\r\nsignature: t=1,v1=00\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+    );
+    for _ in 0..8 {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.ends_with(r#"{"error":"body_too_large"}"#), "{answer}");
+    host.stop().await;
+}

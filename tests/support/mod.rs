@@ -1,0 +1,219 @@
+//! Shared by the end-to-end tests: building the real plugins, a stand-in
+//! HTTP sink, and starting the real host on port 0.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use vestibule::{App, Config, Runtime};
+
+/// Plugins this suite builds for wasm32-wasip2, by package name.
+const PLUGINS: &[&str] = &["door-filter", "lights-on-unlock", "loop-forever", "memory-hog"];
+
+/// The `.wasm` file of each plugin package, built once per test binary.
+pub fn plugin(package: &str) -> PathBuf {
+    static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(build_plugins)
+        .get(&package.replace('-', "_"))
+        .unwrap_or_else(|| panic!("plugin {package} was not built"))
+        .clone()
+}
+
+fn build_plugins() -> HashMap<String, PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(workspace).args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--message-format=json-render-diagnostics",
+    ]);
+    for p in PLUGINS {
+        command.args(["-p", p]);
+    }
+    let output = command.output().expect("running cargo to build the plugins");
+    assert!(
+        output.status.success(),
+        "building the plugins failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut built = HashMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" {
+            continue;
+        }
+        for file in message["filenames"].as_array().into_iter().flatten() {
+            let file = PathBuf::from(file.as_str().unwrap_or_default());
+            if file.extension().is_some_and(|e| e == "wasm") {
+                let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+                built.insert(name, file);
+            }
+        }
+    }
+    built
+}
+
+/// What the stand-in sink received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub headers: hyper::HeaderMap,
+    pub body: String,
+}
+
+/// A real HTTP server on loopback standing in for Home Assistant.
+pub struct Sink {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Sink {
+    pub async fn start() -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                        let log = log.clone();
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            log.lock().unwrap().push(Received {
+                                method: parts.method.to_string(),
+                                path: parts.uri.path().to_string(),
+                                headers: parts.headers,
+                                body: String::from_utf8_lossy(&body).into_owned(),
+                            });
+                            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"[]"))))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Sink { addr, received }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// The real host, serving on a port of its own.
+pub struct Host {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// The secret the test sources use.
+pub const SECRET: &str = "6601f1243d2ff70f";
+
+impl Host {
+    /// Start the host on `config` (TOML). `{secret_file}` in it is replaced
+    /// by a file holding [`SECRET`].
+    pub async fn start(config: &str) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let secret_file = dir.path().join("unifi-secret");
+        std::fs::write(&secret_file, SECRET).unwrap();
+        let text = config.replace("{secret_file}", &secret_file.display().to_string());
+        let config_file = dir.path().join("vestibule.toml");
+        std::fs::write(&config_file, &text).unwrap();
+        let config = Config::load(&config_file).unwrap_or_else(|e| panic!("{e}"));
+        let runtime = Runtime::new().unwrap();
+        let app = App::build(&config, &runtime).unwrap_or_else(|e| panic!("{e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(listener, async {
+            let _ = stopped.await;
+        }));
+        Host {
+            addr,
+            stop,
+            task,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stop, after every accepted event has gone through the pipeline and
+    /// its commands were delivered.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// POST `body` with `headers`; returns the status and the answer.
+pub async fn post(url: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> (u16, String) {
+    let mut request = Request::post(url).header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let request = request.body(Full::new(body.into())).unwrap();
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let response = client.request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Seconds since the epoch, now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A UniFi Access sample event body, with its door renamed to `door`.
+pub fn unifi_unlock(door: &str) -> String {
+    vestibule::send::sample(vestibule::config::VendorKind::UnifiAccess, "access.door.unlock")
+        .unwrap()
+        .replace("\"Front Door\"", &format!("{door:?}"))
+}
+
+/// The `Signature` header UniFi Access would send for `body`.
+pub fn unifi_signature(secret: &str, t: i64, body: &str) -> Vec<(&'static str, String)> {
+    vec![(
+        "signature",
+        vestibule::vendors::unifi_access::sign(secret, t, body.as_bytes()),
+    )]
+}
