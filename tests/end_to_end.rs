@@ -4,46 +4,21 @@
 
 mod support;
 
-use support::{Host, SECRET, Sink, now, plugin, post, unifi_signature, unifi_unlock};
+use support::{Host, SECRET, Sink, lights_config, now, plugin, post, unifi_signature, unifi_unlock};
 
 fn config(sink: &Sink) -> String {
-    format!(
+    let filter = format!(
         r#"
-        [server]
-        max_body = "4KiB"
-
-        [[sources]]
-        name = "office"
-        vendor = "unifi-access"
-        secret_file = "{{secret_file}}"
-
         [[plugins]]
         name = "front-doors"
         world = "filter"
-        path = "{door_filter}"
+        path = "{}"
         [plugins.config]
         doors = ["Front Door", "Lobby"]
-
-        [[plugins]]
-        name = "lights"
-        world = "action"
-        path = "{lights}"
-        sinks = ["lights"]
-        [plugins.config.entities]
-        "Front Door" = "light.front_door"
-        "Lobby" = "light.lobby"
-
-        [[sinks]]
-        name = "lights"
-        kind = "http"
-        url = "{url}"
-        [sinks.headers]
-        Authorization = {{ secret_file = "{{secret_file}}", prefix = "Bearer " }}
         "#,
-        door_filter = plugin("door-filter").display(),
-        lights = plugin("lights-on-unlock").display(),
-        url = sink.url("/api/services/light/turn_on"),
-    )
+        plugin("door-filter").display()
+    );
+    lights_config(&filter, &sink.url("/api/services/light/turn_on"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

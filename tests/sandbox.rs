@@ -5,20 +5,14 @@
 
 mod support;
 
-use support::{Host, SECRET, Sink, now, plugin, post, unifi_signature, unifi_unlock};
-use vestibule::config::Config;
+use support::{Host, SECRET, Sink, lights_config, now, plugin, post, unifi_signature, unifi_unlock, write_config};
 use vestibule::pipeline::Pipeline;
 use vestibule::plugins::{PluginFailure, Runtime};
 
 /// Two misbehaving filters in front of the lights action.
 fn config(sink_url: &str) -> String {
-    format!(
+    let filters = format!(
         r#"
-        [[sources]]
-        name = "office"
-        vendor = "unifi-access"
-        secret_file = "{{secret_file}}"
-
         [[plugins]]
         name = "spinner"
         world = "filter"
@@ -30,24 +24,11 @@ fn config(sink_url: &str) -> String {
         world = "filter"
         path = "{hog}"
         memory = "16MiB"
-
-        [[plugins]]
-        name = "lights"
-        world = "action"
-        path = "{lights}"
-        sinks = ["lights"]
-        [plugins.config.entities]
-        "Front Door" = "light.front_door"
-
-        [[sinks]]
-        name = "lights"
-        kind = "http"
-        url = "{sink_url}"
         "#,
         spinner = plugin("loop-forever").display(),
         hog = plugin("memory-hog").display(),
-        lights = plugin("lights-on-unlock").display(),
-    )
+    );
+    lights_config(&filters, sink_url)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -76,11 +57,7 @@ async fn failing_plugins_are_skipped_and_the_host_keeps_serving() {
 #[test]
 fn each_failure_is_reported_with_its_reason() {
     // Nothing is delivered here: the pipeline alone is run.
-    let text = config("http://127.0.0.1:9/");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("vestibule.toml");
-    std::fs::write(&file, text).unwrap();
-    let config = Config::load(&file).unwrap();
+    let (_dir, config) = write_config(&config("http://127.0.0.1:9/"));
     let pipeline = Pipeline::from_config(&config, &Runtime::new().unwrap()).unwrap();
 
     let event = serde_json::from_str(include_str!("../examples/events/normalized/front-door-granted.json")).unwrap();
@@ -110,14 +87,11 @@ fn rand_suffix() -> u128 {
 /// never send commands.
 #[test]
 fn a_component_must_fit_its_declared_world() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("vestibule.toml");
     let text = format!(
         "[[plugins]]\nname = \"sneaky\"\nworld = \"filter\"\npath = \"{}\"\n",
         plugin("lights-on-unlock").display()
     );
-    std::fs::write(&file, text).unwrap();
-    let config = Config::load(&file).unwrap();
+    let (_dir, config) = write_config(&text);
     let err = Pipeline::from_config(&config, &Runtime::new().unwrap())
         .unwrap_err()
         .to_string();

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vestibule::config::{Config, VendorKind, World};
+use vestibule::config::{Config, PluginConfig, VendorKind, World};
 use vestibule::plugins::{Decision, Runtime};
 use vestibule::{App, send};
 
@@ -187,17 +187,10 @@ fn run_plugin(plugin: &Path, event: &Path, config: Option<&Path>, sinks: Vec<Str
     let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
     let mut errors = Vec::new();
     for world in [World::Filter, World::Enricher, World::Action] {
-        let spec = toml::Table::from_iter([
-            (
-                "name".to_string(),
-                toml::Value::from(plugin.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin")),
-            ),
-            ("world".to_string(), toml::Value::from(world.to_string())),
-            ("path".to_string(), toml::Value::from(plugin.display().to_string())),
-            ("sinks".to_string(), toml::Value::from(sinks.clone())),
-            ("config".to_string(), toml::Value::Table(table.clone())),
-        ]);
-        let spec: vestibule::config::PluginConfig = spec.try_into().map_err(|e| e.to_string())?;
+        let name = plugin.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
+        let mut spec = PluginConfig::new(name, world, plugin);
+        spec.sinks = sinks.clone();
+        spec.config = table.clone();
         let loaded = match runtime.load(&spec, plugin) {
             Ok(loaded) => loaded,
             Err(e @ vestibule::plugins::LoadError::WrongWorld { .. }) => {

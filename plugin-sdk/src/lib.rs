@@ -5,7 +5,7 @@
 //! host to deliver commands to named sinks. Write one `impl` of the role's
 //! trait and one [`export!`] line:
 //!
-//! ```ignore
+//! ```no_run
 //! use vestibule_plugin_sdk::{export, Error, Event, Filter, Verdict};
 //!
 //! struct LobbyOnly;
@@ -47,12 +47,15 @@ pub use bindings::__private;
 /// A configuration that does not fit `T` gives [`Error::Config`] naming what is
 /// wrong, which the host reports against this plugin.
 ///
-/// ```ignore
+/// ```no_run
 /// #[derive(serde::Deserialize)]
 /// #[serde(deny_unknown_fields)]
 /// struct Config { doors: Vec<String> }
 ///
-/// let config: Config = vestibule_plugin_sdk::config()?;
+/// fn doors() -> Result<Vec<String>, vestibule_plugin_sdk::Error> {
+///     let config: Config = vestibule_plugin_sdk::config()?;
+///     Ok(config.doors)
+/// }
 /// ```
 pub fn config<T: serde::de::DeserializeOwned>() -> Result<T, Error> {
     let text = bindings::host::config();
@@ -77,12 +80,23 @@ pub fn send_command(command: &Command) -> Result<(), SendError> {
     bindings::sinks::send(command)
 }
 
-/// Make this crate's component export `$ty` as a plugin of the given role.
+/// Make this crate's component export `$ty` as a plugin of the given role:
+/// `export!(filter: T)` for `T: Filter`, `export!(enricher: T)` for
+/// `T: Enricher`, `export!(action: T)` for `T: Action`. One per crate.
 ///
-/// ```ignore
-/// export!(filter: MyFilter);     // MyFilter: Filter
-/// export!(enricher: MyEnricher); // MyEnricher: Enricher
-/// export!(action: MyAction);     // MyAction: Action
+/// ```no_run
+/// use vestibule_plugin_sdk::{Action, Error, Event, export, send};
+///
+/// struct Announce;
+///
+/// impl Action for Announce {
+///     fn act(event: Event) -> Result<(), Error> {
+///         let body = format!("{{\"text\":\"{} at {:?}\"}}", event.kind, event.door_name());
+///         send("chat", body).map_err(|e| Error::Failed(format!("{e:?}")))
+///     }
+/// }
+///
+/// export!(action: Announce);
 /// ```
 #[macro_export]
 macro_rules! export {

@@ -131,6 +131,19 @@ impl Sink {
     }
 }
 
+/// Write `config` (TOML) to a fresh folder, with `{secret_file}` replaced by
+/// a file there holding [`SECRET`], and load it.
+pub fn write_config(config: &str) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("unifi-secret");
+    std::fs::write(&secret_file, SECRET).unwrap();
+    let text = config.replace("{secret_file}", &secret_file.display().to_string());
+    let config_file = dir.path().join("vestibule.toml");
+    std::fs::write(&config_file, &text).unwrap();
+    let config = Config::load(&config_file).unwrap_or_else(|e| panic!("{e}"));
+    (dir, config)
+}
+
 /// The real host, serving on a port of its own.
 pub struct Host {
     pub addr: SocketAddr,
@@ -143,16 +156,9 @@ pub struct Host {
 pub const SECRET: &str = "6601f1243d2ff70f";
 
 impl Host {
-    /// Start the host on `config` (TOML). `{secret_file}` in it is replaced
-    /// by a file holding [`SECRET`].
+    /// Start the host on `config` (TOML, see [`write_config`]).
     pub async fn start(config: &str) -> Host {
-        let dir = tempfile::tempdir().unwrap();
-        let secret_file = dir.path().join("unifi-secret");
-        std::fs::write(&secret_file, SECRET).unwrap();
-        let text = config.replace("{secret_file}", &secret_file.display().to_string());
-        let config_file = dir.path().join("vestibule.toml");
-        std::fs::write(&config_file, &text).unwrap();
-        let config = Config::load(&config_file).unwrap_or_else(|e| panic!("{e}"));
+        let (dir, config) = write_config(config);
         let runtime = Runtime::new().unwrap();
         let app = App::build(&config, &runtime).unwrap_or_else(|e| panic!("{e}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -216,4 +222,40 @@ pub fn unifi_signature(secret: &str, t: i64, body: &str) -> Vec<(&'static str, S
         "signature",
         vestibule::vendors::unifi_access::sign(secret, t, body.as_bytes()),
     )]
+}
+
+/// A host config: source `office` (UniFi Access, signed with [`SECRET`]),
+/// then the `[[plugins]]` tables in `filters`, then the real
+/// `lights-on-unlock` action sending Home Assistant calls to `sink_url`.
+pub fn lights_config(filters: &str, sink_url: &str) -> String {
+    format!(
+        r#"
+        [server]
+        max_body = "4KiB"
+
+        [[sources]]
+        name = "office"
+        vendor = "unifi-access"
+        secret_file = "{{secret_file}}"
+
+        {filters}
+
+        [[plugins]]
+        name = "lights"
+        world = "action"
+        path = "{lights}"
+        sinks = ["lights"]
+        [plugins.config.entities]
+        "Front Door" = "light.front_door"
+        "Lobby" = "light.lobby"
+
+        [[sinks]]
+        name = "lights"
+        kind = "http"
+        url = "{sink_url}"
+        [sinks.headers]
+        Authorization = {{ secret_file = "{{secret_file}}", prefix = "Bearer " }}
+        "#,
+        lights = plugin("lights-on-unlock").display(),
+    )
 }

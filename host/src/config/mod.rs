@@ -133,6 +133,22 @@ pub struct PluginConfig {
     pub config: toml::Table,
 }
 
+impl PluginConfig {
+    /// A plugin of `world` at `path` with the default limits, no sinks and
+    /// an empty config: what `vestibule plugin run` starts from.
+    pub fn new(name: impl Into<String>, world: World, path: impl Into<PathBuf>) -> Self {
+        PluginConfig {
+            name: name.into(),
+            world,
+            path: path.into(),
+            deadline: default_deadline(),
+            memory: default_memory(),
+            sinks: Vec::new(),
+            config: toml::Table::new(),
+        }
+    }
+}
+
 fn default_deadline() -> Duration {
     Duration(std::time::Duration::from_millis(50))
 }

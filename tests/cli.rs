@@ -1,0 +1,154 @@
+//! The `vestibule` command as a user runs it: `check` on the quick-start
+//! config, and `serve` + `send` as two processes.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use support::{SECRET, plugin};
+
+fn vestibule() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vestibule"))
+}
+
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// The README's first command runs this config; it must stay valid.
+#[test]
+fn quickstart_config_checks_out() {
+    // The quick start names the plugins where a default build puts them;
+    // point it at wherever this build put them (CARGO_TARGET_DIR may move it).
+    let built = plugin("door-filter").parent().unwrap().display().to_string();
+    let text = std::fs::read_to_string(workspace().join("examples/quickstart.toml"))
+        .unwrap()
+        .replace("../target/wasm32-wasip2/release", &built);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("quickstart.toml"), text).unwrap();
+    let output = vestibule()
+        .current_dir(dir.path())
+        .args(["check", "--config", "quickstart.toml"])
+        .env("UNIFI_SECRET", SECRET)
+        .env("HA_TOKEN", "dev-token")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout,
+        "quickstart.toml: ok\n  1 source(s), 1 sink(s)\n  plugin front-doors (filter)\n  plugin lights (action)\n"
+    );
+}
+
+#[test]
+fn check_names_a_missing_secret() {
+    let output = vestibule()
+        .current_dir(workspace())
+        .args(["check", "--config", "examples/quickstart.toml"])
+        .env_remove("UNIFI_SECRET")
+        .env("HA_TOKEN", "dev-token")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: examples/quickstart.toml: sources[0].secret_env: environment variable `UNIFI_SECRET` is not set\n"
+    );
+}
+
+/// `serve` on a free port, `send` a signed sample to it, then SIGTERM: the
+/// host answers 200, says it stopped, and exits 0.
+#[test]
+fn serve_then_send_then_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+    let config = dir.path().join("vestibule.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+            [server]
+            listen = "127.0.0.1:0"
+            [[sources]]
+            name = "office"
+            vendor = "unifi-access"
+            secret_file = "secret"
+            [[plugins]]
+            name = "front-doors"
+            world = "filter"
+            path = "{}"
+            "#,
+            plugin("door-filter").display()
+        ),
+    )
+    .unwrap();
+    let mut host = vestibule()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(host.stderr.take().unwrap()).lines();
+    let addr = log
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.split("Listening. addr=").nth(1).map(str::to_string))
+        .expect("the host says where it listens");
+
+    let send = vestibule()
+        .args([
+            "send",
+            "--vendor",
+            "unifi-access",
+            "--event",
+            "access.door.unlock",
+            "--to",
+        ])
+        .arg(format!("http://{addr}/ingest/office"))
+        .args(["--secret", SECRET])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&send.stdout);
+    assert!(
+        send.status.success(),
+        "{answer}{}",
+        String::from_utf8_lossy(&send.stderr)
+    );
+    assert!(answer.starts_with(r#"200 {"status":"accepted","id":""#), "{answer}");
+
+    let wrong = vestibule()
+        .args([
+            "send",
+            "--vendor",
+            "unifi-access",
+            "--event",
+            "access.door.unlock",
+            "--to",
+        ])
+        .arg(format!("http://{addr}/ingest/office"))
+        .args(["--secret", "wrong"])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&wrong.stdout),
+        "401 {\"error\":\"signature_invalid\"}\n"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &host.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = log.map_while(Result::ok).collect();
+    let status = host.wait().unwrap();
+    assert!(status.success(), "{status}: {rest:?}");
+    assert!(rest.iter().any(|l| l.contains("Stopped.")), "{rest:?}");
+}
