@@ -103,40 +103,31 @@ fn serve_then_send_then_stop() {
         .find_map(|line| line.split("Listening. addr=").nth(1).map(str::to_string))
         .expect("the host says where it listens");
 
-    let send = vestibule()
-        .args([
-            "send",
-            "--vendor",
-            "unifi-access",
-            "--event",
-            "access.door.unlock",
-            "--to",
-        ])
-        .arg(format!("http://{addr}/ingest/office"))
-        .args(["--secret", SECRET])
-        .output()
-        .unwrap();
-    let answer = String::from_utf8_lossy(&send.stdout);
+    let send = |secret: &str| {
+        vestibule()
+            .args([
+                "send",
+                "--vendor",
+                "unifi-access",
+                "--event",
+                "access.door.unlock",
+                "--to",
+            ])
+            .arg(format!("http://{addr}/ingest/office"))
+            .args(["--secret", secret])
+            .output()
+            .unwrap()
+    };
+    let accepted = send(SECRET);
+    let answer = String::from_utf8_lossy(&accepted.stdout);
     assert!(
-        send.status.success(),
+        accepted.status.success(),
         "{answer}{}",
-        String::from_utf8_lossy(&send.stderr)
+        String::from_utf8_lossy(&accepted.stderr)
     );
     assert!(answer.starts_with(r#"200 {"status":"accepted","id":""#), "{answer}");
 
-    let wrong = vestibule()
-        .args([
-            "send",
-            "--vendor",
-            "unifi-access",
-            "--event",
-            "access.door.unlock",
-            "--to",
-        ])
-        .arg(format!("http://{addr}/ingest/office"))
-        .args(["--secret", "wrong"])
-        .output()
-        .unwrap();
+    let wrong = send("wrong");
     assert_eq!(wrong.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&wrong.stdout),
