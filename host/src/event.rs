@@ -10,19 +10,63 @@ use sha2::{Digest, Sha256};
 /// does not change the WIT contract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// `access.granted`: Someone was let in.
     AccessGranted,
+    /// `access.denied`: Someone was refused; the vendor's reason is kept in attribute `reason`.
     AccessDenied,
+    /// `access.duress`: A duress credential was used.
+    AccessDuress,
+    /// `door.unlocked`: The door was unlocked (remotely, by button, schedule or mode).
     DoorUnlocked,
+    /// `door.locked`: The door was locked.
     DoorLocked,
+    /// `door.opened`: The door position sensor reports open.
     DoorOpened,
+    /// `door.closed`: The door position sensor reports closed.
     DoorClosed,
+    /// `door.forced`: Opened without an unlock.
     DoorForced,
+    /// `door.held-open`: Left open too long.
     DoorHeldOpen,
+    /// `door.tailgating`: More people went through than were let in.
+    DoorTailgating,
+    /// `door.alarm-cleared`: A forced or held-open alarm ended.
+    DoorAlarmCleared,
+    /// `door.mode-changed`: A door mode (auto-open, forced open/closed, override) changed.
+    DoorModeChanged,
+    /// `doorbell.ring`: A visitor rang.
     DoorbellRing,
+    /// `doorbell.ended`: The ring was answered, declined, cancelled or timed out.
     DoorbellEnded,
+    /// `emergency.started`: Lockdown, evacuation or fire alarm began.
     EmergencyStarted,
+    /// `emergency.ended`: It ended.
     EmergencyEnded,
+    /// `device.online`: A reader, panel or controller came (back) online.
+    DeviceOnline,
+    /// `device.offline`: It went offline.
+    DeviceOffline,
+    /// `device.tamper`: Tamper detected.
+    DeviceTamper,
+    /// `device.battery-low`: Battery low.
+    DeviceBatteryLow,
+    /// `device.status`: Any other device health or state report.
     DeviceStatus,
+    /// `device.error`: The device reported an error.
+    DeviceError,
+    /// `lift.called`: A lift was called or floors released.
+    LiftCalled,
+    /// `lift.failed`: A lift call failed.
+    LiftFailed,
+    /// `admin.login`: Someone logged in to the system.
+    AdminLogin,
+    /// `admin.login-failed`: A login failed.
+    AdminLoginFailed,
+    /// `config.changed`: People, credentials, doors, devices or permissions changed.
+    ConfigChanged,
+    /// `visitor.changed`: A visitor's status changed.
+    VisitorChanged,
+    /// `other`: Anything without a mapping; the raw payload says what.
     Other,
 }
 
@@ -31,17 +75,32 @@ impl Kind {
         match self {
             Kind::AccessGranted => "access.granted",
             Kind::AccessDenied => "access.denied",
+            Kind::AccessDuress => "access.duress",
             Kind::DoorUnlocked => "door.unlocked",
             Kind::DoorLocked => "door.locked",
             Kind::DoorOpened => "door.opened",
             Kind::DoorClosed => "door.closed",
             Kind::DoorForced => "door.forced",
             Kind::DoorHeldOpen => "door.held-open",
+            Kind::DoorTailgating => "door.tailgating",
+            Kind::DoorAlarmCleared => "door.alarm-cleared",
+            Kind::DoorModeChanged => "door.mode-changed",
             Kind::DoorbellRing => "doorbell.ring",
             Kind::DoorbellEnded => "doorbell.ended",
             Kind::EmergencyStarted => "emergency.started",
             Kind::EmergencyEnded => "emergency.ended",
+            Kind::DeviceOnline => "device.online",
+            Kind::DeviceOffline => "device.offline",
+            Kind::DeviceTamper => "device.tamper",
+            Kind::DeviceBatteryLow => "device.battery-low",
             Kind::DeviceStatus => "device.status",
+            Kind::DeviceError => "device.error",
+            Kind::LiftCalled => "lift.called",
+            Kind::LiftFailed => "lift.failed",
+            Kind::AdminLogin => "admin.login",
+            Kind::AdminLoginFailed => "admin.login-failed",
+            Kind::ConfigChanged => "config.changed",
+            Kind::VisitorChanged => "visitor.changed",
             Kind::Other => "other",
         }
     }

@@ -20,7 +20,8 @@ use crate::vendors::{self, NormalizeError, Vendor, VerifyError};
 /// One configured source: a path, a name and a vendor's rules.
 struct Route {
     name: String,
-    vendor: Box<dyn Vendor>,
+    vendor: &'static dyn Vendor,
+    auth: vendors::Auth,
 }
 
 /// The routes and limits of the ingest server, and where accepted events go.
@@ -83,12 +84,13 @@ impl Ingest {
     pub fn from_config(config: &Config, queue: mpsc::Sender<Event>) -> Result<Ingest, ConfigError> {
         let mut routes = HashMap::new();
         for (i, source) in config.sources.iter().enumerate() {
-            let vendor = vendors::build(config, i, source)?;
+            let (vendor, auth) = vendors::build(config, i, source)?;
             routes.insert(
                 source.path(),
                 Route {
                     name: source.name.clone(),
                     vendor,
+                    auth,
                 },
             );
         }
@@ -148,7 +150,8 @@ impl Ingest {
             body: &body,
             received_at: now_ms(),
         };
-        let verified = route.vendor.verify(&request)?;
+        route.auth.check_request(&parts.headers)?;
+        let verified = route.vendor.verify(&request, &route.auth)?;
         let event = route.vendor.normalize(&request, verified)?;
         let id = event.id.clone();
         tracing::debug!(source = %route.name, event = %id, kind = %event.kind, "Event accepted.");

@@ -44,9 +44,15 @@ enum Command {
         /// The URL of the source, e.g. http://127.0.0.1:8080/ingest/office
         #[arg(long)]
         to: String,
-        /// The signing secret.
+        /// The signing secret (vendors that sign).
         #[arg(long, env = "VESTIBULE_SECRET", hide_env_values = true)]
-        secret: String,
+        secret: Option<String>,
+        /// `user:password` for HTTP Basic (Unloc, ProdataKey).
+        #[arg(long, env = "VESTIBULE_BASIC", hide_env_values = true)]
+        basic: Option<String>,
+        /// Rename the sample's door.
+        #[arg(long)]
+        door: Option<String>,
     },
     /// Work with plugin components.
     Plugin {
@@ -99,7 +105,9 @@ fn main() -> ExitCode {
                 body,
                 to,
                 secret,
-            } => send_event(vendor, event, body, &to, &secret).await,
+                basic,
+                door,
+            } => send_event(vendor, event, body, door, &to, secret.as_deref(), basic.as_deref()).await,
             Command::Plugin {
                 command:
                     PluginCommand::Run {
@@ -155,15 +163,23 @@ async fn send_event(
     vendor: VendorKind,
     event: Option<String>,
     body: Option<PathBuf>,
+    door: Option<String>,
     to: &str,
-    secret: &str,
+    secret: Option<&str>,
+    basic: Option<&str>,
 ) -> Result<(), String> {
-    let body = match (event, body) {
-        (_, Some(file)) => std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?,
-        (Some(event), None) => send::sample(vendor, &event)?.as_bytes().to_vec(),
+    let mut body = match (event, body) {
+        (_, Some(file)) => std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?,
+        (Some(event), None) => send::sample(vendor, &event)?.to_string(),
         (None, None) => return Err("give --event TYPE (a sample) or --body FILE".into()),
     };
-    let signed = send::sign(vendor, secret, body);
+    if let Some(door) = door {
+        body = send::with_door(&body, &door)?;
+    }
+    if secret.is_none() && basic.is_none() {
+        return Err(format!("{vendor} needs --secret S or --basic user:password"));
+    }
+    let signed = send::sign(vendor, secret, basic, body.into_bytes());
     let (status, answer) = send::post(to, &signed).await?;
     println!("{status} {answer}");
     if (200..300).contains(&status) {

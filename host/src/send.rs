@@ -1,15 +1,18 @@
-//! `vestibule send`: sign a sample (or your own) event exactly as the vendor
-//! would, and post it. For integrators testing a setup end to end.
+//! `vestibule send`: build a sample event of a vendor, sign or authenticate
+//! it exactly as that vendor would, and post it. For integrators testing a
+//! setup end to end.
 
+use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
 
 use crate::config::VendorKind;
 use crate::event::now_ms;
-use crate::vendors::unifi_access;
+use crate::vendors;
 
 /// A request ready to post: body and the vendor's headers.
 #[derive(Debug, Clone)]
@@ -20,25 +23,42 @@ pub struct Signed {
 
 /// The vendor's sample event of type `event_type`.
 pub fn sample(vendor: VendorKind, event_type: &str) -> Result<&'static str, String> {
-    let samples = match vendor {
-        VendorKind::UnifiAccess => unifi_access::SAMPLES,
-    };
-    samples
-        .iter()
-        .find(|(t, _)| *t == event_type)
-        .map(|(_, body)| *body)
-        .ok_or_else(|| {
-            let known: Vec<&str> = samples.iter().map(|(t, _)| *t).collect();
-            format!("no sample event `{event_type}`; known: {}", known.join(", "))
-        })
+    vendors::sample(vendor, event_type)
 }
 
-/// Sign `body` as `vendor` would, now.
-pub fn sign(vendor: VendorKind, secret: &str, body: Vec<u8>) -> Signed {
+/// The sample with its door renamed to `door`, wherever the vendor names it.
+pub fn with_door(body: &str, door: &str) -> Result<String, String> {
+    let mut value: Value = serde_json::from_str(body).map_err(|e| format!("the sample is not JSON: {e}"))?;
+    rename_door(&mut value, door, false);
+    Ok(serde_json::to_string_pretty(&value).expect("JSON values serialize"))
+}
+
+fn rename_door(value: &mut Value, door: &str, in_door_object: bool) {
+    if let Value::Object(map) = value {
+        for (key, child) in map.iter_mut() {
+            let is_door_name = matches!(key.as_str(), "doorName" | "lockName" | "door_name" | "door")
+                || (in_door_object && key == "name");
+            if is_door_name && child.is_string() {
+                *child = Value::String(door.to_string());
+            } else {
+                rename_door(child, door, matches!(key.as_str(), "location" | "door_info"));
+            }
+        }
+    }
+}
+
+/// Sign `body` as `vendor` would, now. `basic` is `user:password` for
+/// vendors that authenticate with HTTP Basic.
+pub fn sign(vendor: VendorKind, secret: Option<&str>, basic: Option<&str>, body: Vec<u8>) -> Signed {
     let now = now_ms() / 1000;
-    let headers = match vendor {
-        VendorKind::UnifiAccess => vec![("Signature".to_string(), unifi_access::sign(secret, now, &body))],
+    let mut headers = match secret {
+        Some(secret) => vendors::get(vendor).sign(secret, now, &body),
+        None => Vec::new(),
     };
+    if let Some(credentials) = basic {
+        let token = base64::engine::general_purpose::STANDARD.encode(credentials);
+        headers.push(("Authorization".into(), format!("Basic {token}")));
+    }
     Signed { body, headers }
 }
 

@@ -6,6 +6,7 @@
 //! an environment variable or a file the config names (see [`SecretRef`]).
 
 mod secret;
+mod source;
 mod units;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use secret::{Secret, SecretRef};
+pub use source::{BasicAuthConfig, OneOrMany, SignaturePolicy, SourceConfig, VendorKind};
 pub use units::{ByteSize, Duration};
 
 /// The whole file.
@@ -63,49 +65,6 @@ impl Default for ServerConfig {
             max_body: ByteSize(1024 * 1024),
             queue: 1024,
         }
-    }
-}
-
-/// `[[sources]]`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    /// `name`: how events from this source are labelled (`event.source`).
-    pub name: String,
-    /// `vendor`: which system sends here, and so how requests are verified.
-    pub vendor: VendorKind,
-    /// `path`: the URL path the vendor posts to. Default `/ingest/<name>`.
-    pub path: Option<String>,
-    /// `secret_env`: the environment variable holding the signing secret.
-    pub secret_env: Option<String>,
-    /// `secret_file`: or the file holding it (one line; surrounding white
-    /// space is ignored).
-    pub secret_file: Option<PathBuf>,
-    /// `tolerance`: how far a signed timestamp may be from our clock.
-    /// Default: the vendor's (300 s for UniFi Access).
-    pub tolerance: Option<Duration>,
-}
-
-impl SourceConfig {
-    /// The URL path this source is served on.
-    pub fn path(&self) -> String {
-        self.path.clone().unwrap_or_else(|| format!("/ingest/{}", self.name))
-    }
-}
-
-/// The `vendor = "…"` of a source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum VendorKind {
-    /// UniFi Access webhooks (`Signature: t=…,v1=…`).
-    UnifiAccess,
-}
-
-impl std::fmt::Display for VendorKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            VendorKind::UnifiAccess => "unifi-access",
-        })
     }
 }
 
@@ -287,17 +246,29 @@ impl Config {
 
     /// The secret named by `secret_env` / `secret_file` at `key`, read now.
     pub fn secret(&self, key: &str, env: Option<&String>, file: Option<&PathBuf>) -> Result<Secret, ConfigError> {
-        let reference = match (env, file) {
-            (Some(var), None) => SecretRef::Env(var.clone()),
-            (None, Some(path)) => SecretRef::File(self.resolve(path)),
-            (None, None) => {
-                return Err(self.error(key, "expected `secret_env = \"VAR\"` or `secret_file = \"PATH\"`"));
+        match (env, file) {
+            (Some(_), Some(_)) => Err(self.error(key, "give either `secret_env` or `secret_file`, not both")),
+            _ => {
+                let mut secrets = self.secrets(key, env.into_iter(), file.into_iter())?;
+                secrets
+                    .pop()
+                    .ok_or_else(|| self.error(key, "expected `secret_env = \"VAR\"` or `secret_file = \"PATH\"`"))
             }
-            (Some(_), Some(_)) => {
-                return Err(self.error(key, "give either `secret_env` or `secret_file`, not both"));
-            }
-        };
-        reference.read().map_err(|message| self.error(key, message))
+        }
+    }
+
+    /// Every secret named by `secret_env` / `secret_file` (each may be a
+    /// list, for rotation), read now. Empty when neither is given.
+    pub fn secrets<'a>(
+        &self,
+        key: &str,
+        env: impl Iterator<Item = &'a String>,
+        file: impl Iterator<Item = &'a PathBuf>,
+    ) -> Result<Vec<Secret>, ConfigError> {
+        env.map(|var| SecretRef::Env(var.clone()))
+            .chain(file.map(|path| SecretRef::File(self.resolve(path))))
+            .map(|reference| reference.read().map_err(|message| self.error(key, message)))
+            .collect()
     }
 
     /// Checks that need nothing but the file itself.
@@ -310,6 +281,7 @@ impl Config {
             if !path.starts_with('/') {
                 return Err(self.error(format!("{key}.path"), "must start with `/`"));
             }
+            self.validate_source_auth(&key, source)?;
             if let Some(other) = paths.insert(path.clone(), &source.name) {
                 return Err(self.error(
                     format!("{key}.path"),
@@ -363,6 +335,47 @@ impl Config {
                 }
                 _ => return Err(self.error(format!("{key}.url"), "expected an http:// URL")),
             }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Each vendor authenticates its own way; refuse settings it cannot use
+    /// and sources that would accept anyone.
+    fn validate_source_auth(&self, key: &str, source: &SourceConfig) -> Result<(), ConfigError> {
+        let vendor = source.vendor;
+        if !vendor.signs() && source.has_secret() {
+            return Err(self.error(
+                format!("{key}.secret_env"),
+                format!("{vendor} does not sign its requests; use [sources.basic_auth]"),
+            ));
+        }
+        if vendor == VendorKind::Unloc && source.basic_auth.is_none() {
+            return Err(self.error(
+                format!("{key}.basic_auth"),
+                "unloc authenticates with the user and password in the registered URL: add [sources.basic_auth]",
+            ));
+        }
+        let secret_optional = matches!(vendor, VendorKind::Verkada | VendorKind::Pdk);
+        if source.signature == SignaturePolicy::Optional && !secret_optional {
+            return Err(self.error(
+                format!("{key}.signature"),
+                format!("{vendor} always signs; remove `signature`"),
+            ));
+        }
+        if source.signature == SignaturePolicy::Optional && !source.has_secret() {
+            return Err(self.error(
+                format!("{key}.signature"),
+                "`optional` needs a secret to check signed requests with",
+            ));
+        }
+        let needs_secret = vendor.signs() && !(vendor == VendorKind::Pdk && source.basic_auth.is_some());
+        if needs_secret && !source.has_secret() {
+            return Err(self.error(
+                format!("{key}.secret_env"),
+                "expected `secret_env = \"VAR\"` or `secret_file = \"PATH\"` (a list of either accepts several)",
+            ));
         }
         Ok(())
     }

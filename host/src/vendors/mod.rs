@@ -1,11 +1,19 @@
 //! The vendors: how each proves a request is genuine, and how its payload
 //! becomes a normalized [`Event`]. One vendor, one file.
 
+pub mod auth;
+pub mod bas_ip;
+pub mod pdk;
+pub mod standard_webhooks;
+pub mod time;
 pub mod unifi_access;
+pub mod unloc;
+pub mod verkada;
 
 use hmac::{Hmac, Mac};
 use hyper::HeaderMap;
-use subtle::ConstantTimeEq;
+
+pub use auth::Auth;
 
 use crate::config::{Config, ConfigError, SourceConfig, VendorKind};
 use crate::event::Event;
@@ -38,6 +46,10 @@ pub enum VerifyError {
     SignatureInvalid(&'static str),
     #[error("signed {skew_secs} s away from our clock (tolerance {tolerance_secs} s)")]
     TimestampOutOfRange { skew_secs: i64, tolerance_secs: u64 },
+    #[error("no {0}")]
+    AuthMissing(&'static str),
+    #[error("{0}")]
+    AuthInvalid(&'static str),
 }
 
 impl VerifyError {
@@ -47,6 +59,8 @@ impl VerifyError {
             VerifyError::SignatureMissing(_) => "signature_missing",
             VerifyError::SignatureInvalid(_) => "signature_invalid",
             VerifyError::TimestampOutOfRange { .. } => "timestamp_out_of_range",
+            VerifyError::AuthMissing(_) => "auth_missing",
+            VerifyError::AuthInvalid(_) => "auth_invalid",
         }
     }
 }
@@ -60,19 +74,57 @@ pub enum NormalizeError {
     Shape(String),
 }
 
-/// A vendor's verification and mapping, built from a source's config.
+/// A vendor's verification and mapping. Vendors hold no state: what a
+/// source configures (secrets, tolerance) comes in as [`Auth`].
 pub trait Vendor: Send + Sync {
+    /// How the vendor is named in config and in `event.vendor`.
+    fn name(&self) -> &'static str;
+    /// The default timestamp tolerance, for schemes that sign a time.
+    fn default_tolerance(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(300)
+    }
     /// Check the request came from the vendor, before its body is parsed.
-    fn verify(&self, request: &Request<'_>) -> Result<Verified, VerifyError>;
+    /// Basic credentials and required headers were checked already.
+    fn verify(&self, request: &Request<'_>, auth: &Auth) -> Result<Verified, VerifyError>;
     /// Map the body to the normalized event.
     fn normalize(&self, request: &Request<'_>, verified: Verified) -> Result<Event, NormalizeError>;
+    /// Sample bodies by vendor event type, for `vestibule send` and tests.
+    fn samples(&self) -> &'static [(&'static str, &'static str)];
+    /// The headers the vendor would send with `body`, signed with `secret`
+    /// at `now` (Unix seconds). Empty for vendors that do not sign.
+    fn sign(&self, secret: &str, now: i64, body: &[u8]) -> Vec<(String, String)>;
 }
 
-/// Build the vendor module for the source at `sources[index]`.
-pub fn build(config: &Config, index: usize, source: &SourceConfig) -> Result<Box<dyn Vendor>, ConfigError> {
-    match source.vendor {
-        VendorKind::UnifiAccess => Ok(Box::new(unifi_access::UnifiAccess::from_config(config, index, source)?)),
+/// The vendor module for `kind`.
+pub fn get(kind: VendorKind) -> &'static dyn Vendor {
+    match kind {
+        VendorKind::UnifiAccess => &unifi_access::UnifiAccess,
+        VendorKind::Verkada => &verkada::Verkada,
+        VendorKind::Pdk => &pdk::Pdk,
+        VendorKind::Unloc => &unloc::Unloc,
+        VendorKind::BasIp => &bas_ip::BasIp,
+        VendorKind::StandardWebhooks => &standard_webhooks::StandardWebhooks,
     }
+}
+
+/// The vendor and credentials of the source at `sources[index]`.
+pub fn build(config: &Config, index: usize, source: &SourceConfig) -> Result<(&'static dyn Vendor, Auth), ConfigError> {
+    let vendor = get(source.vendor);
+    let auth = Auth::from_config(config, index, source, vendor.default_tolerance())?;
+    Ok((vendor, auth))
+}
+
+/// A body's sample by event type, with a helpful error naming the known ones.
+pub fn sample(kind: VendorKind, event_type: &str) -> Result<&'static str, String> {
+    let samples = get(kind).samples();
+    samples
+        .iter()
+        .find(|(t, _)| *t == event_type)
+        .map(|(_, body)| *body)
+        .ok_or_else(|| {
+            let known: Vec<&str> = samples.iter().map(|(t, _)| *t).collect();
+            format!("no {kind} sample `{event_type}`; known: {}", known.join(", "))
+        })
 }
 
 /// HMAC-SHA256 of the concatenated `parts`.
@@ -84,12 +136,30 @@ pub fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// HMAC-SHA1 of `body`.
+pub fn hmac_sha1(key: &[u8], body: &[u8]) -> [u8; 20] {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(body);
+    mac.finalize().into_bytes().into()
+}
+
 /// Whether `given` is the hex encoding (either case) of `expected`, compared
 /// in constant time.
 pub fn hex_matches(expected: &[u8], given: &str) -> bool {
     match hex::decode(given.trim()) {
-        Ok(given) => given.len() == expected.len() && bool::from(given.ct_eq(expected)),
+        Ok(given) => auth::ct_eq(&given, expected),
         Err(_) => false,
+    }
+}
+
+/// The header's value as text, if present.
+pub fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, VerifyError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(Some)
+            .map_err(|_| VerifyError::SignatureInvalid("signature header is not text")),
     }
 }
 
@@ -116,6 +186,11 @@ pub mod json {
         path.iter().try_fold(value, |v, key| v.get(key))
     }
 
+    /// The time at `path` (seconds, milliseconds or ISO-8601) in ms.
+    pub fn time(value: &Value, path: &[&str]) -> Option<i64> {
+        super::time::from_json(at(value, path)?)
+    }
+
     /// The string (or number, as text) at `path`; empty strings count as absent.
     pub fn text(value: &Value, path: &[&str]) -> Option<String> {
         match at(value, path)? {
@@ -123,6 +198,24 @@ pub mod json {
             Value::Number(n) => Some(n.to_string()),
             _ => None,
         }
+    }
+}
+
+/// A door from what the vendor sent; `None` when it sent nothing about it.
+pub fn door(id: Option<String>, name: Option<String>, location: Option<String>) -> Option<crate::event::Door> {
+    (id.is_some() || name.is_some() || location.is_some()).then_some(crate::event::Door { id, name, location })
+}
+
+/// A device from what the vendor sent; `None` when it sent nothing about it.
+pub fn device(id: Option<String>, name: Option<String>, model: Option<String>) -> Option<crate::event::Device> {
+    (id.is_some() || name.is_some() || model.is_some()).then_some(crate::event::Device { id, name, model })
+}
+
+/// Join first and last name when the vendor sends no full name.
+pub fn full_name(first: Option<String>, last: Option<String>) -> Option<String> {
+    match (first, last) {
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (one, other) => one.or(other),
     }
 }
 

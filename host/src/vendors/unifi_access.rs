@@ -12,36 +12,15 @@
 
 use serde_json::Value;
 
-use super::{NormalizeError, Request, Vendor, Verified, VerifyError, check_timestamp, hex_matches, hmac_sha256, json};
-use crate::config::{Config, ConfigError, Secret, SourceConfig};
+use super::{
+    Auth, NormalizeError, Request, Vendor, Verified, VerifyError, check_timestamp, header, hex_matches, hmac_sha256,
+    json,
+};
 use crate::event::{Actor, Credential, Device, Door, Event, Kind};
 
 pub const VENDOR: &str = "unifi-access";
-const HEADER: &str = "signature";
-const DEFAULT_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(300);
 
-pub struct UnifiAccess {
-    secret: Secret,
-    tolerance: std::time::Duration,
-}
-
-impl UnifiAccess {
-    pub fn new(secret: Secret, tolerance: Option<std::time::Duration>) -> Self {
-        UnifiAccess {
-            secret,
-            tolerance: tolerance.unwrap_or(DEFAULT_TOLERANCE),
-        }
-    }
-
-    pub fn from_config(config: &Config, index: usize, source: &SourceConfig) -> Result<Self, ConfigError> {
-        let secret = config.secret(
-            &format!("sources[{index}].secret_env"),
-            source.secret_env.as_ref(),
-            source.secret_file.as_ref(),
-        )?;
-        Ok(Self::new(secret, source.tolerance.map(|d| d.0)))
-    }
-}
+pub struct UnifiAccess;
 
 /// The `Signature` header value UniFi Access would send for `body` at `t`.
 pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
@@ -51,13 +30,12 @@ pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
 }
 
 impl Vendor for UnifiAccess {
-    fn verify(&self, request: &Request<'_>) -> Result<Verified, VerifyError> {
-        let header = request
-            .headers
-            .get(HEADER)
-            .ok_or(VerifyError::SignatureMissing("Signature"))?
-            .to_str()
-            .map_err(|_| VerifyError::SignatureInvalid("Signature header is not text"))?;
+    fn name(&self) -> &'static str {
+        VENDOR
+    }
+
+    fn verify(&self, request: &Request<'_>, auth: &Auth) -> Result<Verified, VerifyError> {
+        let header = header(request.headers, "signature")?.ok_or(VerifyError::SignatureMissing("Signature"))?;
         let (mut t, mut v1) = (None, None);
         for part in header.split(',') {
             match part.trim().split_once('=') {
@@ -71,14 +49,12 @@ impl Vendor for UnifiAccess {
         let signed_at: i64 = t_text
             .parse()
             .map_err(|_| VerifyError::SignatureInvalid("Signature t= is not a number"))?;
-        let expected = hmac_sha256(
-            self.secret.expose().as_bytes(),
-            &[t_text.as_bytes(), b".", request.body],
-        );
-        if !hex_matches(&expected, v1) {
+        let genuine =
+            auth.any_secret(|secret| hex_matches(&hmac_sha256(secret, &[t_text.as_bytes(), b".", request.body]), v1));
+        if !genuine {
             return Err(VerifyError::SignatureInvalid("v1 does not match the body"));
         }
-        check_timestamp(signed_at, request.received_at, self.tolerance)?;
+        check_timestamp(signed_at, request.received_at, auth.tolerance)?;
         Ok(Verified {
             signed_at: Some(signed_at),
         })
@@ -86,6 +62,14 @@ impl Vendor for UnifiAccess {
 
     fn normalize(&self, request: &Request<'_>, verified: Verified) -> Result<Event, NormalizeError> {
         normalize(request, verified)
+    }
+
+    fn samples(&self) -> &'static [(&'static str, &'static str)] {
+        SAMPLES
+    }
+
+    fn sign(&self, secret: &str, now: i64, body: &[u8]) -> Vec<(String, String)> {
+        vec![("Signature".into(), sign(secret, now, body))]
     }
 }
 
@@ -97,8 +81,14 @@ pub fn normalize(request: &Request<'_>, verified: Verified) -> Result<Event, Nor
     let object = data.get("object").unwrap_or(&Value::Null);
     let occurred_at = verified.signed_at.map_or(request.received_at, |t| t * 1000);
 
-    let kind = kind_of(&event_type, object);
+    let (kind, cause) = kind_of(&event_type, object);
     let mut event = Event::new(request, VENDOR, &event_type, kind, occurred_at);
+    if let Some(cause) = cause {
+        event.attr("cause", cause);
+    }
+    if let Some(status) = json::text(object, &["status"]) {
+        event.attr("status", status);
+    }
     event.door = door(data);
     event.device = device(data);
     event.actor = actor(data);
@@ -107,6 +97,9 @@ pub fn normalize(request: &Request<'_>, verified: Verified) -> Result<Event, Nor
         value: json::text(object, &["authentication_value"]),
     });
     if let Some(result) = json::text(object, &["result"]) {
+        if kind == Kind::AccessDenied {
+            event.attr("reason", result.clone());
+        }
         event.attr("result", result);
     }
     if let Some(policy) = json::text(object, &["policy_name"]) {
@@ -121,8 +114,9 @@ pub fn normalize(request: &Request<'_>, verified: Verified) -> Result<Event, Nor
     Ok(event)
 }
 
-fn kind_of(event_type: &str, object: &Value) -> Kind {
-    match event_type {
+fn kind_of(event_type: &str, object: &Value) -> (Kind, Option<&'static str>) {
+    let status = json::text(object, &["status"]).map(|s| s.to_ascii_lowercase());
+    let kind = match event_type {
         "access.door.unlock" => match json::text(object, &["result"]).map(|r| r.to_ascii_lowercase()) {
             Some(r) if r.contains("granted") => Kind::AccessGranted,
             // Denials are reported as "Access Denied" or "BLOCKED" (assumed).
@@ -132,13 +126,24 @@ fn kind_of(event_type: &str, object: &Value) -> Kind {
         "access.doorbell.incoming" | "access.doorbell.incoming.REN" => Kind::DoorbellRing,
         "access.doorbell.completed" => Kind::DoorbellEnded,
         // The door position sensor reports "open" / "close" (assumed).
-        "access.device.dps_status" => match json::text(object, &["status"]).as_deref() {
+        "access.device.dps_status" => match status.as_deref() {
             Some("open") => Kind::DoorOpened,
             Some("close" | "closed") => Kind::DoorClosed,
             _ => Kind::DeviceStatus,
         },
+        // Emergency status: "lockdown"/"evacuation" on, "normal"/"none"/"off" off (assumed).
+        "access.device.emergency_status" => match status.as_deref() {
+            Some("normal" | "none" | "off" | "" | "disabled") | None => Kind::EmergencyEnded,
+            Some(_) => Kind::EmergencyStarted,
+        },
+        "access.unlock_schedule.activate" => return (Kind::DoorUnlocked, Some("schedule")),
+        "access.unlock_schedule.deactivate" => return (Kind::DoorLocked, Some("schedule")),
+        "access.temporary_unlock.start" => return (Kind::DoorUnlocked, Some("temporary_unlock")),
+        "access.temporary_unlock.end" => return (Kind::DoorLocked, Some("temporary_unlock")),
+        "access.visitor.status.changed" => Kind::VisitorChanged,
         _ => Kind::Other,
-    }
+    };
+    (kind, None)
 }
 
 /// The doorbell reason codes UniFi documents.
@@ -182,25 +187,9 @@ fn actor(data: &Value) -> Option<Actor> {
     })
 }
 
-/// Sample events shaped as UniFi Access sends them, for `vestibule send`.
-pub const SAMPLES: &[(&str, &str)] = &[
-    (
-        "access.door.unlock",
-        include_str!("../../../examples/events/unifi-access/access.door.unlock.json"),
-    ),
-    (
-        "access.doorbell.incoming",
-        include_str!("../../../examples/events/unifi-access/access.doorbell.incoming.json"),
-    ),
-    (
-        "access.doorbell.completed",
-        include_str!("../../../examples/events/unifi-access/access.doorbell.completed.json"),
-    ),
-    (
-        "access.device.dps_status",
-        include_str!("../../../examples/events/unifi-access/access.device.dps_status.json"),
-    ),
-];
+/// Sample events shaped as UniFi Access sends them, one per documented
+/// webhook event (`examples/events/unifi-access/`).
+pub const SAMPLES: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/unifi_access_samples.rs"));
 
 #[cfg(test)]
 mod tests {
@@ -225,8 +214,16 @@ mod tests {
         h
     }
 
-    fn vendor() -> UnifiAccess {
-        UnifiAccess::new(Secret::new(SECRET), None)
+    struct Checked(Auth);
+
+    impl Checked {
+        fn verify(&self, request: &Request<'_>) -> Result<Verified, VerifyError> {
+            UnifiAccess.verify(request, &self.0)
+        }
+    }
+
+    fn vendor() -> Checked {
+        Checked(Auth::with_secrets(&[SECRET], UnifiAccess.default_tolerance()))
     }
 
     #[test]
@@ -295,10 +292,34 @@ mod tests {
     }
 
     #[test]
+    fn any_of_several_secrets_verifies() {
+        let body = b"{}";
+        let rotating = Checked(Auth::with_secrets(
+            &["old-secret", SECRET],
+            UnifiAccess.default_tolerance(),
+        ));
+        assert!(
+            rotating
+                .verify(&request(&headers(&sign(SECRET, T, body)), body, T))
+                .is_ok()
+        );
+        assert!(
+            rotating
+                .verify(&request(&headers(&sign("old-secret", T, body)), body, T))
+                .is_ok()
+        );
+        assert!(
+            rotating
+                .verify(&request(&headers(&sign("other", T, body)), body, T))
+                .is_err()
+        );
+    }
+
+    #[test]
     fn tolerance_is_configurable() {
         let body = b"{}";
         let h = headers(&sign(SECRET, T, body));
-        let strict = UnifiAccess::new(Secret::new(SECRET), Some(std::time::Duration::from_secs(10)));
+        let strict = Checked(Auth::with_secrets(&[SECRET], std::time::Duration::from_secs(10)));
         assert!(strict.verify(&request(&h, body, T + 10)).is_ok());
         assert!(strict.verify(&request(&h, body, T + 11)).is_err());
     }
@@ -327,7 +348,9 @@ mod tests {
 
     #[test]
     fn denied_unlock_is_access_denied() {
-        let body = SAMPLES[0].1.replace("Access Granted", "Access Denied");
+        let body = super::super::sample(crate::config::VendorKind::UnifiAccess, "access.door.unlock")
+            .unwrap()
+            .replace("Access Granted", "Access Denied");
         let h = HeaderMap::new();
         let e = normalize(&request(&h, body.as_bytes(), T), Verified::default()).unwrap();
         assert_eq!(e.kind, "access.denied");
@@ -350,7 +373,7 @@ mod tests {
 
     #[test]
     fn unknown_events_pass_as_other_with_raw_payload() {
-        let body = br#"{"event":"access.visitor.status.changed","data":{"visitor":{"id":"v1"}}}"#;
+        let body = br#"{"event":"access.parking.spot.taken","data":{"spot":{"id":"p1"}}}"#;
         let h = HeaderMap::new();
         let e = normalize(&request(&h, body, T), Verified::default()).unwrap();
         assert_eq!(e.kind, "other");

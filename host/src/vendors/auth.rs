@@ -1,0 +1,119 @@
+//! What a source requires of a request besides the vendor's own signature
+//! scheme: HTTP Basic credentials and fixed headers, and the secrets and
+//! tolerance the vendor's check uses.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hyper::HeaderMap;
+use hyper::header::{AUTHORIZATION, HeaderName};
+use subtle::ConstantTimeEq;
+
+use super::VerifyError;
+use crate::config::{self, Config, ConfigError, Secret, SignaturePolicy, SourceConfig};
+
+/// A source's credentials, read from the config at start.
+pub struct Auth {
+    /// Signing secrets; a signature made with any of them verifies, so a
+    /// secret can be rotated without downtime.
+    pub secrets: Vec<Secret>,
+    pub signature: SignaturePolicy,
+    /// How far a signed timestamp may be from our clock.
+    pub tolerance: std::time::Duration,
+    /// `Authorization: Basic …` the sender must present, precomputed.
+    basic: Option<Secret>,
+    /// Headers the sender must present with exactly these values.
+    headers: Vec<(HeaderName, Secret)>,
+}
+
+impl Auth {
+    pub fn from_config(
+        config: &Config,
+        index: usize,
+        source: &SourceConfig,
+        default_tolerance: std::time::Duration,
+    ) -> Result<Auth, ConfigError> {
+        let key = |k: &str| format!("sources[{index}].{k}");
+        let secrets = config.secrets(
+            &key("secret_env"),
+            source.secret_env.iter().flat_map(|s| s.iter()),
+            source.secret_file.iter().flat_map(|s| s.iter()),
+        )?;
+        let basic = match &source.basic_auth {
+            None => None,
+            Some(basic) => {
+                let password = config.secret(
+                    &key("basic_auth.password_env"),
+                    basic.password_env.as_ref(),
+                    basic.password_file.as_ref(),
+                )?;
+                let token = STANDARD.encode(format!("{}:{}", basic.username, password.expose()));
+                Some(Secret::new(format!("Basic {token}")))
+            }
+        };
+        let mut headers = Vec::new();
+        for (name, value) in &source.headers {
+            let header_key = key(&format!("headers.{name}"));
+            let parsed: HeaderName = name
+                .parse()
+                .map_err(|_| config.error(&header_key, "not a valid header name"))?;
+            let value = match value {
+                config::HeaderValue::Plain(v) => Secret::new(v.clone()),
+                config::HeaderValue::Secret(s) => {
+                    let secret = config.secret(&header_key, s.secret_env.as_ref(), s.secret_file.as_ref())?;
+                    Secret::new(format!("{}{}", s.prefix, secret.expose()))
+                }
+            };
+            headers.push((parsed, value));
+        }
+        Ok(Auth {
+            secrets,
+            signature: source.signature,
+            tolerance: source.tolerance.map_or(default_tolerance, |d| d.0),
+            basic,
+            headers,
+        })
+    }
+
+    /// Credentials for tests and `vestibule send`.
+    pub fn with_secrets(secrets: &[&str], tolerance: std::time::Duration) -> Auth {
+        Auth {
+            secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
+            signature: SignaturePolicy::Required,
+            tolerance,
+            basic: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Check Basic credentials and required headers, whatever the vendor.
+    pub fn check_request(&self, headers: &HeaderMap) -> Result<(), VerifyError> {
+        if let Some(expected) = &self.basic {
+            let given = headers
+                .get(AUTHORIZATION)
+                .ok_or(VerifyError::AuthMissing("Authorization"))?;
+            if !ct_eq(given.as_bytes(), expected.expose().as_bytes()) {
+                return Err(VerifyError::AuthInvalid("Basic credentials do not match"));
+            }
+        }
+        for (name, expected) in &self.headers {
+            let given = headers.get(name).ok_or(VerifyError::AuthMissing("a required header"))?;
+            if !ct_eq(given.as_bytes(), expected.expose().as_bytes()) {
+                return Err(VerifyError::AuthInvalid("a required header has the wrong value"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `matches` holds for any configured secret. Every secret is
+    /// tried, so the time taken does not tell which one matched.
+    pub fn any_secret(&self, matches: impl Fn(&[u8]) -> bool) -> bool {
+        self.secrets
+            .iter()
+            .fold(false, |found, secret| matches(secret.expose().as_bytes()) | found)
+    }
+}
+
+/// Equal, in time that depends only on the lengths.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

@@ -1,0 +1,170 @@
+//! ProdataKey (PDK) webhooks.
+//!
+//! Signature: header `X-PDK-Signature` = hex HMAC-SHA1 of the raw body,
+//! sent only when the subscription has a secret. A subscription may use HTTP
+//! Basic auth instead or as well (`[sources.basic_auth]`). PDK signs no
+//! timestamp, so there is no tolerance to check.
+//!
+//! Two families never mixed in one subscription: panel events
+//! `{id, body, metadata {occurred, doorName}, panelId, topic}` and
+//! organization events (`ou.*`, `panel.created/updated/deleted`,
+//! `permission.*`: top-level `topic`, `user`, `clientInfo`, no id or time).
+
+use serde_json::Value;
+
+use super::{
+    Auth, NormalizeError, Request, Vendor, Verified, VerifyError, device, door, full_name, header, hex_matches,
+    hmac_sha1, json,
+};
+use crate::config::SignaturePolicy;
+use crate::event::{Actor, Credential, Event, Kind};
+
+pub const VENDOR: &str = "pdk";
+
+pub struct Pdk;
+
+/// The `X-PDK-Signature` header value for `body`.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    hex::encode(hmac_sha1(secret.as_bytes(), body))
+}
+
+impl Vendor for Pdk {
+    fn name(&self) -> &'static str {
+        VENDOR
+    }
+
+    fn verify(&self, request: &Request<'_>, auth: &Auth) -> Result<Verified, VerifyError> {
+        if auth.secrets.is_empty() {
+            // Basic auth only; checked before the vendor is asked.
+            return Ok(Verified::default());
+        }
+        let Some(signature) = header(request.headers, "x-pdk-signature")? else {
+            return match auth.signature {
+                SignaturePolicy::Optional => Ok(Verified::default()),
+                SignaturePolicy::Required => Err(VerifyError::SignatureMissing("X-PDK-Signature")),
+            };
+        };
+        if !auth.any_secret(|secret| hex_matches(&hmac_sha1(secret, request.body), signature)) {
+            return Err(VerifyError::SignatureInvalid("X-PDK-Signature does not match the body"));
+        }
+        Ok(Verified::default())
+    }
+
+    fn normalize(&self, request: &Request<'_>, _verified: Verified) -> Result<Event, NormalizeError> {
+        let body: Value = serde_json::from_slice(request.body)?;
+        let topic = json::text(&body, &["topic"]).ok_or_else(|| NormalizeError::Shape("no `topic` field".into()))?;
+        let data = body.get("body").unwrap_or(&Value::Null);
+        let metadata = body.get("metadata").unwrap_or(&Value::Null);
+        let occurred_at = json::time(metadata, &["occurred"])
+            .or_else(|| json::time(&body, &["timestamp"]))
+            .unwrap_or(request.received_at);
+        let (kind, detail) = kind_of(&topic);
+        let mut event = Event::new(request, VENDOR, &topic, kind, occurred_at);
+        if let Some(id) = json::text(&body, &["id"]).filter(|_| body.get("topic").is_some() && data.is_object()) {
+            event.id = id;
+        }
+        event.door = door(json::text(data, &["doorId"]), json::text(metadata, &["doorName"]), None);
+        event.device = device(
+            json::text(&body, &["panelId"]),
+            json::text(metadata, &["ioLinkName"]).or_else(|| json::text(&body, &["name"])),
+            None,
+        );
+        if let Some(person) = json::text(data, &["personId"]) {
+            event.actor = Some(Actor {
+                id: Some(person),
+                name: json::text(metadata, &["personName"]),
+                email: None,
+                phone: None,
+                kind: Some("person".into()),
+            });
+        } else if let Some(user) = body.get("user").filter(|u| u.is_object()) {
+            event.actor = Some(Actor {
+                id: json::text(user, &["id"]),
+                name: full_name(json::text(user, &["firstName"]), json::text(user, &["lastName"])),
+                email: json::text(&body, &["email"]),
+                phone: None,
+                kind: Some("admin".into()),
+            });
+        }
+        if let Some(factor) = json::text(data, &["requestFactor"]) {
+            event.credential = Some(Credential {
+                method: factor.to_lowercase(),
+                value: json::text(data, &["credential"]).or_else(|| json::text(data, &["pin"])),
+            });
+        }
+        if let Some((key, value)) = detail {
+            event.attr(key, value);
+        }
+        if kind == Kind::AccessDenied {
+            let reason = match topic.as_str() {
+                "door.request.unknown" => "unknown credential".to_string(),
+                _ if json::text(data, &["disabled"]).as_deref() == Some("true") => "holder disabled".into(),
+                _ => "deny rule".into(),
+            };
+            event.attr("reason", reason);
+        }
+        if let Some(message) = json::text(data, &["errorMessage"]) {
+            event.attr("error", message);
+        }
+        if let Some(elevator) = json::text(data, &["elevatorId"]) {
+            event.attr("elevator", elevator);
+        }
+        Ok(event)
+    }
+
+    fn samples(&self) -> &'static [(&'static str, &'static str)] {
+        SAMPLES
+    }
+
+    fn sign(&self, secret: &str, _now: i64, body: &[u8]) -> Vec<(String, String)> {
+        vec![("X-PDK-Signature".into(), sign(secret, body))]
+    }
+}
+
+/// The kind, and an attribute that says more (a door mode and its state).
+fn kind_of(topic: &str) -> (Kind, Option<(&'static str, String)>) {
+    let mode = |mode: &str, state: &str| Some(("mode", format!("{mode}:{state}")));
+    let kind = match topic {
+        "door.request.allowed" | "door.request.multiallowed" => Kind::AccessGranted,
+        "door.request.denied" | "door.request.unknown" => Kind::AccessDenied,
+        "door.request.duress" => Kind::AccessDuress,
+        "door.alarm.forced" => Kind::DoorForced,
+        "door.alarm.propped.on" => Kind::DoorHeldOpen,
+        "door.alarm.forced.cleared" | "door.alarm.propped.off" | "door.alarm.propped.alloff" => Kind::DoorAlarmCleared,
+        "door.input.dps.opened" => Kind::DoorOpened,
+        "door.input.dps.closed" => Kind::DoorClosed,
+        "door.input.relay.on" => Kind::DoorUnlocked,
+        "door.input.relay.off" => Kind::DoorLocked,
+        "door.input.rex.on" => return (Kind::DoorUnlocked, Some(("cause", "exit_button".into()))),
+        t if t.starts_with("door.autoopen.")
+            || t.starts_with("door.forceopen.")
+            || t.starts_with("door.forceclose.") =>
+        {
+            let rest = &t["door.".len()..];
+            let (name, state) = rest.rsplit_once('.').unwrap_or((rest, ""));
+            return (Kind::DoorModeChanged, mode(name, state));
+        }
+        "endpoint.alarm.comloss.on" | "panel.disconnected" => Kind::DeviceOffline,
+        "endpoint.alarm.comloss.off" | "panel.connected" => Kind::DeviceOnline,
+        "endpoint.input.lp.on" => Kind::DeviceBatteryLow,
+        t if t.starts_with("endpoint.input.") || t == "door.input.rex.off" => Kind::DeviceStatus,
+        t if t.starts_with("error.") => Kind::DeviceError,
+        "floorgroup.activated" => Kind::LiftCalled,
+        "endpoint.added" | "endpoint.deleted" => Kind::ConfigChanged,
+        t if t.starts_with("entity.")
+            || t.starts_with("ou.")
+            || t.starts_with("permission.")
+            || t.starts_with("notification.person.")
+            || t.starts_with("notification.device.")
+            || t.starts_with("notification.intercom.")
+            || matches!(t, "panel.created" | "panel.updated" | "panel.deleted") =>
+        {
+            Kind::ConfigChanged
+        }
+        _ => Kind::Other,
+    };
+    (kind, None)
+}
+
+/// One sample per documented topic, taken from PDK's own examples.
+pub const SAMPLES: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/pdk_samples.rs"));
