@@ -11,7 +11,8 @@ pub mod filter {
         export_macro_name: "__export_filter",
         default_bindings_module: "vestibule_plugin_sdk::__private::filter",
         generate_all,
-        additional_derives: [Clone, PartialEq],
+        // Events as JSON: fixtures for native tests, and plugins that forward them.
+        additional_derives: [Clone, PartialEq, serde::Serialize, serde::Deserialize],
     });
 }
 

@@ -66,7 +66,8 @@ impl Vendor for Pdk {
         event.door = door(json::text(data, &["doorId"]), json::text(metadata, &["doorName"]), None);
         event.device = device(
             json::text(&body, &["panelId"]),
-            json::text(metadata, &["ioLinkName"]).or_else(|| json::text(&body, &["name"])),
+            json::text(metadata, &["ioLinkName"])
+                .or_else(|| json::text(&body, &["name"]).filter(|_| topic.starts_with("panel."))),
             None,
         );
         if let Some(person) = json::text(data, &["personId"]) {

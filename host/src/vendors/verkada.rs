@@ -99,7 +99,7 @@ impl Vendor for Verkada {
         event.door = door(
             json::text(data, &["door_id"]),
             json::text(data, &["door_info", "name"]),
-            json::text(data, &["door_info", "site"]).or_else(|| json::text(data, &["door_info", "acu_name"])),
+            json::text(data, &["door_info", "site"]),
         );
         event.device = device(
             json::text(data, &["door_info", "acu_id"]).or_else(|| json::text(data, &["device_id"])),
