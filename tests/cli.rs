@@ -143,3 +143,14 @@ fn serve_then_send_then_stop() {
     assert!(status.success(), "{status}: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("Stopped.")), "{rest:?}");
 }
+
+/// The vendor snippet in the README is a valid config.
+#[test]
+fn readme_vendor_snippet_parses() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let section = &readme[readme.find("## Vendors").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let snippet = &section[start..start + section[start..].find("```").unwrap()];
+    let config = vestibule::Config::parse(snippet, Path::new("README.md")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.sources.len(), 6);
+}

@@ -31,7 +31,9 @@ fn sources() -> String {
             }
             _ => "secret_file = \"{secret_file}\"\n",
         };
-        toml.push_str(&format!("[[sources]]\nname = \"{vendor}\"\nvendor = \"{vendor}\"\n{auth}\n"));
+        toml.push_str(&format!(
+            "[[sources]]\nname = \"{vendor}\"\nvendor = \"{vendor}\"\n{auth}\n"
+        ));
     }
     toml
 }
@@ -60,7 +62,9 @@ async fn post(host: &Host, vendor: VendorKind, headers: Vec<(String, String)>, b
         body: body.as_bytes().to_vec(),
         headers,
     };
-    send::post(&host.url(&format!("/ingest/{vendor}")), &signed).await.unwrap()
+    send::post(&host.url(&format!("/ingest/{vendor}")), &signed)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -108,7 +112,10 @@ async fn every_sample_of_every_vendor_is_normalized_as_expected() {
                 object.insert("occurred_at".into(), "received_at".into());
             } else if vendor == VendorKind::UnifiAccess {
                 // UniFi's envelope has no event time: the signed delivery time.
-                assert!((started * 1000..=(finished + 1) * 1000).contains(&occurred), "{event_type}");
+                assert!(
+                    (started * 1000..=(finished + 1) * 1000).contains(&occurred),
+                    "{event_type}"
+                );
                 object.insert("occurred_at".into(), "signed_at".into());
             }
             let file = expected_dir.join(vendor.as_str()).join(format!("{event_type}.json"));
@@ -119,7 +126,12 @@ async fn every_sample_of_every_vendor_is_normalized_as_expected() {
             let expected: Value = std::fs::read_to_string(&file)
                 .ok()
                 .and_then(|text| serde_json::from_str(&text).ok())
-                .unwrap_or_else(|| panic!("{} is missing; run with VESTIBULE_BLESS=1 and review it", file.display()));
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{} is missing; run with VESTIBULE_BLESS=1 and review it",
+                        file.display()
+                    )
+                });
             if expected != event {
                 mismatches.push(format!(
                     "{vendor} {event_type}:\n expected {expected}\n      got {event}"
@@ -140,7 +152,9 @@ async fn every_authentication_failure_has_its_status_and_reason() {
     for &vendor in VendorKind::ALL {
         let body = vendors::get(vendor).samples()[0].1;
         let signs = vendor.signs();
-        let mut cases: Vec<(&str, Vec<(String, String)>, String, u16, &str)> = Vec::new();
+        // (what, headers, body, status, reason code)
+        type Case = (&'static str, Vec<(String, String)>, String, u16, &'static str);
+        let mut cases: Vec<Case> = Vec::new();
 
         if signs {
             let mut wrong_secret = vendors::get(vendor).sign("not-the-secret-at-all", now(), body.as_bytes());
@@ -149,8 +163,16 @@ async fn every_authentication_failure_has_its_status_and_reason() {
             }
             cases.push(("wrong secret", wrong_secret, body.into(), 401, "signature_invalid"));
             let tampered = body.replacen('{', "{\"tampered\":true,", 1);
-            cases.push(("tampered body", genuine(vendor, now(), body), tampered, 401, "signature_invalid"));
-            let signature_header = vendors::get(vendor).sign(SECRET, now(), body.as_bytes())[0].0.to_lowercase();
+            cases.push((
+                "tampered body",
+                genuine(vendor, now(), body),
+                tampered,
+                401,
+                "signature_invalid",
+            ));
+            let signature_header = vendors::get(vendor).sign(SECRET, now(), body.as_bytes())[0]
+                .0
+                .to_lowercase();
             let without: Vec<(String, String)> = genuine(vendor, now(), body)
                 .into_iter()
                 .filter(|(name, _)| name.to_lowercase() != signature_header)
@@ -160,7 +182,10 @@ async fn every_authentication_failure_has_its_status_and_reason() {
             garbled.push((signature_header, "v9=???|,".into()));
             cases.push(("malformed signature", garbled, body.into(), 401, "signature_invalid"));
         }
-        if matches!(vendor, VendorKind::UnifiAccess | VendorKind::Verkada | VendorKind::StandardWebhooks) {
+        if matches!(
+            vendor,
+            VendorKind::UnifiAccess | VendorKind::Verkada | VendorKind::StandardWebhooks
+        ) {
             let tolerance = vendors::get(vendor).default_tolerance().as_secs() as i64;
             let stale = genuine(vendor, now() - tolerance - 5, body);
             cases.push(("stale timestamp", stale, body.into(), 401, "timestamp_out_of_range"));
@@ -175,7 +200,13 @@ async fn every_authentication_failure_has_its_status_and_reason() {
             cases.push(("no Basic credentials", no_basic, body.into(), 401, "auth_missing"));
         }
         let not_json = "{\"this is\": not json";
-        cases.push(("malformed body", genuine(vendor, now(), not_json), not_json.into(), 400, "malformed_body"));
+        cases.push((
+            "malformed body",
+            genuine(vendor, now(), not_json),
+            not_json.into(),
+            400,
+            "malformed_body",
+        ));
 
         for (what, headers, body, status, code) in cases {
             let answer = post(&host, vendor, headers, &body).await;
@@ -186,4 +217,26 @@ async fn every_authentication_failure_has_its_status_and_reason() {
     host.stop().await;
     assert!(sink.received().is_empty(), "{:?}", sink.received());
     assert_eq!(checked, 36, "every case ran");
+}
+
+/// The table in docs/normalization.md has a row for every sample, with the
+/// kind the sample really gets.
+#[test]
+fn the_docs_table_matches_the_expectations() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let docs = std::fs::read_to_string(root.join("docs/normalization.md")).unwrap();
+    let mut rows = 0;
+    for &vendor in VendorKind::ALL {
+        for (event_type, _) in vendors::get(vendor).samples() {
+            let file = root.join(format!("tests/expected/{vendor}/{event_type}.json"));
+            let expected: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+            let row = format!("| `{event_type}` | `{}` |", expected["kind"].as_str().unwrap());
+            assert!(
+                docs.contains(&row),
+                "docs/normalization.md lacks the row {row} ({vendor})"
+            );
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, 159, "vendor event types covered");
 }

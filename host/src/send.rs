@@ -86,3 +86,31 @@ pub async fn post(url: &str, signed: &Signed) -> Result<(u16, String), String> {
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn door_is_renamed_wherever_the_vendor_names_it() {
+        for (vendor, event) in [
+            (VendorKind::UnifiAccess, "access.door.unlock"),
+            (VendorKind::Verkada, "door_granted"),
+            (VendorKind::Pdk, "door.request.allowed"),
+            (VendorKind::Unloc, "unlocked"),
+            (VendorKind::StandardWebhooks, "access.granted"),
+        ] {
+            let body = with_door(sample(vendor, event).unwrap(), "Loading Dock").unwrap();
+            assert!(body.contains("\"Loading Dock\""), "{vendor}: {body}");
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_sent_as_a_header() {
+        let signed = sign(VendorKind::Unloc, None, Some("user:pass"), b"{}".to_vec());
+        assert_eq!(
+            signed.headers,
+            [("Authorization".to_string(), "Basic dXNlcjpwYXNz".to_string())]
+        );
+    }
+}

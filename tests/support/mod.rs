@@ -20,7 +20,13 @@ use tokio::sync::oneshot;
 use vestibule::{App, Config, Runtime};
 
 /// Plugins this suite builds for wasm32-wasip2, by package name.
-const PLUGINS: &[&str] = &["door-filter", "lights-on-unlock", "loop-forever", "memory-hog", "echo-event"];
+const PLUGINS: &[&str] = &[
+    "door-filter",
+    "lights-on-unlock",
+    "loop-forever",
+    "memory-hog",
+    "echo-event",
+];
 
 /// The `.wasm` file of each plugin package, built once per test binary.
 pub fn plugin(package: &str) -> PathBuf {

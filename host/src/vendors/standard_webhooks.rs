@@ -141,3 +141,34 @@ const KINDS: &[Kind] = &[
 
 /// Samples (`examples/events/standard-webhooks/`).
 pub const SAMPLES: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/standard_webhooks_samples.rs"));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whsec_secrets_are_base64_keys_and_any_listed_signature_may_match() {
+        // Key "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" base64-encoded, as in the
+        // Standard Webhooks reference tests.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let signature = sign(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+
+        let mut headers = hyper::HeaderMap::new();
+        headers.insert("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek".parse().unwrap());
+        headers.insert("webhook-timestamp", "1614265330".parse().unwrap());
+        headers.insert(
+            "webhook-signature",
+            format!("v1,bm90IHRoaXMgb25l {signature}").parse().unwrap(),
+        );
+        let request = Request {
+            source: "s",
+            headers: &headers,
+            body,
+            received_at: 1_614_265_330_000,
+        };
+        let auth = Auth::with_secrets(&[secret], StandardWebhooks.default_tolerance());
+        assert!(StandardWebhooks.verify(&request, &auth).is_ok());
+    }
+}
