@@ -8,7 +8,15 @@ fn main() {
     let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/events");
     println!("cargo::rerun-if-changed={}", events.display());
     let out = std::env::var("OUT_DIR").unwrap();
-    for vendor in ["unifi-access", "verkada", "pdk", "unloc", "bas-ip", "standard-webhooks"] {
+    for vendor in [
+        "unifi-access",
+        "unifi-access-ws",
+        "verkada",
+        "pdk",
+        "unloc",
+        "bas-ip",
+        "standard-webhooks",
+    ] {
         let dir = events.join(vendor);
         println!("cargo::rerun-if-changed={}", dir.display());
         let mut samples: Vec<(String, String)> = std::fs::read_dir(&dir)

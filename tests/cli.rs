@@ -152,5 +152,5 @@ fn readme_vendor_snippet_parses() {
     let start = section.find("```toml\n").unwrap() + "```toml\n".len();
     let snippet = &section[start..start + section[start..].find("```").unwrap()];
     let config = vestibule::Config::parse(snippet, Path::new("README.md")).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.sources.len(), 6);
+    assert_eq!(config.sources.len(), 7);
 }

@@ -85,7 +85,7 @@ fn normalize(vendor: VendorKind, body: &[u8]) -> Result<(), NormalizeError> {
 fn mutated_samples_never_panic() {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let (mut normalized, mut refused) = (0, 0);
-    for &vendor in VendorKind::ALL {
+    for &vendor in VendorKind::WEBHOOKS {
         for (_, sample) in vendors::get(vendor).samples() {
             for _ in 0..200 {
                 let body = mutate(&mut rng, sample.as_bytes());
@@ -106,7 +106,7 @@ fn mutated_samples_never_panic() {
 #[test]
 fn arbitrary_bytes_never_panic() {
     let mut rng = Rng(0xB17E_5000_0000_0001);
-    for &vendor in VendorKind::ALL {
+    for &vendor in VendorKind::WEBHOOKS {
         for _ in 0..2000 {
             let len = rng.below(64);
             let body: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();

@@ -10,12 +10,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError};
 use crate::event::Event;
 use crate::ingest::Ingest;
+use crate::ingest::unifi_ws::UnifiWs;
 use crate::pipeline::Pipeline;
 use crate::plugins::Runtime;
 
@@ -27,6 +28,10 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// A built host, ready to serve.
 pub struct App {
     ingest: Arc<Ingest>,
+    /// Sources we dial (UniFi Access notifications).
+    dialers: Vec<UnifiWs>,
+    /// Where dialled sources put their events, beside the HTTP ingest.
+    sender: mpsc::Sender<Event>,
     pipeline: Arc<Pipeline>,
     queue: mpsc::Receiver<Event>,
 }
@@ -36,10 +41,18 @@ impl App {
     /// set up sinks. Any problem is reported against the config file.
     pub fn build(config: &Config, runtime: &Runtime) -> Result<App, ConfigError> {
         let (sender, queue) = mpsc::channel(config.server.queue.max(1));
-        let ingest = Arc::new(Ingest::from_config(config, sender)?);
+        let ingest = Arc::new(Ingest::from_config(config, sender.clone())?);
+        let mut dialers = Vec::new();
+        for (i, source) in config.sources.iter().enumerate() {
+            if source.vendor.dials_out() {
+                dialers.push(UnifiWs::from_config(config, i, source)?);
+            }
+        }
         let pipeline = Arc::new(Pipeline::from_config(config, runtime)?);
         Ok(App {
             ingest,
+            dialers,
+            sender,
             pipeline,
             queue,
         })
@@ -55,6 +68,12 @@ impl App {
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let (stop_dispatch, stopped) = oneshot::channel();
         let dispatcher = tokio::spawn(dispatch(self.queue, self.pipeline, stopped));
+        let (stop_dialers, dialers_stop) = watch::channel(false);
+        let mut dialers = JoinSet::new();
+        for dialer in self.dialers {
+            dialers.spawn(dialer.run(self.sender.clone(), dialers_stop.clone()));
+        }
+        drop(self.sender);
 
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
@@ -91,6 +110,8 @@ impl App {
 
         tracing::info!("Shutting down: finishing open requests.");
         drop(listener);
+        let _ = stop_dialers.send(true);
+        while dialers.join_next().await.is_some() {}
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
             tracing::warn!("Some connections were still open after {DRAIN_TIMEOUT:?}; closing them.");
         }

@@ -30,3 +30,16 @@ pub mod wit;
 pub use app::App;
 pub use config::Config;
 pub use plugins::Runtime;
+
+/// `error: cause: cause …`: most library errors say little without their
+/// sources (hyper's client says only "client error (Connect)").
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

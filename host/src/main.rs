@@ -168,6 +168,11 @@ async fn send_event(
     secret: Option<&str>,
     basic: Option<&str>,
 ) -> Result<(), String> {
+    if vendor.dials_out() {
+        return Err(format!(
+            "{vendor} sources are dialled by the host; post webhooks with --vendor unifi-access"
+        ));
+    }
     let mut body = match (event, body) {
         (_, Some(file)) => std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?,
         (Some(event), None) => send::sample(vendor, &event)?.to_string(),

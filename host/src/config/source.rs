@@ -36,6 +36,26 @@ pub struct SourceConfig {
     /// `tolerance`: how far a signed timestamp may be from our clock.
     /// Default: the vendor's.
     pub tolerance: Option<super::Duration>,
+    /// `url` (unifi-access-ws): the controller's notifications WebSocket,
+    /// `wss://HOST:12445/api/v1/developer/devices/notifications`.
+    pub url: Option<String>,
+    /// `token_env` / `token_file` (unifi-access-ws): the API token sent as
+    /// `Authorization: Bearer …`.
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// `ca_file` (unifi-access-ws): trust only this CA (PEM), e.g. the
+    /// controller's self-generated certificate.
+    pub ca_file: Option<PathBuf>,
+    /// `accept_invalid_certs` (unifi-access-ws): accept any certificate.
+    /// Logged as a warning at start; prefer `ca_file`.
+    #[serde(default)]
+    pub accept_invalid_certs: bool,
+    /// `silence` (unifi-access-ws): reconnect when nothing arrived for this
+    /// long. Default 90 s.
+    pub silence: Option<super::Duration>,
+    /// `backoff` (unifi-access-ws): the first wait before reconnecting; it
+    /// doubles up to 60 s. Default 1 s.
+    pub backoff: Option<super::Duration>,
 }
 
 impl SourceConfig {
@@ -102,10 +122,13 @@ pub enum VendorKind {
     BasIp,
     /// Anything speaking Standard Webhooks (`webhook-signature: v1,…`).
     StandardWebhooks,
+    /// UniFi Access WebSocket notifications: the host dials the controller.
+    UnifiAccessWs,
 }
 
 impl VendorKind {
-    pub const ALL: &[VendorKind] = &[
+    /// The vendors that post to us.
+    pub const WEBHOOKS: &[VendorKind] = &[
         VendorKind::UnifiAccess,
         VendorKind::Verkada,
         VendorKind::Pdk,
@@ -113,6 +136,11 @@ impl VendorKind {
         VendorKind::BasIp,
         VendorKind::StandardWebhooks,
     ];
+
+    /// Whether we dial the vendor rather than it posting to us.
+    pub const fn dials_out(self) -> bool {
+        matches!(self, VendorKind::UnifiAccessWs)
+    }
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -122,12 +150,13 @@ impl VendorKind {
             VendorKind::Unloc => "unloc",
             VendorKind::BasIp => "bas-ip",
             VendorKind::StandardWebhooks => "standard-webhooks",
+            VendorKind::UnifiAccessWs => "unifi-access-ws",
         }
     }
 
     /// Which ways of authenticating this vendor supports.
     pub const fn signs(self) -> bool {
-        !matches!(self, VendorKind::Unloc)
+        !matches!(self, VendorKind::Unloc | VendorKind::UnifiAccessWs)
     }
 }
 
@@ -141,13 +170,10 @@ impl std::str::FromStr for VendorKind {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        VendorKind::ALL
-            .iter()
-            .copied()
-            .find(|v| v.as_str() == text)
-            .ok_or_else(|| {
-                let known: Vec<&str> = VendorKind::ALL.iter().map(|v| v.as_str()).collect();
-                format!("unknown vendor `{text}`; known: {}", known.join(", "))
-            })
+        let all = || VendorKind::WEBHOOKS.iter().copied().chain([VendorKind::UnifiAccessWs]);
+        all().find(|v| v.as_str() == text).ok_or_else(|| {
+            let known: Vec<&str> = all().map(|v| v.as_str()).collect();
+            format!("unknown vendor `{text}`; known: {}", known.join(", "))
+        })
     }
 }

@@ -106,7 +106,7 @@ impl HttpSink {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| DeliveryError::Connect(error_chain(&e)))?;
+                .map_err(|e| DeliveryError::Connect(crate::error_chain(&e)))?;
             let status = response.status();
             // Read the answer so the connection goes back to the pool.
             let _ = response.into_body().collect().await;
@@ -125,17 +125,4 @@ impl HttpSink {
         }
         result
     }
-}
-
-/// `error: cause: cause`, because hyper's client errors say little on their
-/// own ("client error (Connect)").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -7,6 +7,7 @@ pub mod pdk;
 pub mod standard_webhooks;
 pub mod time;
 pub mod unifi_access;
+pub mod unifi_access_ws;
 pub mod unloc;
 pub mod verkada;
 
@@ -98,7 +99,8 @@ pub trait Vendor: Send + Sync {
 /// The vendor module for `kind`.
 pub fn get(kind: VendorKind) -> &'static dyn Vendor {
     match kind {
-        VendorKind::UnifiAccess => &unifi_access::UnifiAccess,
+        // WebSocket notifications use the webhook envelope and mapping.
+        VendorKind::UnifiAccess | VendorKind::UnifiAccessWs => &unifi_access::UnifiAccess,
         VendorKind::Verkada => &verkada::Verkada,
         VendorKind::Pdk => &pdk::Pdk,
         VendorKind::Unloc => &unloc::Unloc,

@@ -147,7 +147,7 @@ fn kind_of(event_type: &str, object: &Value) -> (Kind, Option<&'static str>) {
 }
 
 /// The doorbell reason codes UniFi documents.
-fn doorbell_outcome(code: &str) -> Option<&'static str> {
+pub(super) fn doorbell_outcome(code: &str) -> Option<&'static str> {
     Some(match code {
         "105" => "timed_out",
         "106" => "rejected",

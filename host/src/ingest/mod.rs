@@ -1,7 +1,9 @@
 //! Ingest: the HTTP server vendors post to. It routes by path to a source,
 //! verifies, normalizes, queues the event for the pipeline and answers —
 //! before any plugin runs, because vendors wait only briefly (Verkada: 2 s)
-//! and retry.
+//! and retry. [`unifi_ws`] is the other way in: a WebSocket we dial.
+
+pub mod unifi_ws;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -84,6 +86,9 @@ impl Ingest {
     pub fn from_config(config: &Config, queue: mpsc::Sender<Event>) -> Result<Ingest, ConfigError> {
         let mut routes = HashMap::new();
         for (i, source) in config.sources.iter().enumerate() {
+            if source.vendor.dials_out() {
+                continue;
+            }
             let (vendor, auth) = vendors::build(config, i, source)?;
             routes.insert(
                 source.path(),

@@ -1,0 +1,261 @@
+//! The UniFi Access notifications WebSocket: we dial the controller, and
+//! every frame it pushes becomes an event.
+//!
+//! The controller's certificate is self-generated, so TLS trusts the system
+//! roots by default, only a pinned CA with `ca_file`, or anything with an
+//! explicit `accept_invalid_certs` (logged as a warning). The first frame may
+//! be the plain text `Hello`; any frame, pings included, shows the link is
+//! alive. After `silence` with no frame, or a drop, we reconnect with
+//! exponential backoff and jitter (`backoff` doubling up to 60 s). Each
+//! change of state is logged once, not once per retry.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{Connector, connect_async_tls_with_config};
+
+use crate::config::{Config, ConfigError, Secret, SourceConfig};
+use crate::event::{Event, now_ms};
+use crate::vendors::{self, unifi_access_ws};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One `vendor = "unifi-access-ws"` source.
+pub struct UnifiWs {
+    name: String,
+    url: String,
+    token: Secret,
+    /// `None` for a plain `ws://` URL.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    accept_invalid_certs: bool,
+    silence: Duration,
+    backoff: Duration,
+}
+
+/// How a connection attempt ended.
+enum Ended {
+    /// It never connected.
+    Failed(String),
+    /// It was connected, then this happened.
+    Dropped(String),
+    /// The host is stopping or the pipeline is gone.
+    Stop,
+}
+
+impl UnifiWs {
+    pub fn from_config(config: &Config, index: usize, source: &SourceConfig) -> Result<UnifiWs, ConfigError> {
+        let key = |k: &str| format!("sources[{index}].{k}");
+        let token = config.secret(&key("token_env"), source.token_env.as_ref(), source.token_file.as_ref())?;
+        // Checked when the config was parsed.
+        let url = source.url.clone().unwrap_or_default();
+        let tls = if url.starts_with("wss://") {
+            let ca_file = source.ca_file.as_ref().map(|p| config.resolve(p));
+            Some(Arc::new(
+                tls_config(ca_file.as_deref(), source.accept_invalid_certs)
+                    .map_err(|message| config.error(key("ca_file"), message))?,
+            ))
+        } else {
+            None
+        };
+        Ok(UnifiWs {
+            name: source.name.clone(),
+            url,
+            token,
+            tls,
+            accept_invalid_certs: source.accept_invalid_certs,
+            silence: source.silence.map_or(Duration::from_secs(90), |d| d.0),
+            backoff: source.backoff.map_or(Duration::from_secs(1), |d| d.0),
+        })
+    }
+
+    /// Stay connected until `stop` turns true, sending every event to `queue`.
+    pub async fn run(self, queue: mpsc::Sender<Event>, mut stop: watch::Receiver<bool>) {
+        let source = &self.name;
+        if self.accept_invalid_certs {
+            tracing::warn!(%source, url = %self.url, "Accepting any TLS certificate from the controller (accept_invalid_certs); pin it with ca_file instead.");
+        }
+        let mut state = String::new();
+        let mut backoff = self.backoff;
+        loop {
+            let ended = tokio::select! {
+                ended = self.session(&queue, &mut state) => ended,
+                _ = stop.wait_for(|stop| *stop) => Ended::Stop,
+            };
+            match ended {
+                Ended::Stop => return,
+                Ended::Dropped(reason) => {
+                    backoff = self.backoff;
+                    log_change(
+                        &mut state,
+                        format!("dropped: {reason}"),
+                        |s| tracing::warn!(%source, "Controller connection {s}; reconnecting."),
+                    );
+                }
+                Ended::Failed(reason) => log_change(
+                    &mut state,
+                    format!("failed: {reason}"),
+                    |s| tracing::warn!(%source, url = %self.url, "Controller connection {s}; retrying with backoff."),
+                ),
+            }
+            let wait = jitter(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+
+    async fn session(&self, queue: &mpsc::Sender<Event>, state: &mut String) -> Ended {
+        let mut request = match self.url.as_str().into_client_request() {
+            Ok(request) => request,
+            Err(e) => return Ended::Failed(e.to_string()),
+        };
+        let bearer = format!("Bearer {}", self.token.expose());
+        match bearer.parse() {
+            Ok(value) => request.headers_mut().insert(hyper::header::AUTHORIZATION, value),
+            Err(_) => return Ended::Failed("the token is not a valid header value".into()),
+        };
+        let connector = match &self.tls {
+            Some(tls) => Connector::Rustls(tls.clone()),
+            None => Connector::Plain,
+        };
+        let connecting = connect_async_tls_with_config(request, None, true, Some(connector));
+        let mut socket = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Err(_) => return Ended::Failed(format!("no answer in {CONNECT_TIMEOUT:?}")),
+            Ok(Err(e)) => return Ended::Failed(crate::error_chain(&e)),
+            Ok(Ok((socket, _))) => socket,
+        };
+        log_change(
+            state,
+            "connected".into(),
+            |_| tracing::info!(source = %self.name, url = %self.url, "Connected to the controller."),
+        );
+        loop {
+            let frame = match tokio::time::timeout(self.silence, socket.next()).await {
+                Err(_) => return Ended::Dropped(format!("nothing received for {:?}", self.silence)),
+                Ok(None) => return Ended::Dropped("closed by the controller".into()),
+                Ok(Some(Err(e))) => return Ended::Dropped(e.to_string()),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let body = match &frame {
+                Message::Text(text) if text.as_str().trim() == "Hello" => continue,
+                Message::Text(text) => text.as_bytes(),
+                Message::Binary(bytes) => bytes.as_ref(),
+                Message::Close(_) => return Ended::Dropped("closed by the controller".into()),
+                // Pings are answered by the library; any frame means alive.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+            };
+            let headers = hyper::HeaderMap::new();
+            let request = vendors::Request {
+                source: &self.name,
+                headers: &headers,
+                body,
+                received_at: now_ms(),
+            };
+            match unifi_access_ws::normalize(&request) {
+                Ok(event) => {
+                    tracing::debug!(source = %self.name, event = %event.id, kind = %event.kind, "Event received.");
+                    if queue.send(event).await.is_err() {
+                        return Ended::Stop;
+                    }
+                }
+                Err(e) => tracing::warn!(source = %self.name, error = %e, "Unreadable notification frame skipped."),
+            }
+        }
+    }
+}
+
+/// Log `new` only if it differs from the last state logged.
+fn log_change(state: &mut String, new: String, log: impl FnOnce(&str)) {
+    if *state != new {
+        log(&new);
+        *state = new;
+    }
+}
+
+/// `wait` plus up to a quarter more, so many hosts do not reconnect in step.
+fn jitter(wait: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+    wait + wait.mul_f64((random % 1000) as f64 / 4000.0)
+}
+
+fn tls_config(ca_file: Option<&std::path::Path>, accept_invalid: bool) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    if accept_invalid {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("{}: no PEM certificate in it", path.display()));
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// `accept_invalid_certs = true`: any certificate, but signatures are still
+/// checked so the TLS session itself is sound.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,268 @@
+//! `unifi-access-ws` against a fake UniFi Access controller: TLS with a
+//! certificate generated here, Bearer token check, the `Hello` frame,
+//! notifications, the controller dropping the connection and coming back,
+//! a wrong token, and a certificate that is not pinned.
+
+mod support;
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use support::{Host, SECRET, Sink, plugin};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use vestibule::vendors::unifi_access_ws::SAMPLES;
+
+const PATH: &str = "/api/v1/developer/devices/notifications";
+
+/// What the controller does on each successive connection: the frames it
+/// sends, and whether it then closes (`true`) or stays connected.
+type Script = VecDeque<(Vec<String>, bool)>;
+
+struct Controller {
+    port: u16,
+    cert_pem: String,
+    /// TCP connections accepted.
+    attempts: Arc<AtomicUsize>,
+    /// WebSocket handshakes completed (TLS and token accepted).
+    upgrades: Arc<AtomicUsize>,
+}
+
+impl Controller {
+    #[allow(clippy::result_large_err, reason = "the handshake callback's type is tungstenite's")]
+    async fn start(script: Script) -> Controller {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let cert_pem = certified.cert.pem();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let upgrades = Arc::new(AtomicUsize::new(0));
+        let script = Arc::new(Mutex::new(script));
+        let (a, u) = (attempts.clone(), upgrades.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                a.fetch_add(1, Ordering::SeqCst);
+                let (acceptor, script, upgrades) = (acceptor.clone(), script.clone(), u.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let check = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+                        let authorized = request.uri().path() == PATH
+                            && request
+                                .headers()
+                                .get("authorization")
+                                .is_some_and(|v| v == &format!("Bearer {SECRET}")[..]);
+                        if authorized {
+                            Ok(response)
+                        } else {
+                            let mut refused = ErrorResponse::new(Some("unauthorized".into()));
+                            *refused.status_mut() = hyper::StatusCode::UNAUTHORIZED;
+                            Err(refused)
+                        }
+                    };
+                    let Ok(mut socket) = tokio_tungstenite::accept_hdr_async(tls, check).await else {
+                        return;
+                    };
+                    upgrades.fetch_add(1, Ordering::SeqCst);
+                    let (frames, close) = script.lock().unwrap().pop_front().unwrap_or_default();
+                    for frame in frames {
+                        socket.send(Message::text(frame)).await.unwrap();
+                    }
+                    if close {
+                        let _ = socket.close(None).await;
+                    } else {
+                        // Stay connected, pinging, until the host goes.
+                        loop {
+                            tokio::select! {
+                                frame = socket.next() => if !matches!(frame, Some(Ok(_))) { return },
+                                () = tokio::time::sleep(Duration::from_millis(500)) => {
+                                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Controller {
+            port,
+            cert_pem,
+            attempts,
+            upgrades,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("wss://127.0.0.1:{}{PATH}", self.port)
+    }
+}
+
+fn sample(event_type: &str) -> String {
+    SAMPLES.iter().find(|(t, _)| *t == event_type).unwrap().1.to_string()
+}
+
+/// A host with one WebSocket source (TLS settings in `tls`) and the echo
+/// plugin forwarding every event to `sink`.
+fn config(controller: &Controller, tls: &str, sink: &Sink) -> String {
+    format!(
+        r#"
+        [[sources]]
+        name = "controller"
+        vendor = "unifi-access-ws"
+        url = "{url}"
+        token_file = "{{secret_file}}"
+        backoff = "200ms"
+        {tls}
+
+        [[plugins]]
+        name = "echo"
+        world = "action"
+        path = "{echo}"
+        sinks = ["echo"]
+
+        [[sinks]]
+        name = "echo"
+        kind = "http"
+        url = "{sink}"
+        "#,
+        url = controller.url(),
+        echo = plugin("echo-event").display(),
+        sink = sink.url("/events"),
+    )
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn pinned(controller: &Controller, dir: &Path) -> String {
+    let ca = dir.join("controller.pem");
+    std::fs::write(&ca, &controller.cert_pem).unwrap();
+    format!("ca_file = \"{}\"", ca.display())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notifications_arrive_across_a_reconnect() {
+    let first = vec![
+        "Hello".to_string(),
+        sample("access.remote_view"),
+        sample("access.logs.add"),
+    ];
+    let second: Vec<String> = std::iter::once("Hello".to_string())
+        .chain(
+            [
+                "access.hw.door_bell",
+                "access.remote_view.change",
+                "access.data.device.remote_unlock",
+                "access.data.device.update",
+                "access.data.v2.location.update",
+            ]
+            .map(sample),
+        )
+        .collect();
+    let controller = Controller::start(VecDeque::from([(first, true), (second, false)])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let host = Host::start(&config(&controller, &pinned(&controller, dir.path()), &sink)).await;
+
+    wait_for("seven events", || sink.received().len() >= 7).await;
+    host.stop().await;
+    assert_eq!(
+        controller.upgrades.load(Ordering::SeqCst),
+        2,
+        "connected, dropped, connected again"
+    );
+
+    let events: Vec<Value> = sink
+        .received()
+        .iter()
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect();
+    assert_eq!(events.len(), 7, "Hello is not an event: {events:?}");
+    let expected_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/expected/unifi-access-ws");
+    let bless = std::env::var_os("VESTIBULE_BLESS").is_some();
+    for (event_type, body) in SAMPLES {
+        let mut event = events
+            .iter()
+            .find(|e| e["raw"] == *body)
+            .unwrap_or_else(|| panic!("{event_type} did not arrive"))
+            .clone();
+        let object = event.as_object_mut().unwrap();
+        let received_at = object.remove("received_at").unwrap();
+        object.remove("raw");
+        if object["occurred_at"] == received_at {
+            object.insert("occurred_at".into(), "received_at".into());
+        }
+        let file = expected_dir.join(format!("{event_type}.json"));
+        if bless {
+            std::fs::create_dir_all(&expected_dir).unwrap();
+            std::fs::write(&file, serde_json::to_string_pretty(&event).unwrap() + "\n").unwrap();
+        }
+        let expected: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(event, expected, "{event_type}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_token_is_retried_with_backoff_not_in_a_busy_loop() {
+    let controller = Controller::start(VecDeque::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let text = config(&controller, &pinned(&controller, dir.path()), &sink).replace("{secret_file}", "{wrong_token}");
+    let token = dir.path().join("wrong-token");
+    std::fs::write(&token, "not-the-token").unwrap();
+    let host = Host::start(&text.replace("{wrong_token}", &token.display().to_string())).await;
+
+    // Backoff 200 ms doubling: attempts near 0 s, 0.2 s, 0.6 s, 1.4 s.
+    wait_for("a retry", || controller.attempts.load(Ordering::SeqCst) >= 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    host.stop().await;
+    let attempts = controller.attempts.load(Ordering::SeqCst);
+    assert!(attempts <= 8, "{attempts} attempts: a busy loop");
+    assert_eq!(controller.upgrades.load(Ordering::SeqCst), 0, "the token was refused");
+    assert!(sink.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_that_is_not_pinned_is_refused_unless_told_otherwise() {
+    let frames = || vec!["Hello".to_string(), sample("access.hw.door_bell")];
+    let controller = Controller::start(VecDeque::from([(frames(), false)])).await;
+    let sink = Sink::start().await;
+
+    // System roots only: the controller's own certificate is not among them.
+    let host = Host::start(&config(&controller, "", &sink)).await;
+    wait_for("a connection attempt", || {
+        controller.attempts.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    host.stop().await;
+    assert_eq!(controller.upgrades.load(Ordering::SeqCst), 0, "TLS must fail");
+    assert!(sink.received().is_empty());
+
+    // Told to accept any certificate, it connects.
+    let host = Host::start(&config(&controller, "accept_invalid_certs = true", &sink)).await;
+    wait_for("the doorbell", || sink.received().len() == 1).await;
+    host.stop().await;
+    assert_eq!(controller.upgrades.load(Ordering::SeqCst), 1);
+}
