@@ -146,6 +146,35 @@ fn config(controller: &Controller, tls: &str, sink: &Sink) -> String {
     )
 }
 
+/// The host's log lines, for the tests that check what is logged.
+fn captured_log() -> Arc<Mutex<Vec<u8>>> {
+    static LOG: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let writer = log.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_env_filter("vestibule=info")
+            .with_writer(move || LogWriter(writer.clone()))
+            .init();
+        log
+    })
+    .clone()
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..400 {
         if done() {
@@ -232,6 +261,8 @@ async fn a_wrong_token_is_retried_with_backoff_not_in_a_busy_loop() {
     let text = config(&controller, &pinned(&controller, dir.path()), &sink).replace("{secret_file}", "{wrong_token}");
     let token = dir.path().join("wrong-token");
     std::fs::write(&token, "not-the-token").unwrap();
+    let text = text.replace("name = \"controller\"", "name = \"wrong-token\"");
+    let log = captured_log();
     let host = Host::start(&text.replace("{wrong_token}", &token.display().to_string())).await;
 
     // Backoff 200 ms doubling: attempts near 0 s, 0.2 s, 0.6 s, 1.4 s.
@@ -240,6 +271,13 @@ async fn a_wrong_token_is_retried_with_backoff_not_in_a_busy_loop() {
     host.stop().await;
     let attempts = controller.attempts.load(Ordering::SeqCst);
     assert!(attempts <= 8, "{attempts} attempts: a busy loop");
+    let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("source=wrong-token") && l.contains("Controller connection failed"))
+        .collect();
+    assert_eq!(failures.len(), 1, "logged once, not once per retry: {failures:#?}");
+    assert!(failures[0].contains("401"), "{}", failures[0]);
     assert_eq!(controller.upgrades.load(Ordering::SeqCst), 0, "the token was refused");
     assert!(sink.received().is_empty());
 }

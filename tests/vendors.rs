@@ -242,3 +242,34 @@ fn the_docs_table_matches_the_expectations() {
     }
     assert_eq!(rows, 166, "vendor event types covered");
 }
+
+/// A source may require fixed headers (UniFi forwards the custom headers
+/// given at registration): without them, or with another value, 401.
+#[tokio::test(flavor = "multi_thread")]
+async fn required_headers_must_match() {
+    let sink = Sink::start().await;
+    let text = format!(
+        "[[sources]]\nname = \"unifi-access\"\nvendor = \"unifi-access\"\nsecret_file = \"{{secret_file}}\"\n[sources.headers]\nX-Site = \"hq\"\n\n[[plugins]]\nname = \"echo\"\nworld = \"action\"\npath = \"{}\"\nsinks = [\"echo\"]\n\n[[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"{}\"\n",
+        plugin("echo-event").display(),
+        sink.url("/events"),
+    );
+    let host = Host::start(&text).await;
+    let vendor = VendorKind::UnifiAccess;
+    let body = vendors::sample(vendor, "access.door.unlock").unwrap();
+    let with = |value: Option<&str>| {
+        let mut headers = genuine(vendor, now(), body);
+        headers.extend(value.map(|v| ("X-Site".to_string(), v.to_string())));
+        headers
+    };
+    assert_eq!(
+        post(&host, vendor, with(None), body).await,
+        (401, r#"{"error":"auth_missing"}"#.into())
+    );
+    assert_eq!(
+        post(&host, vendor, with(Some("branch")), body).await,
+        (401, r#"{"error":"auth_invalid"}"#.into())
+    );
+    assert_eq!(post(&host, vendor, with(Some("hq")), body).await.0, 200);
+    host.stop().await;
+    assert_eq!(sink.received().len(), 1);
+}
