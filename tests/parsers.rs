@@ -67,6 +67,17 @@ fn mutate(rng: &mut Rng, sample: &[u8]) -> Vec<u8> {
     body
 }
 
+/// The parsers under test: every webhook vendor, and the UniFi WebSocket
+/// notification mapping.
+fn parsers() -> Vec<(VendorKind, &'static [(&'static str, &'static str)])> {
+    let mut all: Vec<_> = VendorKind::WEBHOOKS
+        .iter()
+        .map(|&v| (v, vendors::get(v).samples()))
+        .collect();
+    all.push((VendorKind::UnifiAccessWs, vendors::unifi_access_ws::SAMPLES));
+    all
+}
+
 fn normalize(vendor: VendorKind, body: &[u8]) -> Result<(), NormalizeError> {
     let headers = HeaderMap::new();
     let request = Request {
@@ -75,7 +86,10 @@ fn normalize(vendor: VendorKind, body: &[u8]) -> Result<(), NormalizeError> {
         body,
         received_at: 1_763_805_600_000,
     };
-    let event = vendors::get(vendor).normalize(&request, Verified::default())?;
+    let event = match vendor {
+        VendorKind::UnifiAccessWs => vendors::unifi_access_ws::normalize(&request)?,
+        _ => vendors::get(vendor).normalize(&request, Verified::default())?,
+    };
     assert_eq!(event.raw, String::from_utf8_lossy(body), "raw is kept");
     assert!(!event.kind.is_empty() && !event.id.is_empty());
     Ok(())
@@ -85,8 +99,8 @@ fn normalize(vendor: VendorKind, body: &[u8]) -> Result<(), NormalizeError> {
 fn mutated_samples_never_panic() {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let (mut normalized, mut refused) = (0, 0);
-    for &vendor in VendorKind::WEBHOOKS {
-        for (_, sample) in vendors::get(vendor).samples() {
+    for (vendor, samples) in parsers() {
+        for (_, sample) in samples {
             for _ in 0..200 {
                 let body = mutate(&mut rng, sample.as_bytes());
                 match normalize(vendor, &body) {
@@ -106,7 +120,7 @@ fn mutated_samples_never_panic() {
 #[test]
 fn arbitrary_bytes_never_panic() {
     let mut rng = Rng(0xB17E_5000_0000_0001);
-    for &vendor in VendorKind::WEBHOOKS {
+    for (vendor, _) in parsers() {
         for _ in 0..2000 {
             let len = rng.below(64);
             let body: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();

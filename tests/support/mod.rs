@@ -5,8 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -19,6 +18,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use vestibule::{App, Config, Runtime};
 
+mod wasm;
+
 /// Plugins this suite builds for wasm32-wasip2, by package name.
 const PLUGINS: &[&str] = &[
     "door-filter",
@@ -26,55 +27,17 @@ const PLUGINS: &[&str] = &[
     "loop-forever",
     "memory-hog",
     "echo-event",
+    "tag-enricher",
 ];
 
 /// The `.wasm` file of each plugin package, built once per test binary.
 pub fn plugin(package: &str) -> PathBuf {
     static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     BUILT
-        .get_or_init(build_plugins)
-        .get(&package.replace('-', "_"))
+        .get_or_init(|| wasm::plugins(PLUGINS))
+        .get(package)
         .unwrap_or_else(|| panic!("plugin {package} was not built"))
         .clone()
-}
-
-fn build_plugins() -> HashMap<String, PathBuf> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
-    command.current_dir(workspace).args([
-        "build",
-        "--release",
-        "--target",
-        "wasm32-wasip2",
-        "--message-format=json-render-diagnostics",
-    ]);
-    for p in PLUGINS {
-        command.args(["-p", p]);
-    }
-    let output = command.output().expect("running cargo to build the plugins");
-    assert!(
-        output.status.success(),
-        "building the plugins failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let mut built = HashMap::new();
-    for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if message["reason"] != "compiler-artifact" {
-            continue;
-        }
-        for file in message["filenames"].as_array().into_iter().flatten() {
-            let file = PathBuf::from(file.as_str().unwrap_or_default());
-            if file.extension().is_some_and(|e| e == "wasm") {
-                let name = file.file_stem().unwrap().to_string_lossy().into_owned();
-                built.insert(name, file);
-            }
-        }
-    }
-    built
 }
 
 /// What the stand-in sink received.

@@ -1,0 +1,468 @@
+//! The benchmark suite: a bare hyper baseline and Vestibule under the same
+//! load in one run, a micro-benchmark of one sandboxed plugin call against
+//! the same logic in native Rust, and idle memory with 1 and 20 plugins.
+//! Used by `cargo bench` (benches/vestibule.rs) and, with a tiny load, by
+//! the smoke test (tests/bench_smoke.rs).
+
+#![allow(dead_code)]
+
+pub mod load;
+pub mod servers;
+
+#[path = "../../../tests/support/wasm.rs"]
+mod wasm;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use vestibule::{App, Config, Runtime};
+
+const SECRET: &str = "6601f1243d2ff70f";
+
+/// How much to run, and where results go.
+pub struct Options {
+    /// A few requests per scenario: proves the suite runs, measures nothing.
+    pub smoke: bool,
+    /// `results.json` and `results.md` go here.
+    pub out_dir: PathBuf,
+    /// Also write the Markdown report to this file (docs/benchmarks.md).
+    pub docs: Option<PathBuf>,
+    /// The command line that produced the run, for the report.
+    pub command: String,
+}
+
+struct Sizes {
+    warmup: Duration,
+    measure: Duration,
+    connections: usize,
+    rate: u32,
+    rate_duration: Duration,
+    calls: usize,
+}
+
+impl Options {
+    fn sizes(&self) -> Sizes {
+        if self.smoke {
+            Sizes {
+                warmup: Duration::from_millis(100),
+                measure: Duration::from_millis(300),
+                connections: 2,
+                rate: 100,
+                rate_duration: Duration::from_millis(500),
+                calls: 50,
+            }
+        } else {
+            Sizes {
+                warmup: Duration::from_secs(1),
+                measure: Duration::from_secs(8),
+                connections: 16,
+                rate: 1000,
+                rate_duration: Duration::from_secs(10),
+                calls: 5000,
+            }
+        }
+    }
+}
+
+/// Run everything; returns the JSON report (also written to files).
+pub async fn run(options: &Options) -> Value {
+    let sizes = options.sizes();
+    let plugins = wasm::plugins(&["door-filter", "tag-enricher", "echo-event"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+
+    let pool = if options.smoke { 2_000 } else { 200_000 };
+    eprintln!("Preparing {pool} signed events…");
+    let events = Arc::new(load::prepare(pool, SECRET));
+
+    eprintln!("bare hyper…");
+    let bare = servers::bare_hyper().await;
+    let baseline = measure(bare, "/", &events, &sizes).await;
+
+    eprintln!("vestibule, verify + normalize…");
+    let (addr, stop, task) = start(&config(dir.path(), &[], None)).await;
+    let verify_only = measure(addr, "/ingest/bench", &events, &sizes).await;
+    stop_host(stop, task).await;
+
+    eprintln!("vestibule, three plugins and an HTTP sink…");
+    let sink = servers::Sink::default();
+    let sink_addr = sink.start().await;
+    let chain = [
+        (
+            "filter",
+            &plugins["door-filter"],
+            "[plugins.config]\ndoors = [\"Front Door\"]\n",
+        ),
+        ("enricher", &plugins["tag-enricher"], ""),
+        ("action", &plugins["echo-event"], "sinks = [\"echo\"]\n"),
+    ];
+    let (addr, stop, task) = start(&config(dir.path(), &chain, Some(sink_addr))).await;
+    let mut with_plugins = measure(addr, "/ingest/bench", &events, &sizes).await;
+    let closed_e2e = sink_latencies(&sink, &with_plugins.run).await;
+    sink.arrivals.lock().unwrap().clear();
+    eprintln!("vestibule, three plugins, {} events/s…", sizes.rate);
+    let paced = load::fixed_rate(
+        addr,
+        "/ingest/bench",
+        events.clone(),
+        with_plugins.run.next,
+        sizes.rate,
+        8,
+        sizes.rate_duration,
+    )
+    .await;
+    let mut paced_run = Summary::of(paced);
+    let paced_e2e = sink_latencies(&sink, &paced_run.run).await;
+    stop_host(stop, task).await;
+    with_plugins.e2e = Some(closed_e2e);
+    paced_run.e2e = Some(paced_e2e);
+
+    eprintln!("one plugin call, fresh instance vs native…");
+    let micro = micro(&plugins["door-filter"], sizes.calls);
+
+    eprintln!("idle memory…");
+    let rss_1 = idle_rss(dir.path(), &plugins["door-filter"], 1).await;
+    let rss_20 = idle_rss(dir.path(), &plugins["door-filter"], 20).await;
+
+    let report = json!({
+        "machine": machine(),
+        "command": options.command,
+        "smoke": options.smoke,
+        "load": {
+            "connections": sizes.connections,
+            "measure_seconds": sizes.measure.as_secs_f64(),
+            "bare_hyper": baseline.json(None),
+            "verify_normalize": verify_only.json(Some(&baseline)),
+            "three_plugins_http_sink": with_plugins.json(Some(&baseline)),
+            "three_plugins_fixed_rate": paced_run.json(Some(&baseline)),
+            "fixed_rate_per_second": sizes.rate,
+        },
+        "plugin_call": micro,
+        "idle_rss_kib": { "plugins_1": rss_1, "plugins_20": rss_20 },
+    });
+    std::fs::create_dir_all(&options.out_dir).unwrap();
+    std::fs::write(
+        options.out_dir.join("results.json"),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    let markdown = markdown(&report);
+    std::fs::write(options.out_dir.join("results.md"), &markdown).unwrap();
+    if let Some(docs) = &options.docs {
+        std::fs::write(docs, &markdown).unwrap();
+    }
+    report
+}
+
+/// A measured scenario.
+struct Summary {
+    run: load::Run,
+    p50: u64,
+    p99: u64,
+    p999: u64,
+    /// Request sent → command at the sink, µs: (p50, p99, p99.9, count).
+    e2e: Option<(u64, u64, u64, usize)>,
+}
+
+impl Summary {
+    fn of(mut run: load::Run) -> Summary {
+        let p50 = load::quantile(&mut run.latencies_us, 0.50);
+        let p99 = load::quantile(&mut run.latencies_us, 0.99);
+        let p999 = load::quantile(&mut run.latencies_us, 0.999);
+        Summary {
+            run,
+            p50,
+            p99,
+            p999,
+            e2e: None,
+        }
+    }
+
+    fn json(&self, baseline: Option<&Summary>) -> Value {
+        let mut value = json!({
+            "events_reused": self.run.wrapped,
+            "requests": self.run.requests,
+            "errors": self.run.errors,
+            "rps": self.run.rps().round() as u64,
+            "latency_us": { "p50": self.p50, "p99": self.p99, "p99_9": self.p999 },
+        });
+        if let Some(base) = baseline {
+            value["rps_vs_bare_hyper"] = json!((self.run.rps() / base.run.rps() * 1000.0).round() / 1000.0);
+            value["p99_vs_bare_hyper"] = json!((self.p99 as f64 / base.p99.max(1) as f64 * 100.0).round() / 100.0);
+        }
+        if let Some((p50, p99, p999, count)) = self.e2e {
+            value["to_sink_us"] = json!({ "p50": p50, "p99": p99, "p99_9": p999, "delivered": count });
+        }
+        value
+    }
+}
+
+/// Warm up, then measure, on fresh events.
+async fn measure(addr: std::net::SocketAddr, path: &str, events: &Arc<Vec<load::Prepared>>, sizes: &Sizes) -> Summary {
+    let warm = load::closed_loop(addr, path, events.clone(), 0, sizes.connections, sizes.warmup).await;
+    Summary::of(load::closed_loop(addr, path, events.clone(), warm.next, sizes.connections, sizes.measure).await)
+}
+
+/// Wait until the sink stops receiving, then the send → sink latencies.
+async fn sink_latencies(sink: &servers::Sink, run: &load::Run) -> (u64, u64, u64, usize) {
+    let mut last = usize::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = sink.arrivals.lock().unwrap().len();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let arrivals = sink.arrivals.lock().unwrap();
+    let mut latencies: Vec<u64> = run
+        .sent
+        .iter()
+        .filter_map(|(seq, sent)| {
+            arrivals
+                .get(seq)
+                .map(|at| at.saturating_duration_since(*sent).as_micros() as u64)
+        })
+        .collect();
+    let count = latencies.len();
+    (
+        load::quantile(&mut latencies, 0.50),
+        load::quantile(&mut latencies, 0.99),
+        load::quantile(&mut latencies, 0.999),
+        count,
+    )
+}
+
+fn config(dir: &Path, plugins: &[(&str, &PathBuf, &str)], sink: Option<std::net::SocketAddr>) -> Config {
+    let mut text = "[server]\nqueue = 65536\n\n[[sources]]\nname = \"bench\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n".to_string();
+    for (i, (world, path, extra)) in plugins.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[plugins]]\nname = \"p{i}\"\nworld = \"{world}\"\npath = \"{}\"\n{extra}",
+            path.display()
+        ));
+    }
+    if let Some(sink) = sink {
+        text.push_str(&format!(
+            "\n[[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"http://{sink}/events\"\n"
+        ));
+    }
+    let file = dir.join("bench.toml");
+    std::fs::write(&file, text).unwrap();
+    Config::load(&file).unwrap()
+}
+
+type Stop = tokio::sync::oneshot::Sender<()>;
+
+async fn start(config: &Config) -> (std::net::SocketAddr, Stop, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let app = App::build(config, &Runtime::new().unwrap()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(listener, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, task)
+}
+
+async fn stop_host(stop: Stop, task: tokio::task::JoinHandle<std::io::Result<()>>) {
+    let _ = stop.send(());
+    let _ = task.await;
+}
+
+/// One call of door-filter in a fresh sandboxed instance, against the same
+/// decision in native Rust (config parsed from JSON on every call in both,
+/// as the plugin does).
+fn micro(door_filter: &Path, calls: usize) -> Value {
+    let runtime = Runtime::new().unwrap();
+    let mut spec = vestibule::config::PluginConfig::new("door-filter", vestibule::config::World::Filter, door_filter);
+    spec.config = toml::from_str("doors = [\"Front Door\"]").unwrap();
+    let plugin = runtime.load(&spec, door_filter).unwrap();
+    let event: vestibule::event::Event = serde_json::from_str(include_str!(
+        "../../../examples/events/normalized/front-door-granted.json"
+    ))
+    .unwrap();
+    let config_json = serde_json::to_string(&spec.config).unwrap();
+
+    let time = |f: &mut dyn FnMut()| {
+        for _ in 0..calls.min(200) {
+            f();
+        }
+        let mut samples: Vec<f64> = (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                for _ in 0..calls {
+                    f();
+                }
+                started.elapsed().as_secs_f64() * 1e6 / calls as f64
+            })
+            .collect();
+        samples.sort_by(f64::total_cmp);
+        samples[2]
+    };
+    let wasm_us = time(&mut || {
+        let call = plugin.call(&event);
+        assert!(call.result.is_ok());
+    });
+    let native_us = time(&mut || {
+        std::hint::black_box(native_door_filter(&config_json, std::hint::black_box(&event)));
+    });
+    json!({
+        "plugin": "door-filter (filter world)",
+        "fresh_instance_us": (wasm_us * 100.0).round() / 100.0,
+        "native_us": (native_us * 1000.0).round() / 1000.0,
+        "overhead_us": ((wasm_us - native_us) * 100.0).round() / 100.0,
+        "ratio": (wasm_us / native_us).round(),
+        "calls_per_sample": calls,
+    })
+}
+
+/// door-filter's decision, natively.
+fn native_door_filter(config_json: &str, event: &vestibule::event::Event) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        #[serde(default)]
+        doors: Vec<String>,
+    }
+    let config: Config = serde_json::from_str(config_json).unwrap();
+    let door = event.door.as_ref();
+    config.doors.is_empty()
+        || [door.and_then(|d| d.name.as_deref()), door.and_then(|d| d.id.as_deref())]
+            .into_iter()
+            .flatten()
+            .any(|d| config.doors.iter().any(|want| want == d))
+}
+
+/// VmRSS of an idle `vestibule serve` with `count` plugins loaded, KiB.
+async fn idle_rss(dir: &Path, plugin: &Path, count: usize) -> u64 {
+    let mut text = "[server]\nlisten = \"127.0.0.1:0\"\n".to_string();
+    for i in 0..count {
+        text.push_str(&format!(
+            "\n[[plugins]]\nname = \"p{i}\"\nworld = \"filter\"\npath = \"{}\"\n",
+            plugin.display()
+        ));
+    }
+    let file = dir.join(format!("rss-{count}.toml"));
+    std::fs::write(&file, text).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vestibule"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stderr));
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.contains("Listening.") {
+            break;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id().unwrap())).unwrap_or_default();
+    let _ = child.kill().await;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default();
+    json!({
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpu": model,
+        "memory": memory,
+        "os": std::env::consts::OS,
+    })
+}
+
+fn markdown(r: &Value) -> String {
+    let l = &r["load"];
+    let row = |name: &str, v: &Value| {
+        let ratio = v["rps_vs_bare_hyper"]
+            .as_f64()
+            .map_or("1 (baseline)".into(), |x| format!("{x:.2}"));
+        let sink = match v.get("to_sink_us") {
+            Some(s) => format!("{} / {} / {} µs", s["p50"], s["p99"], s["p99_9"]),
+            None => "–".into(),
+        };
+        format!(
+            "| {name} | {} | {ratio} | {} / {} / {} µs | {sink} | {} |\n",
+            v["rps"], v["latency_us"]["p50"], v["latency_us"]["p99"], v["latency_us"]["p99_9"], v["errors"]
+        )
+    };
+    let m = &r["machine"];
+    let p = &r["plugin_call"];
+    let rss = &r["idle_rss_kib"];
+    format!(
+        "# Benchmarks\n\n\
+         Produced by `{command}` (the Markdown below is written by the run itself).\n\n\
+         Machine: {cpus} × {cpu}, {memory} memory, {os}. Everything runs on this one machine: \
+         the load generator, the servers and the sink share its cores, so compare ratios, \
+         not absolute numbers.{smoke}\n\n\
+         ## HTTP load\n\n\
+         {connections} keep-alive HTTP/1.1 connections on loopback, each sending its next \
+         request when the last is answered, {secs} s per scenario after a warm-up. Every \
+         request is a distinct, correctly signed UniFi Access `access.door.unlock` event, so \
+         Vestibule does the real verification. Latency is the client's: request sent → answer. \
+         \"To sink\" is request sent → command received by the HTTP sink on loopback (the \
+         event through the filter `door-filter`, the enricher `tag-enricher` and the action \
+         `echo-event`).\n\n\
+         | scenario | requests/s | × bare hyper | client p50 / p99 / p99.9 | to sink p50 / p99 / p99.9 | errors |\n\
+         |---|---|---|---|---|---|\n\
+         {bare}{verify}{chain}{paced}\n\
+         ## One plugin call\n\n\
+         `door-filter` called on one event, a fresh sandboxed instance per call (pooling \
+         allocator, `InstancePre`, new `Store`, WASI context granting nothing), against the same \
+         decision as a native Rust function; median of 5 samples of {calls} calls.\n\n\
+         | fresh instance + call | native | overhead per call | ratio |\n|---|---|---|---|\n\
+         | {wasm} µs | {native} µs | {overhead} µs | {ratio}× |\n\n\
+         ## Idle memory\n\n\
+         RSS of `vestibule serve` after start, no traffic: {rss1} KiB with 1 plugin, {rss20} KiB \
+         with 20.\n",
+        command = r["command"].as_str().unwrap_or_default(),
+        cpus = m["cpus"],
+        cpu = m["cpu"].as_str().unwrap_or_default(),
+        memory = m["memory"].as_str().unwrap_or_default(),
+        os = m["os"].as_str().unwrap_or_default(),
+        smoke = if r["smoke"].as_bool() == Some(true) {
+            " **Smoke run: tiny load, the numbers mean nothing.**"
+        } else {
+            ""
+        },
+        connections = l["connections"],
+        secs = l["measure_seconds"],
+        bare = row("bare hyper (answers 200)", &l["bare_hyper"]),
+        verify = row("Vestibule: verify + normalize + queue", &l["verify_normalize"]),
+        chain = row("Vestibule: 3 plugins + HTTP sink", &l["three_plugins_http_sink"]),
+        paced = row(
+            &format!(
+                "Vestibule: 3 plugins + HTTP sink, fixed {} events/s",
+                l["fixed_rate_per_second"]
+            ),
+            &l["three_plugins_fixed_rate"]
+        ),
+        calls = p["calls_per_sample"],
+        wasm = p["fresh_instance_us"],
+        native = p["native_us"],
+        overhead = p["overhead_us"],
+        ratio = p["ratio"],
+        rss1 = rss["plugins_1"],
+        rss20 = rss["plugins_20"],
+    )
+}

@@ -1,0 +1,30 @@
+//! `cargo bench -p vestibule`: the whole benchmark suite in one run; results
+//! in `target/bench/` and `docs/benchmarks.md`. `-- --smoke` runs a tiny
+//! load that only proves the suite works.
+
+mod suite;
+
+use std::path::Path;
+
+fn main() {
+    let smoke = std::env::args().any(|a| a == "--smoke");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let options = suite::Options {
+        smoke,
+        out_dir: root.join("target/bench"),
+        docs: (!smoke).then(|| root.join("docs/benchmarks.md")),
+        command: if smoke {
+            "cargo bench -p vestibule -- --smoke"
+        } else {
+            "cargo bench -p vestibule"
+        }
+        .into(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(suite::run(&options));
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    eprintln!("Results in {}", options.out_dir.display());
+}

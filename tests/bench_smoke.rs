@@ -1,0 +1,40 @@
+//! The benchmark suite runs end to end on a tiny load and writes its
+//! results; the numbers of a smoke run mean nothing and are not checked.
+
+#[path = "../host/benches/suite/mod.rs"]
+mod suite;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_benchmark_suite_runs_and_writes_its_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = suite::Options {
+        smoke: true,
+        out_dir: dir.path().to_path_buf(),
+        docs: None,
+        command: "smoke test".into(),
+    };
+    let report = suite::run(&options).await;
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
+    assert_eq!(written, report);
+    let markdown = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
+    assert!(markdown.contains("| Vestibule: 3 plugins + HTTP sink |"), "{markdown}");
+    for scenario in [
+        "bare_hyper",
+        "verify_normalize",
+        "three_plugins_http_sink",
+        "three_plugins_fixed_rate",
+    ] {
+        let requests = report["load"][scenario]["requests"].as_u64().unwrap();
+        assert!(requests > 0, "{scenario} sent nothing");
+        assert_eq!(report["load"][scenario]["errors"], 0, "{scenario}");
+    }
+    assert!(
+        report["load"]["three_plugins_http_sink"]["to_sink_us"]["delivered"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(report["plugin_call"]["fresh_instance_us"].as_f64().unwrap() > 0.0);
+    assert!(report["idle_rss_kib"]["plugins_20"].as_u64().unwrap() > 0);
+}

@@ -1,0 +1,47 @@
+//! Building plugin packages for wasm32-wasip2, for the tests and the
+//! benchmarks (which include this file).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Build `packages` in release for wasm32-wasip2 with the workspace's cargo
+/// and target folder; returns each package's `.wasm` by package name.
+pub fn plugins(packages: &[&str]) -> HashMap<String, PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(workspace).args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--message-format=json-render-diagnostics",
+    ]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let output = command.output().expect("running cargo to build the plugins");
+    assert!(
+        output.status.success(),
+        "building the plugins failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut built = HashMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let package = message["target"]["name"].as_str().unwrap_or_default().replace('_', "-");
+        for file in message["filenames"].as_array().into_iter().flatten() {
+            let file = PathBuf::from(file.as_str().unwrap_or_default());
+            if file.extension().is_some_and(|e| e == "wasm") {
+                built.insert(package.clone(), file);
+            }
+        }
+    }
+    built
+}
