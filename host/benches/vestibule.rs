@@ -1,12 +1,17 @@
 //! `cargo bench -p vestibule`: the whole benchmark suite in one run; results
 //! in `target/bench/` and `docs/benchmarks.md`. `-- --smoke` runs a tiny
-//! load that only proves the suite works.
+//! load that only proves the suite works; `-- --micro` only times one
+//! plugin call.
 
 mod suite;
 
 use std::path::Path;
 
 fn main() {
+    if std::env::args().any(|a| a == "--micro") {
+        println!("{}", suite::plugin_call_only());
+        return;
+    }
     let smoke = std::env::args().any(|a| a == "--smoke");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let options = suite::Options {

@@ -38,7 +38,10 @@ pub fn prepare(count: usize, secret: &str) -> Vec<Prepared> {
 /// What a load run measured, client side.
 pub struct Run {
     pub requests: usize,
+    /// Failed connections and statuses other than 2xx and 503.
     pub errors: usize,
+    /// 503 `overloaded` answers.
+    pub overloaded: usize,
     pub elapsed: Duration,
     /// Latency of each successful request, in µs.
     pub latencies_us: Vec<u64>,
@@ -67,13 +70,23 @@ async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Fu
     sender
 }
 
+/// How a request went.
+#[derive(PartialEq)]
+enum Sent {
+    Ok,
+    /// 503: the host's queue was full.
+    Overloaded,
+    /// Another status, or the connection failed.
+    Failed,
+}
+
 async fn send(
     sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     path: &str,
     prepared: &Prepared,
-) -> bool {
+) -> Sent {
     if sender.ready().await.is_err() {
-        return false;
+        return Sent::Failed;
     }
     let request = Request::post(path)
         .header("host", "bench")
@@ -83,11 +96,15 @@ async fn send(
         .unwrap();
     match sender.send_request(request).await {
         Ok(response) => {
-            let ok = response.status().is_success();
+            let status = response.status();
             let _ = response.into_body().collect().await;
-            ok
+            match status.as_u16() {
+                200..=299 => Sent::Ok,
+                503 => Sent::Overloaded,
+                _ => Sent::Failed,
+            }
         }
-        Err(_) => false,
+        Err(_) => Sent::Failed,
     }
 }
 
@@ -110,20 +127,24 @@ pub async fn closed_loop(
         let (events, next, path) = (events.clone(), next.clone(), path.to_string());
         workers.spawn(async move {
             let mut sender = connect(addr).await;
-            let (mut latencies, mut errors, mut sent) = (Vec::new(), 0, Vec::new());
+            let (mut latencies, mut errors, mut overloaded, mut sent) = (Vec::new(), 0, 0, Vec::new());
             while Instant::now() < deadline {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let prepared = &events[i % events.len()];
                 let begun = Instant::now();
-                if send(&mut sender, &path, prepared).await {
-                    latencies.push(begun.elapsed().as_micros() as u64);
-                    sent.push(((i % events.len()) as u64, begun));
-                } else {
-                    errors += 1;
-                    sender = connect(addr).await;
+                match send(&mut sender, &path, prepared).await {
+                    Sent::Ok => {
+                        latencies.push(begun.elapsed().as_micros() as u64);
+                        sent.push(((i % events.len()) as u64, begun));
+                    }
+                    Sent::Overloaded => overloaded += 1,
+                    Sent::Failed => {
+                        errors += 1;
+                        sender = connect(addr).await;
+                    }
                 }
             }
-            (latencies, errors, sent)
+            (latencies, errors, overloaded, sent)
         });
     }
     let mut run = collect(workers, started).await;
@@ -152,7 +173,7 @@ pub async fn fixed_rate(
         let (events, path) = (events.clone(), path.to_string());
         workers.spawn(async move {
             let mut sender = connect(addr).await;
-            let (mut latencies, mut errors, mut sent) = (Vec::new(), 0, Vec::new());
+            let (mut latencies, mut errors, mut overloaded, mut sent) = (Vec::new(), 0, 0, Vec::new());
             let offset = interval.mul_f64(worker as f64 / connections as f64);
             let mut i = worker;
             let mut k = 0u32;
@@ -160,29 +181,35 @@ pub async fn fixed_rate(
                 let due = started + offset + interval * k;
                 tokio::time::sleep_until(due.into()).await;
                 let seq = (first + i) % events.len();
-                if send(&mut sender, &path, &events[seq]).await {
-                    latencies.push(due.elapsed().as_micros() as u64);
-                    sent.push((seq as u64, due));
-                } else {
-                    errors += 1;
-                    sender = connect(addr).await;
+                match send(&mut sender, &path, &events[seq]).await {
+                    Sent::Ok => {
+                        latencies.push(due.elapsed().as_micros() as u64);
+                        sent.push((seq as u64, due));
+                    }
+                    Sent::Overloaded => overloaded += 1,
+                    Sent::Failed => {
+                        errors += 1;
+                        sender = connect(addr).await;
+                    }
                 }
                 i += connections;
                 k += 1;
             }
-            (latencies, errors, sent)
+            (latencies, errors, overloaded, sent)
         });
     }
     collect(workers, started).await
 }
 
-/// What one worker measured: latencies, errors, and when each seq was sent.
-type Worker = (Vec<u64>, usize, Vec<(u64, Instant)>);
+/// What one worker measured: latencies, errors, 503s, and when each seq
+/// was sent.
+type Worker = (Vec<u64>, usize, usize, Vec<(u64, Instant)>);
 
 async fn collect(mut workers: tokio::task::JoinSet<Worker>, started: Instant) -> Run {
     let mut run = Run {
         requests: 0,
         errors: 0,
+        overloaded: 0,
         elapsed: Duration::ZERO,
         latencies_us: Vec::new(),
         sent: Vec::new(),
@@ -190,9 +217,10 @@ async fn collect(mut workers: tokio::task::JoinSet<Worker>, started: Instant) ->
         wrapped: false,
     };
     while let Some(result) = workers.join_next().await {
-        let (latencies, errors, sent) = result.unwrap();
+        let (latencies, errors, overloaded, sent) = result.unwrap();
         run.requests += latencies.len();
         run.errors += errors;
+        run.overloaded += overloaded;
         run.latencies_us.extend(latencies);
         run.sent.extend(sent);
     }
