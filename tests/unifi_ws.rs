@@ -20,9 +20,20 @@ use vestibule::vendors::unifi_access_ws::SAMPLES;
 
 const PATH: &str = "/api/v1/developer/devices/notifications";
 
-/// What the controller does on each successive connection: the frames it
-/// sends, and whether it then closes (`true`) or stays connected.
-type Script = VecDeque<(Vec<String>, bool)>;
+/// What the controller does after sending a connection's frames.
+#[derive(Clone, Copy, Default)]
+enum After {
+    /// Close the connection.
+    Close,
+    /// Stay connected, pinging every 500 ms.
+    #[default]
+    Ping,
+    /// Stay connected and send nothing at all.
+    Silent,
+}
+
+/// What the controller does on each successive connection.
+type Script = VecDeque<(Vec<String>, After)>;
 
 struct Controller {
     port: u16,
@@ -77,12 +88,14 @@ impl Controller {
                         return;
                     };
                     upgrades.fetch_add(1, Ordering::SeqCst);
-                    let (frames, close) = script.lock().unwrap().pop_front().unwrap_or_default();
+                    let (frames, after) = script.lock().unwrap().pop_front().unwrap_or_default();
                     for frame in frames {
                         socket.send(Message::text(frame)).await.unwrap();
                     }
-                    if close {
+                    if let After::Close = after {
                         let _ = socket.close(None).await;
+                    } else if let After::Silent = after {
+                        while let Some(Ok(_)) = socket.next().await {}
                     } else {
                         // Stay connected, pinging, until the host goes.
                         loop {
@@ -210,7 +223,7 @@ async fn notifications_arrive_across_a_reconnect() {
             .map(sample),
         )
         .collect();
-    let controller = Controller::start(VecDeque::from([(first, true), (second, false)])).await;
+    let controller = Controller::start(VecDeque::from([(first, After::Close), (second, After::Ping)])).await;
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
     let host = Host::start(&config(&controller, &pinned(&controller, dir.path()), &sink)).await;
@@ -285,7 +298,7 @@ async fn a_wrong_token_is_retried_with_backoff_not_in_a_busy_loop() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_certificate_that_is_not_pinned_is_refused_unless_told_otherwise() {
     let frames = || vec!["Hello".to_string(), sample("access.hw.door_bell")];
-    let controller = Controller::start(VecDeque::from([(frames(), false)])).await;
+    let controller = Controller::start(VecDeque::from([(frames(), After::Ping)])).await;
     let sink = Sink::start().await;
 
     // System roots only: the controller's own certificate is not among them.
@@ -303,4 +316,31 @@ async fn a_certificate_that_is_not_pinned_is_refused_unless_told_otherwise() {
     wait_for("the doorbell", || sink.received().len() == 1).await;
     host.stop().await;
     assert_eq!(controller.upgrades.load(Ordering::SeqCst), 1);
+}
+
+/// A controller that goes quiet is given up on after `silence` and dialled
+/// again; pings count as signs of life.
+#[tokio::test(flavor = "multi_thread")]
+async fn silence_means_reconnect_and_pings_mean_alive() {
+    let bell = vec!["Hello".to_string(), sample("access.hw.door_bell")];
+    let controller = Controller::start(VecDeque::from([
+        (vec!["Hello".to_string()], After::Silent),
+        (bell, After::Ping),
+    ]))
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let tls = format!("{}\nsilence = \"1s\"", pinned(&controller, dir.path()));
+    let host = Host::start(&config(&controller, &tls, &sink)).await;
+
+    wait_for("the doorbell after a reconnect", || sink.received().len() == 1).await;
+    assert_eq!(
+        controller.upgrades.load(Ordering::SeqCst),
+        2,
+        "the silent connection was dropped"
+    );
+    // Twice the silence window, with pings every 500 ms: still the same connection.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    host.stop().await;
+    assert_eq!(controller.upgrades.load(Ordering::SeqCst), 2, "pings kept it alive");
 }
