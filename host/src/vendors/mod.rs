@@ -165,6 +165,30 @@ pub fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&
     }
 }
 
+/// What every timestamped scheme does once it has the signed time's text:
+/// the signature must match under some configured secret (`matches` is
+/// given each), then the time must be within tolerance. The signature is
+/// checked first, so a forgery with a stale time is reported as a forgery.
+pub fn verify_timestamped(
+    request: &Request<'_>,
+    auth: &Auth,
+    t_text: &str,
+    mismatch: &'static str,
+    matches: impl Fn(&[u8]) -> bool,
+) -> Result<Verified, VerifyError> {
+    let signed_at: i64 = t_text
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::SignatureInvalid("the signed timestamp is not a number"))?;
+    if !auth.any_secret(matches) {
+        return Err(VerifyError::SignatureInvalid(mismatch));
+    }
+    check_timestamp(signed_at, request.received_at, auth.tolerance)?;
+    Ok(Verified {
+        signed_at: Some(signed_at),
+    })
+}
+
 /// Whether `signed_at` (seconds) is within `tolerance` of `now_ms`.
 pub fn check_timestamp(signed_at: i64, now_ms: i64, tolerance: std::time::Duration) -> Result<(), VerifyError> {
     let skew_secs = now_ms.div_euclid(1000) - signed_at;

@@ -12,7 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 
 use super::auth::ct_eq;
-use super::{Auth, NormalizeError, Request, Vendor, Verified, VerifyError, check_timestamp, header, hmac_sha256, json};
+use super::{
+    Auth, NormalizeError, Request, Vendor, Verified, VerifyError, header, hmac_sha256, json, verify_timestamped,
+};
 use crate::event::{Actor, Event, Kind};
 
 pub const VENDOR: &str = "standard-webhooks";
@@ -48,10 +50,6 @@ impl Vendor for StandardWebhooks {
         let id = header(request.headers, "webhook-id")?.ok_or(VerifyError::SignatureInvalid("no webhook-id header"))?;
         let t_text = header(request.headers, "webhook-timestamp")?
             .ok_or(VerifyError::SignatureInvalid("no webhook-timestamp header"))?;
-        let signed_at: i64 = t_text
-            .trim()
-            .parse()
-            .map_err(|_| VerifyError::SignatureInvalid("webhook-timestamp is not a number"))?;
         let given: Vec<Vec<u8>> = signatures
             .split(' ')
             .filter_map(|s| s.strip_prefix("v1,"))
@@ -60,19 +58,12 @@ impl Vendor for StandardWebhooks {
         if given.is_empty() {
             return Err(VerifyError::SignatureInvalid("no v1 signature"));
         }
-        let genuine = auth.any_secret(|secret| {
+        verify_timestamped(request, auth, t_text, "no signature matches", |secret| {
             let mac = hmac_sha256(
                 &key(secret),
                 &[id.as_bytes(), b".", t_text.trim().as_bytes(), b".", request.body],
             );
             given.iter().fold(false, |found, sig| ct_eq(sig, &mac) | found)
-        });
-        if !genuine {
-            return Err(VerifyError::SignatureInvalid("no signature matches"));
-        }
-        check_timestamp(signed_at, request.received_at, auth.tolerance)?;
-        Ok(Verified {
-            signed_at: Some(signed_at),
         })
     }
 

@@ -13,8 +13,8 @@
 use serde_json::Value;
 
 use super::{
-    Auth, NormalizeError, Request, Vendor, Verified, VerifyError, check_timestamp, header, hex_matches, hmac_sha256,
-    json,
+    Auth, NormalizeError, Request, Vendor, Verified, VerifyError, header, hex_matches, hmac_sha256, json,
+    verify_timestamped,
 };
 use crate::event::{Actor, Credential, Device, Door, Event, Kind};
 
@@ -46,17 +46,8 @@ impl Vendor for UnifiAccess {
         }
         let t_text = t.ok_or(VerifyError::SignatureInvalid("Signature header has no t="))?;
         let v1 = v1.ok_or(VerifyError::SignatureInvalid("Signature header has no v1="))?;
-        let signed_at: i64 = t_text
-            .parse()
-            .map_err(|_| VerifyError::SignatureInvalid("Signature t= is not a number"))?;
-        let genuine =
-            auth.any_secret(|secret| hex_matches(&hmac_sha256(secret, &[t_text.as_bytes(), b".", request.body]), v1));
-        if !genuine {
-            return Err(VerifyError::SignatureInvalid("v1 does not match the body"));
-        }
-        check_timestamp(signed_at, request.received_at, auth.tolerance)?;
-        Ok(Verified {
-            signed_at: Some(signed_at),
+        verify_timestamped(request, auth, t_text, "v1 does not match the body", |secret| {
+            hex_matches(&hmac_sha256(secret, &[t_text.as_bytes(), b".", request.body]), v1)
         })
     }
 

@@ -9,8 +9,8 @@
 use serde_json::Value;
 
 use super::{
-    Auth, NormalizeError, Request, Vendor, Verified, VerifyError, check_timestamp, device, door, full_name, header,
-    hex_matches, hmac_sha256, json,
+    Auth, NormalizeError, Request, Vendor, Verified, VerifyError, device, door, full_name, header, hex_matches,
+    hmac_sha256, json, verify_timestamped,
 };
 use crate::config::SignaturePolicy;
 use crate::event::{Actor, Credential, Event, Kind, body_id};
@@ -45,22 +45,11 @@ impl Vendor for Verkada {
         let (t_text, sig) = header
             .split_once('|')
             .ok_or(VerifyError::SignatureInvalid("Verkada-Signature is not `ts|sig`"))?;
-        let signed_at: i64 = t_text
-            .trim()
-            .parse()
-            .map_err(|_| VerifyError::SignatureInvalid("Verkada-Signature timestamp is not a number"))?;
-        let genuine = auth.any_secret(|secret| {
+        verify_timestamped(request, auth, t_text, "signature does not match the body", |secret| {
             hex_matches(
                 &hmac_sha256(secret, &[request.body, b"|", t_text.trim().as_bytes()]),
                 sig,
             )
-        });
-        if !genuine {
-            return Err(VerifyError::SignatureInvalid("signature does not match the body"));
-        }
-        check_timestamp(signed_at, request.received_at, auth.tolerance)?;
-        Ok(Verified {
-            signed_at: Some(signed_at),
         })
     }
 
