@@ -18,10 +18,19 @@ async fn the_benchmark_suite_runs_and_writes_its_results() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
     assert_eq!(written, report);
     let markdown = std::fs::read_to_string(dir.path().join("results.md")).unwrap();
-    assert!(markdown.contains("| Vestibule: 3 plugins + HTTP sink |"), "{markdown}");
+    assert!(
+        markdown.contains("| Vestibule: 3 plugins + HTTP sink (durable) |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("with the journal on disk, ingest serves "),
+        "{markdown}"
+    );
+    assert!(report["load"]["journal_on_vs_off_rps"].as_f64().unwrap() > 0.0);
     for scenario in [
         "bare_hyper",
         "verify_normalize",
+        "verify_normalize_journal",
         "three_plugins_http_sink",
         "three_plugins_fixed_rate",
     ] {

@@ -43,7 +43,7 @@ fn quickstart_config_checks_out() {
     );
     assert_eq!(
         stdout,
-        "quickstart.toml: ok\n  1 source(s), 1 sink(s)\n  plugin front-doors (filter)\n  plugin lights (action)\n"
+        "quickstart.toml: ok\n  1 source(s), 1 sink(s)\n  journal in data\n  plugin front-doors (filter)\n  plugin lights (action)\n"
     );
 }
 

@@ -1,5 +1,6 @@
-//! Wiring: the ingest server, the queue between ingest and the pipeline, the
-//! workers that run plugins, and delivery of their commands.
+//! Wiring: the ingest server, the journal between ingest and the pipeline,
+//! the dispatcher that runs plugins, and the outbox that delivers their
+//! commands.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,19 +11,21 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError};
-use crate::event::Event;
 use crate::ingest::Ingest;
 use crate::ingest::unifi_ws::UnifiWs;
 use crate::pipeline::Pipeline;
 use crate::plugins::Runtime;
+use crate::store::{Journal, JournalFeeds, Settings, Store};
+use crate::{dispatch, outbox};
 
 /// How long a slow client may take to send its request headers.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long shutdown waits for open requests to finish.
+/// How long shutdown waits for open requests to finish, and then for
+/// accepted events to be processed and their commands tried once.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A built host, ready to serve.
@@ -30,18 +33,25 @@ pub struct App {
     ingest: Arc<Ingest>,
     /// Sources we dial (UniFi Access notifications).
     dialers: Vec<UnifiWs>,
-    /// Where dialled sources put their events, beside the HTTP ingest.
-    sender: mpsc::Sender<Event>,
     pipeline: Arc<Pipeline>,
-    queue: mpsc::Receiver<Event>,
+    journal: Arc<Journal>,
+    feeds: JournalFeeds,
 }
 
 impl App {
     /// Build every part from `config`: read secrets, load and link plugins,
     /// set up sinks. Any problem is reported against the config file.
     pub fn build(config: &Config, runtime: &Runtime) -> Result<App, ConfigError> {
-        let (sender, queue) = mpsc::channel(config.server.queue.max(1));
-        let ingest = Arc::new(Ingest::from_config(config, sender.clone())?);
+        let store = Store::for_config(config).map_err(|e| config.error("store.path", e.to_string()))?;
+        let settings = Settings {
+            dedup_window: config.store.dedup_window.0,
+            retention: config.store.retention.0,
+            capacity: config.server.queue.max(1),
+        };
+        let (journal, feeds) =
+            Journal::start(store, settings).map_err(|e| config.error("store.path", e.to_string()))?;
+        let journal = Arc::new(journal);
+        let ingest = Arc::new(Ingest::from_config(config, journal.clone())?);
         let mut dialers = Vec::new();
         for (i, source) in config.sources.iter().enumerate() {
             if source.vendor.dials_out() {
@@ -52,9 +62,9 @@ impl App {
         Ok(App {
             ingest,
             dialers,
-            sender,
             pipeline,
-            queue,
+            journal,
+            feeds,
         })
     }
 
@@ -62,18 +72,33 @@ impl App {
         &self.pipeline
     }
 
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
     /// Serve on `listener` until `shutdown` resolves, then stop accepting,
-    /// let open requests finish, and run every accepted event through the
-    /// pipeline before returning.
+    /// let open requests finish, and give accepted events and their
+    /// commands a last chance (see [`DRAIN_TIMEOUT`]) before returning.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let (stop_dispatch, stopped) = oneshot::channel();
-        let dispatcher = tokio::spawn(dispatch(self.queue, self.pipeline, stopped));
+        let journal = self.journal;
+        let (stop_work, stopping) = watch::channel(false);
+        let dispatcher = tokio::spawn(dispatch::run(
+            self.feeds.events,
+            self.pipeline.clone(),
+            journal.clone(),
+            stopping.clone(),
+        ));
+        let outbox = tokio::spawn(outbox::run(
+            self.feeds.commands,
+            self.pipeline.sinks.clone(),
+            journal.clone(),
+            stopping,
+        ));
         let (stop_dialers, dialers_stop) = watch::channel(false);
         let mut dialers = JoinSet::new();
         for dialer in self.dialers {
-            dialers.spawn(dialer.run(self.sender.clone(), dialers_stop.clone()));
+            dialers.spawn(dialer.run(journal.clone(), dialers_stop.clone()));
         }
-        drop(self.sender);
 
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
@@ -115,58 +140,32 @@ impl App {
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
             tracing::warn!("Some connections were still open after {DRAIN_TIMEOUT:?}; closing them.");
         }
-        let _ = stop_dispatch.send(());
+        drain(&journal).await;
+        let _ = stop_work.send(true);
         let _ = dispatcher.await;
+        let _ = outbox.await;
+        journal.close().await;
         tracing::info!("Stopped.");
         Ok(())
     }
 }
 
-/// Take events off the queue and run each through the pipeline on a
-/// blocking thread, at most one per core at a time; then deliver the
-/// commands. After `stop`, drain what is queued and return.
-async fn dispatch(mut queue: mpsc::Receiver<Event>, pipeline: Arc<Pipeline>, stop: oneshot::Receiver<()>) {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let permits = Arc::new(Semaphore::new(workers));
-    let mut tasks = JoinSet::new();
-    tokio::pin!(stop);
-    let mut stopping = false;
-    loop {
-        let event = tokio::select! {
-            event = queue.recv() => match event {
-                Some(event) => event,
-                None => break,
-            },
-            _ = &mut stop, if !stopping => {
-                // Refuse new events; `recv` still yields the queued ones.
-                queue.close();
-                stopping = true;
-                continue;
-            }
-        };
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let pipeline = pipeline.clone();
-        tasks.spawn(async move {
-            let runner = pipeline.clone();
-            let outcome = tokio::task::spawn_blocking(move || runner.run(event)).await;
-            drop(permit);
-            let Ok(outcome) = outcome else {
-                tracing::error!("A pipeline worker panicked.");
-                return;
-            };
-            for command in &outcome.commands {
-                // Failures are logged by the sink; durable retries come with
-                // the outbox.
-                let _ = pipeline.sinks.deliver(command).await;
-            }
-        });
-        while tasks.try_join_next().is_some() {}
+/// Wait, up to [`DRAIN_TIMEOUT`], until every accepted event went through
+/// the pipeline and every command was tried once. What is left stays in the
+/// store for the next start — or, without a data folder, is lost; say so.
+async fn drain(journal: &Journal) {
+    let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+    while journal.backlog() + journal.unattempted() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    while tasks.join_next().await.is_some() {}
+    let (events, commands) = (journal.backlog(), journal.unattempted());
+    if events + commands > 0 {
+        if journal.durable() {
+            tracing::info!(events, commands, "Left in the journal for the next start.");
+        } else {
+            tracing::warn!(events, commands, "Lost: no [store] path is configured.");
+        }
+    }
 }
 
 /// Bind `config.server.listen`.

@@ -7,23 +7,30 @@
 //! The modules follow the path of an event:
 //!
 //! - [`config`]: the TOML configuration, checked strictly.
-//! - [`ingest`]: the HTTP server vendors post to; answers before plugins run.
+//! - [`ingest`]: the HTTP server vendors post to; answers once the event is
+//!   journaled, before plugins run.
 //! - [`vendors`]: each vendor's signature check and payload mapping.
 //! - [`event`]: the normalized event and its kinds.
+//! - [`store`]: the journal, outbox and dead letters (SQLite, group commit).
+//! - [`dispatch`]: journaled events through the pipeline, in order per door.
 //! - [`pipeline`]: filters, enrichers, actions, in order.
 //! - [`plugins`]: the WebAssembly runtime, one fresh sandbox per call.
 //! - [`wit`]: the plugin contract generated from `wit/`.
-//! - [`sinks`]: delivery of the commands actions emit.
+//! - [`outbox`]: delivery of stored commands with retries and dead letters.
+//! - [`sinks`]: one delivery attempt over HTTP or MQTT.
 //! - [`app`]: wiring it together; [`send`] signs sample events as vendors do.
 
 pub mod app;
 pub mod config;
+pub mod dispatch;
 pub mod event;
 pub mod ingest;
+pub mod outbox;
 pub mod pipeline;
 pub mod plugins;
 pub mod send;
 pub mod sinks;
+pub mod store;
 pub mod vendors;
 pub mod wit;
 

@@ -1,5 +1,7 @@
 //! The `vestibule` command.
 
+mod journal_cli;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -59,6 +61,27 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Look at the journal: recent events and what each plugin did.
+    Events {
+        #[command(subcommand)]
+        command: journal_cli::EventsCommand,
+    },
+    /// Commands that could not be delivered: list, retry, drop.
+    DeadLetters {
+        #[command(subcommand)]
+        command: journal_cli::DeadLettersCommand,
+    },
+    /// Run stored events through the running host's pipeline again.
+    Replay {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// From this time (`2026-11-22T08:00:00Z`) or this long ago (`2h`).
+        #[arg(long)]
+        since: String,
+        /// Only this source's events.
+        #[arg(long)]
+        source: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -117,6 +140,9 @@ fn main() -> ExitCode {
                         sinks,
                     },
             } => run_plugin(&plugin, &event, config.as_deref(), sinks),
+            Command::Events { command } => journal_cli::events(command),
+            Command::DeadLetters { command } => journal_cli::dead_letters(command),
+            Command::Replay { config, since, source } => journal_cli::replay(&config, &since, source.as_deref()),
         }
     });
     match result {
@@ -145,6 +171,10 @@ async fn serve(path: &Path) -> Result<(), String> {
     for plugin in app.pipeline().plugins() {
         tracing::info!(plugin = %plugin.name, world = %plugin.world, "Plugin loaded.");
     }
+    match &config.store.path {
+        Some(path) => tracing::info!(path = %config.resolve(path).display(), "Journal on disk."),
+        None => tracing::warn!("No [store] path: the journal is in memory, and a crash loses what it holds."),
+    }
     tracing::info!(%addr, "Listening.");
     app.run(listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
@@ -153,6 +183,10 @@ fn check(path: &Path) -> Result<(), String> {
     let (config, app) = build(path)?;
     println!("{}: ok", path.display());
     println!("  {} source(s), {} sink(s)", config.sources.len(), config.sinks.len());
+    match &config.store.path {
+        Some(path) => println!("  journal in {}", config.resolve(path).display()),
+        None => println!("  journal in memory (no [store] path: a crash loses accepted events)"),
+    }
     for plugin in app.pipeline().plugins() {
         println!("  plugin {} ({})", plugin.name, plugin.world);
     }

@@ -8,6 +8,7 @@ use crate::config::{Config, ConfigError};
 use crate::event::Event;
 use crate::plugins::{Decision, Plugin, PluginFailure, Runtime};
 use crate::sinks::Sinks;
+use crate::store::Step;
 use crate::wit::sinks::Command;
 
 /// The loaded plugins in the order they run, and the sinks they send to.
@@ -22,11 +23,30 @@ pub struct Outcome {
     /// The filter that dropped the event, and why.
     pub dropped: Option<(String, String)>,
     /// Commands the actions asked for, in order.
-    pub commands: Vec<Command>,
+    pub commands: Vec<Emitted>,
+    /// What each plugin that ran did, in order.
+    pub steps: Vec<Step>,
     /// Plugins that failed on this event.
     pub failures: Vec<(String, PluginFailure)>,
     /// The event as the last plugin left it.
     pub event: Option<Event>,
+}
+
+/// A command and the action plugin that emitted it.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    pub plugin: String,
+    /// Its place among this plugin's commands for this event.
+    pub index: usize,
+    pub command: Command,
+}
+
+impl std::ops::Deref for Emitted {
+    type Target = Command;
+
+    fn deref(&self) -> &Command {
+        &self.command
+    }
 }
 
 impl Pipeline {
@@ -59,31 +79,58 @@ impl Pipeline {
         for plugin in &self.plugins {
             let call = plugin.call(&event);
             let name = &plugin.name;
-            match call.result {
-                Ok(Decision::Keep) => {}
+            let result = match call.result {
+                Ok(Decision::Keep) => "kept".to_string(),
                 Ok(Decision::Drop(reason)) => {
                     tracing::debug!(plugin = %name, event = %event.id, %reason, "Event dropped.");
+                    outcome.steps.push(Step {
+                        plugin: name.clone(),
+                        result: format!("dropped: {reason}"),
+                    });
                     outcome.dropped = Some((name.clone(), reason));
                     break;
                 }
                 Ok(Decision::Enriched(enriched)) => match check_enriched(&event, &enriched) {
-                    Ok(()) => event = *enriched,
+                    Ok(()) => {
+                        event = *enriched;
+                        "enriched".to_string()
+                    }
                     Err(what) => {
                         let failure =
                             PluginFailure::Returned(format!("changed {what}, which enrichers may not change"));
-                        tracing::warn!(plugin = %name, event = %event.id, reason = failure.reason(), error = %failure, "Plugin failed; event goes on without it.");
-                        outcome.failures.push((name.clone(), failure));
+                        self.failed(&mut outcome, name, &event, failure)
                     }
                 },
-                Ok(Decision::Commands(commands)) => outcome.commands.extend(commands),
-                Err(failure) => {
-                    tracing::warn!(plugin = %name, event = %event.id, reason = failure.reason(), error = %failure, "Plugin failed; event goes on without it.");
-                    outcome.failures.push((name.clone(), failure));
+                Ok(Decision::Commands(commands)) => {
+                    let n = commands.len();
+                    outcome
+                        .commands
+                        .extend(commands.into_iter().enumerate().map(|(index, command)| Emitted {
+                            plugin: name.clone(),
+                            index,
+                            command,
+                        }));
+                    format!("{n} command{}", if n == 1 { "" } else { "s" })
                 }
-            }
+                Err(failure) => self.failed(&mut outcome, name, &event, failure),
+            };
+            outcome.steps.push(Step {
+                plugin: name.clone(),
+                result,
+            });
         }
         outcome.event = Some(event);
         outcome
+    }
+}
+
+impl Pipeline {
+    /// Log and record a plugin's failure; the event goes on without it.
+    fn failed(&self, outcome: &mut Outcome, name: &str, event: &Event, failure: PluginFailure) -> String {
+        tracing::warn!(plugin = %name, event = %event.id, reason = failure.reason(), error = %failure, "Plugin failed; event goes on without it.");
+        let result = format!("failed ({}): {failure}", failure.reason());
+        outcome.failures.push((name.to_string(), failure));
+        result
     }
 }
 

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -49,17 +50,27 @@ pub struct Received {
     pub body: String,
 }
 
-/// A real HTTP server on loopback standing in for Home Assistant.
+/// A real HTTP server on loopback standing in for Home Assistant. It
+/// records every request, and answers with the status set by [`Sink::answer`]
+/// (200 to start with).
 pub struct Sink {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
+    status: Arc<AtomicU16>,
 }
 
 impl Sink {
     pub async fn start() -> Sink {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Sink::start_at("127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// Start on `addr`: a sink that was down comes back where it was.
+    pub async fn start_at(addr: SocketAddr) -> Sink {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(AtomicU16::new(200));
+        let answer = status.clone();
         let log = received.clone();
         tokio::spawn(async move {
             loop {
@@ -67,9 +78,11 @@ impl Sink {
                     return;
                 };
                 let log = log.clone();
+                let answer = answer.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                         let log = log.clone();
+                        let status = answer.load(Ordering::Relaxed);
                         async move {
                             let (parts, body) = request.into_parts();
                             let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
@@ -79,7 +92,9 @@ impl Sink {
                                 headers: parts.headers,
                                 body: String::from_utf8_lossy(&body).into_owned(),
                             });
-                            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"[]"))))
+                            let mut response = Response::new(Full::new(Bytes::from_static(b"[]")));
+                            *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, std::convert::Infallible>(response)
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -88,7 +103,24 @@ impl Sink {
                 });
             }
         });
-        Sink { addr, received }
+        Sink { addr, received, status }
+    }
+
+    /// Answer every request from now on with `status`.
+    pub fn answer(&self, status: u16) {
+        self.status.store(status, Ordering::Relaxed);
+    }
+
+    /// Wait until `done` holds for what was received, or `within` passes.
+    pub async fn wait_for(&self, within: std::time::Duration, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let received = self.received();
+            if done(&received) || tokio::time::Instant::now() >= deadline {
+                return received;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -116,6 +148,8 @@ pub fn write_config(config: &str) -> (tempfile::TempDir, Config) {
 /// The real host, serving on a port of its own.
 pub struct Host {
     pub addr: SocketAddr,
+    /// The config file it runs on (in a folder of its own).
+    pub config: PathBuf,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
@@ -138,6 +172,7 @@ impl Host {
         }));
         Host {
             addr,
+            config: config.file.clone(),
             stop,
             task,
             _dir: dir,
@@ -156,18 +191,38 @@ impl Host {
     }
 }
 
-/// POST `body` with `headers`; returns the status and the answer.
-pub async fn post(url: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> (u16, String) {
+/// A port nobody listens on (yet).
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// POST `body` with `headers`; the status and the answer, or why there was none.
+pub async fn try_post(url: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> Result<(u16, String), String> {
     let mut request = Request::post(url).header("content-type", "application/json");
     for (name, value) in headers {
         request = request.header(*name, value);
     }
     let request = request.body(Full::new(body.into())).unwrap();
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await.unwrap();
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// POST `body` with `headers`; returns the status and the answer.
+pub async fn post(url: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> (u16, String) {
+    try_post(url, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"))
 }
 
 /// Seconds since the epoch, now.
@@ -226,5 +281,34 @@ pub fn lights_config(filters: &str, sink_url: &str) -> String {
         Authorization = {{ secret_file = "{{secret_file}}", prefix = "Bearer " }}
         "#,
         lights = plugin("lights-on-unlock").display(),
+    )
+}
+
+/// A host config keeping its journal in `data`: source `office` (UniFi
+/// Access, signed with [`SECRET`]) and the `echo-event` action sending every
+/// event, as JSON, to sink `echo` — whose `kind`, `url` and other settings
+/// are the lines in `sink`.
+pub fn echo_config(sink: &str) -> String {
+    format!(
+        r#"
+        [store]
+        path = "data"
+
+        [[sources]]
+        name = "office"
+        vendor = "unifi-access"
+        secret_file = "{{secret_file}}"
+
+        [[plugins]]
+        name = "echo"
+        world = "action"
+        path = "{echo}"
+        sinks = ["echo"]
+
+        [[sinks]]
+        name = "echo"
+        {sink}
+        "#,
+        echo = plugin("echo-event").display(),
     )
 }

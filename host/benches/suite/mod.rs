@@ -82,9 +82,14 @@ pub async fn run(options: &Options) -> Value {
     let bare = servers::bare_hyper().await;
     let baseline = measure(bare, "/", &events, &sizes).await;
 
-    eprintln!("vestibule, verify + normalize…");
-    let (addr, stop, task) = start(&config(dir.path(), &[], None)).await;
+    eprintln!("vestibule, verify + normalize, journal in memory…");
+    let (addr, stop, task) = start(&config(dir.path(), &[], None, None)).await;
     let verify_only = measure(addr, "/ingest/bench", &events, &sizes).await;
+    stop_host(stop, task).await;
+
+    eprintln!("vestibule, verify + normalize, journal on disk…");
+    let (addr, stop, task) = start(&config(dir.path(), &[], None, Some("journal-on"))).await;
+    let journaled = measure(addr, "/ingest/bench", &events, &sizes).await;
     stop_host(stop, task).await;
 
     eprintln!("vestibule, three plugins and an HTTP sink…");
@@ -99,7 +104,7 @@ pub async fn run(options: &Options) -> Value {
         ("enricher", &plugins["tag-enricher"], ""),
         ("action", &plugins["echo-event"], "sinks = [\"echo\"]\n"),
     ];
-    let (addr, stop, task) = start(&config(dir.path(), &chain, Some(sink_addr))).await;
+    let (addr, stop, task) = start(&config(dir.path(), &chain, Some(sink_addr), Some("chain"))).await;
     let mut with_plugins = measure(addr, "/ingest/bench", &events, &sizes).await;
     let closed_e2e = sink_latencies(&sink, &with_plugins.run).await;
     sink.arrivals.lock().unwrap().clear();
@@ -136,6 +141,8 @@ pub async fn run(options: &Options) -> Value {
             "measure_seconds": sizes.measure.as_secs_f64(),
             "bare_hyper": baseline.json(None),
             "verify_normalize": verify_only.json(Some(&baseline)),
+            "verify_normalize_journal": journaled.json(Some(&baseline)),
+            "journal_on_vs_off_rps": (journaled.run.rps() / verify_only.run.rps() * 1000.0).round() / 1000.0,
             "three_plugins_http_sink": with_plugins.json(Some(&baseline)),
             "three_plugins_fixed_rate": paced_run.json(Some(&baseline)),
             "fixed_rate_per_second": sizes.rate,
@@ -237,8 +244,18 @@ async fn sink_latencies(sink: &servers::Sink, run: &load::Run) -> (u64, u64, u64
     )
 }
 
-fn config(dir: &Path, plugins: &[(&str, &PathBuf, &str)], sink: Option<std::net::SocketAddr>) -> Config {
+/// A host config; `store` names a data folder (in `dir`) for a journal on
+/// disk, else the journal is in memory.
+fn config(
+    dir: &Path,
+    plugins: &[(&str, &PathBuf, &str)],
+    sink: Option<std::net::SocketAddr>,
+    store: Option<&str>,
+) -> Config {
     let mut text = "[server]\nqueue = 65536\n\n[[sources]]\nname = \"bench\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n".to_string();
+    if let Some(store) = store {
+        text.push_str(&format!("\n[store]\npath = \"{store}\"\n"));
+    }
     for (i, (world, path, extra)) in plugins.iter().enumerate() {
         text.push_str(&format!(
             "\n[[plugins]]\nname = \"p{i}\"\nworld = \"{world}\"\npath = \"{}\"\n{extra}",
@@ -436,12 +453,18 @@ fn markdown(r: &Value) -> String {
          \"To sink\" is request sent → command received by the HTTP sink on loopback (the \
          event through the filter `door-filter`, the enricher `tag-enricher` and the action \
          `echo-event`). \
+         \"Journal in memory\" keeps the SQLite journal in memory; \"journal on disk\" writes \
+         it to a file in WAL mode with `synchronous = FULL` — every answer waits for an fsync, \
+         shared by all requests of one group commit — and the plugin scenarios run durably \
+         like that too. \
          When plugins cannot keep up, the queue of accepted events fills and further requests \
          get 503 `overloaded` (the vendor retries; counted apart from other errors); the \
          \"to sink\" time of a saturated run is mostly time spent in that queue.\n\n\
          | scenario | requests/s | × bare hyper: requests/s / client p99 | client p50 / p99 / p99.9 | to sink p50 / p99 / p99.9 | 503 overloaded | errors |\n\
          |---|---|---|---|---|---|---|\n\
-         {bare}{verify}{chain}{paced}\n\
+         {bare}{verify}{journal}{chain}{paced}\n\
+         The cost of durability: with the journal on disk, ingest serves {journal_ratio}× the \
+         requests per second it serves with the journal in memory, in the same run.\n\n\
          ## One plugin call\n\n\
          `door-filter` called on one event, a fresh sandboxed instance per call (pooling \
          allocator, `InstancePre`, new `Store`, WASI context granting nothing), against the same \
@@ -464,11 +487,22 @@ fn markdown(r: &Value) -> String {
         connections = l["connections"],
         secs = l["measure_seconds"],
         bare = row("bare hyper (answers 200)", &l["bare_hyper"]),
-        verify = row("Vestibule: verify + normalize + queue", &l["verify_normalize"]),
-        chain = row("Vestibule: 3 plugins + HTTP sink", &l["three_plugins_http_sink"]),
+        verify = row(
+            "Vestibule: verify + normalize, journal in memory",
+            &l["verify_normalize"]
+        ),
+        journal = row(
+            "Vestibule: verify + normalize, journal on disk (fsync)",
+            &l["verify_normalize_journal"]
+        ),
+        journal_ratio = l["journal_on_vs_off_rps"],
+        chain = row(
+            "Vestibule: 3 plugins + HTTP sink (durable)",
+            &l["three_plugins_http_sink"]
+        ),
         paced = row(
             &format!(
-                "Vestibule: 3 plugins + HTTP sink, fixed {} events/s",
+                "Vestibule: 3 plugins + HTTP sink (durable), fixed {} events/s",
                 l["fixed_rate_per_second"]
             ),
             &l["three_plugins_fixed_rate"]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Deserializer, de};
 
-/// A duration written as a number and a unit: `ms`, `s`, `m`, `h`.
+/// A duration written as a number and a unit: `ms`, `s`, `m`, `h`, `d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Duration(pub std::time::Duration);
 
@@ -23,13 +23,15 @@ impl std::str::FromStr for Duration {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let expected = || format!("expected a duration such as \"50ms\", \"5s\" or \"2m\", got {text:?}");
+        let expected =
+            || format!("expected a duration such as \"50ms\", \"5s\", \"2m\", \"1h\" or \"7d\", got {text:?}");
         let (n, unit) = split_number(text).ok_or_else(expected)?;
         let d = match unit {
             "ms" => std::time::Duration::from_millis(n),
             "s" => std::time::Duration::from_secs(n),
             "m" => std::time::Duration::from_secs(n * 60),
             "h" => std::time::Duration::from_secs(n * 3600),
+            "d" => std::time::Duration::from_secs(n * 86_400),
             _ => return Err(expected()),
         };
         Ok(Duration(d))
@@ -84,6 +86,7 @@ mod tests {
         assert_eq!("50ms".parse::<Duration>().unwrap().0.as_millis(), 50);
         assert_eq!("300s".parse::<Duration>().unwrap().0.as_secs(), 300);
         assert_eq!("2m".parse::<Duration>().unwrap().0.as_secs(), 120);
+        assert_eq!("7d".parse::<Duration>().unwrap().0.as_secs(), 7 * 86_400);
         assert!("5".parse::<Duration>().unwrap_err().contains("expected a duration"));
         assert!("fast".parse::<Duration>().is_err());
     }

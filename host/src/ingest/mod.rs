@@ -9,15 +9,14 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use crate::config::{Config, ConfigError};
+use crate::event::now_ms;
+use crate::store::{Appended, Journal, StoreError};
+use crate::vendors::{self, NormalizeError, Vendor, VerifyError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::sync::mpsc;
-
-use crate::config::{Config, ConfigError};
-use crate::event::{Event, now_ms};
-use crate::vendors::{self, NormalizeError, Vendor, VerifyError};
 
 /// One configured source: a path, a name and a vendor's rules.
 struct Route {
@@ -30,7 +29,9 @@ struct Route {
 pub struct Ingest {
     routes: HashMap<String, Route>,
     max_body: u64,
-    queue: mpsc::Sender<Event>,
+    journal: Arc<Journal>,
+    /// Events waiting for the pipeline, at most; then 503.
+    capacity: usize,
 }
 
 /// Why a request was not accepted. The sender sees only the status and the
@@ -51,6 +52,8 @@ pub enum IngestError {
     Malformed(#[from] NormalizeError),
     #[error("the pipeline queue is full")]
     Overloaded,
+    #[error("the journal could not store the event: {0}")]
+    Journal(StoreError),
     #[error("shutting down")]
     ShuttingDown,
 }
@@ -64,6 +67,7 @@ impl IngestError {
             IngestError::Body(_) | IngestError::Malformed(_) => StatusCode::BAD_REQUEST,
             IngestError::Verify(_) => StatusCode::UNAUTHORIZED,
             IngestError::Overloaded | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Journal(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -76,6 +80,7 @@ impl IngestError {
             IngestError::Verify(e) => e.reason(),
             IngestError::Malformed(_) => "malformed_body",
             IngestError::Overloaded => "overloaded",
+            IngestError::Journal(_) => "journal_unavailable",
             IngestError::ShuttingDown => "shutting_down",
         }
     }
@@ -83,7 +88,7 @@ impl IngestError {
 
 impl Ingest {
     /// Build a route for every `[[sources]]` entry, reading secrets now.
-    pub fn from_config(config: &Config, queue: mpsc::Sender<Event>) -> Result<Ingest, ConfigError> {
+    pub fn from_config(config: &Config, journal: Arc<Journal>) -> Result<Ingest, ConfigError> {
         let mut routes = HashMap::new();
         for (i, source) in config.sources.iter().enumerate() {
             if source.vendor.dials_out() {
@@ -102,7 +107,8 @@ impl Ingest {
         Ok(Ingest {
             routes,
             max_body: config.server.max_body.0,
-            queue,
+            journal,
+            capacity: config.server.queue.max(1),
         })
     }
 
@@ -110,7 +116,12 @@ impl Ingest {
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
         let path = request.uri().path().to_string();
         Ok(match self.accept(request).await {
-            Ok(event) => json(StatusCode::OK, &format!(r#"{{"status":"accepted","id":"{}"}}"#, event)),
+            Ok((id, Appended::Accepted { .. })) => {
+                json(StatusCode::OK, &format!(r#"{{"status":"accepted","id":"{id}"}}"#))
+            }
+            // Vendors retry until they get a 2xx: a repeat is acknowledged
+            // like the first, and not processed again.
+            Ok((id, Appended::Duplicate)) => json(StatusCode::OK, &format!(r#"{{"status":"duplicate","id":"{id}"}}"#)),
             Err(error) => {
                 let source = self.routes.get(&path).map_or("-", |r| r.name.as_str());
                 match &error {
@@ -124,7 +135,8 @@ impl Ingest {
         })
     }
 
-    async fn accept(&self, request: Request<Incoming>) -> Result<String, IngestError> {
+    /// Verify, normalize and journal the event; `Ok` once it is stored.
+    async fn accept(&self, request: Request<Incoming>) -> Result<(String, Appended), IngestError> {
         let route = self.routes.get(request.uri().path()).ok_or(IngestError::NotFound)?;
         if request.method() != Method::POST {
             return Err(IngestError::MethodNotAllowed);
@@ -159,12 +171,15 @@ impl Ingest {
         let verified = route.vendor.verify(&request, &route.auth)?;
         let event = route.vendor.normalize(&request, verified)?;
         let id = event.id.clone();
-        tracing::debug!(source = %route.name, event = %id, kind = %event.kind, "Event accepted.");
-        self.queue.try_send(event).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => IngestError::Overloaded,
-            mpsc::error::TrySendError::Closed(_) => IngestError::ShuttingDown,
+        if self.journal.backlog() >= self.capacity {
+            return Err(IngestError::Overloaded);
+        }
+        let appended = self.journal.append(event).await.map_err(|e| match e {
+            StoreError::Closed => IngestError::ShuttingDown,
+            e => IngestError::Journal(e),
         })?;
-        Ok(id)
+        tracing::debug!(source = %route.name, event = %id, ?appended, "Event accepted.");
+        Ok((id, appended))
     }
 }
 

@@ -16,13 +16,14 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
 use crate::config::{Config, ConfigError, Secret, SourceConfig};
-use crate::event::{Event, now_ms};
+use crate::event::now_ms;
+use crate::store::{Journal, StoreError};
 use crate::vendors::{self, unifi_access_ws};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -77,7 +78,7 @@ impl UnifiWs {
     }
 
     /// Stay connected until `stop` turns true, sending every event to `queue`.
-    pub async fn run(self, queue: mpsc::Sender<Event>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, journal: Arc<Journal>, mut stop: watch::Receiver<bool>) {
         let source = &self.name;
         if self.accept_invalid_certs {
             tracing::warn!(%source, url = %self.url, "Accepting any TLS certificate from the controller (accept_invalid_certs); pin it with ca_file instead.");
@@ -86,7 +87,7 @@ impl UnifiWs {
         let mut backoff = self.backoff;
         loop {
             let ended = tokio::select! {
-                ended = self.session(&queue, &mut state) => ended,
+                ended = self.session(&journal, &mut state) => ended,
                 _ = stop.wait_for(|stop| *stop) => Ended::Stop,
             };
             match ended {
@@ -114,7 +115,7 @@ impl UnifiWs {
         }
     }
 
-    async fn session(&self, queue: &mpsc::Sender<Event>, state: &mut String) -> Ended {
+    async fn session(&self, journal: &Journal, state: &mut String) -> Ended {
         let mut request = match self.url.as_str().into_client_request() {
             Ok(request) => request,
             Err(e) => return Ended::Failed(e.to_string()),
@@ -164,8 +165,14 @@ impl UnifiWs {
             match unifi_access_ws::normalize(&request) {
                 Ok(event) => {
                     tracing::debug!(source = %self.name, event = %event.id, kind = %event.kind, "Event received.");
-                    if queue.send(event).await.is_err() {
-                        return Ended::Stop;
+                    // The controller does not resend: a frame the journal
+                    // cannot take is lost, and said so.
+                    match journal.append(event).await {
+                        Ok(_) => {}
+                        Err(StoreError::Closed) => return Ended::Stop,
+                        Err(e) => {
+                            tracing::error!(source = %self.name, error = %e, "Event lost: the journal could not store it.")
+                        }
                     }
                 }
                 Err(e) => tracing::warn!(source = %self.name, error = %e, "Unreadable notification frame skipped."),

@@ -16,6 +16,7 @@ use crate::wit::sinks::Command;
 /// itself.
 const RESERVED: &[&str] = &[
     "host",
+    "idempotency-key",
     "authorization",
     "proxy-authorization",
     "cookie",
@@ -25,7 +26,6 @@ const RESERVED: &[&str] = &[
 ];
 
 pub struct HttpSink {
-    name: String,
     url: Uri,
     method: Method,
     headers: HeaderMap,
@@ -62,11 +62,12 @@ impl HttpSink {
             );
         }
         Ok(HttpSink {
-            name: sink.name.clone(),
             // Both checked when the config was parsed.
             url: sink.url.parse().map_err(|_| config.error(key("url"), "not a URL"))?,
             method: sink
                 .method
+                .as_deref()
+                .unwrap_or("POST")
                 .parse()
                 .map_err(|_| config.error(key("method"), "not a method"))?,
             headers,
@@ -75,7 +76,8 @@ impl HttpSink {
         })
     }
 
-    pub async fn deliver(&self, command: &Command) -> Result<(), DeliveryError> {
+    /// One attempt to deliver `command`, with its idempotency key.
+    pub async fn deliver(&self, command: &Command, idempotency_key: &str) -> Result<(), DeliveryError> {
         let mut request = Request::builder()
             .method(self.method.clone())
             .uri(self.url.clone())
@@ -100,6 +102,9 @@ impl HttpSink {
         for (name, value) in &self.headers {
             headers.insert(name.clone(), value.clone());
         }
+        let key = HeaderValue::from_str(idempotency_key)
+            .map_err(|_| DeliveryError::BadCommand(format!("idempotency key {idempotency_key:?}")))?;
+        headers.insert(HeaderName::from_static("idempotency-key"), key);
 
         let exchange = async {
             let response = self
@@ -108,21 +113,63 @@ impl HttpSink {
                 .await
                 .map_err(|e| DeliveryError::Connect(crate::error_chain(&e)))?;
             let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(retry_after);
             // Read the answer so the connection goes back to the pool.
             let _ = response.into_body().collect().await;
             if status.is_success() {
                 Ok(())
             } else {
-                Err(DeliveryError::Status(status))
+                Err(DeliveryError::Status(status, retry_after))
             }
         };
-        let result = tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .unwrap_or(Err(DeliveryError::Timeout(self.timeout)));
-        match &result {
-            Ok(()) => tracing::debug!(sink = %self.name, "Command delivered."),
-            Err(e) => tracing::warn!(sink = %self.name, error = %e, "Command not delivered."),
-        }
-        result
+            .unwrap_or(Err(DeliveryError::Timeout(self.timeout)))
+    }
+}
+
+/// `Retry-After`: seconds, or an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn retry_after(value: &str) -> Option<std::time::Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(seconds));
+    }
+    let at = http_date(value)?;
+    let now = crate::event::now_ms() / 1000;
+    Some(std::time::Duration::from_secs(at.saturating_sub(now).max(0) as u64))
+}
+
+/// Seconds since the epoch of an IMF-fixdate, the one form HTTP senders
+/// must use.
+fn http_date(value: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = value.split_ascii_whitespace().collect();
+    let [_weekday, day, month, year, time, "GMT"] = parts[..] else {
+        return None;
+    };
+    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
+    let iso = format!("{year}-{month:02}-{:02}T{time}Z", day.parse::<u32>().ok()?);
+    crate::vendors::time::parse_iso8601(&iso).map(|ms| ms / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        assert_eq!(retry_after("120"), Some(std::time::Duration::from_secs(120)));
+        assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784111777));
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(std::time::Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
     }
 }

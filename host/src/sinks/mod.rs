@@ -1,14 +1,18 @@
 //! Sinks: where the commands action plugins emit are delivered. A plugin
 //! names a sink; the operator's config says where it is and holds its
-//! credentials, so plugins never see either.
+//! credentials, so plugins never see either. A sink makes one attempt;
+//! retries, ordering and dead letters are the [outbox](crate::outbox)'s.
 
 mod http;
+mod mqtt;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 pub use http::HttpSink;
+pub use mqtt::MqttSink;
 
-use crate::config::{Config, ConfigError, SinkKind};
+use crate::config::{Config, ConfigError, SinkConfig, SinkKind};
 use crate::wit::sinks::Command;
 
 /// Why a command was not delivered.
@@ -17,18 +21,80 @@ pub enum DeliveryError {
     #[error("no sink named `{0}`")]
     UnknownSink(String),
     #[error("timed out after {0:?}")]
-    Timeout(std::time::Duration),
+    Timeout(Duration),
     #[error("connection failed: {0}")]
     Connect(String),
     #[error("answered {0}")]
-    Status(hyper::StatusCode),
+    Status(hyper::StatusCode, Option<Duration>),
+    #[error("refused: {0}")]
+    Refused(String),
     #[error("bad command: {0}")]
     BadCommand(String),
 }
 
+impl DeliveryError {
+    /// Why trying again cannot help, as the dead-letter reason; `None` when
+    /// a retry might succeed.
+    pub fn permanent(&self) -> Option<&'static str> {
+        match self {
+            DeliveryError::UnknownSink(_) => Some("unknown_sink"),
+            DeliveryError::BadCommand(_) | DeliveryError::Refused(_) => Some("rejected"),
+            // 408 Request Timeout, 425 Too Early and 429 Too Many Requests
+            // ask to come back later; any other 4xx means the request itself
+            // is wrong.
+            DeliveryError::Status(status, _)
+                if status.is_client_error() && ![408, 425, 429].contains(&status.as_u16()) =>
+            {
+                Some("rejected")
+            }
+            _ => None,
+        }
+    }
+
+    /// The wait the sink asked for (`Retry-After` on 429 or 503).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            DeliveryError::Status(status, after) if [429, 503].contains(&status.as_u16()) => *after,
+            _ => None,
+        }
+    }
+}
+
+/// How the outbox treats a sink's commands.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub attempts: u32,
+    pub give_up_after: Duration,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+    pub max_age: Option<Duration>,
+}
+
+impl Policy {
+    fn from_config(sink: &SinkConfig) -> Policy {
+        Policy {
+            attempts: sink.attempts,
+            give_up_after: sink.give_up_after.0,
+            backoff: sink.backoff.0,
+            backoff_max: sink.backoff_max.0,
+            max_age: sink.max_age.map(|d| d.0),
+        }
+    }
+}
+
+enum Transport {
+    Http(HttpSink),
+    Mqtt(MqttSink),
+}
+
+struct Sink {
+    transport: Transport,
+    policy: Policy,
+}
+
 /// Every configured sink, by name.
 pub struct Sinks {
-    by_name: HashMap<String, HttpSink>,
+    by_name: HashMap<String, Sink>,
 }
 
 impl Sinks {
@@ -36,20 +102,35 @@ impl Sinks {
     pub fn from_config(config: &Config) -> Result<Sinks, ConfigError> {
         let mut by_name = HashMap::new();
         for (i, sink) in config.sinks.iter().enumerate() {
-            let built = match sink.kind {
-                SinkKind::Http => HttpSink::from_config(config, i, sink)?,
+            let transport = match sink.kind {
+                SinkKind::Http => Transport::Http(HttpSink::from_config(config, i, sink)?),
+                SinkKind::Mqtt => Transport::Mqtt(MqttSink::from_config(config, i, sink)?),
             };
-            by_name.insert(sink.name.clone(), built);
+            by_name.insert(
+                sink.name.clone(),
+                Sink {
+                    transport,
+                    policy: Policy::from_config(sink),
+                },
+            );
         }
         Ok(Sinks { by_name })
     }
 
-    /// Deliver one command to the sink it names.
-    pub async fn deliver(&self, command: &Command) -> Result<(), DeliveryError> {
+    /// The retry policy of the sink named `name`.
+    pub fn policy(&self, name: &str) -> Option<&Policy> {
+        self.by_name.get(name).map(|s| &s.policy)
+    }
+
+    /// One attempt to deliver `command` to the sink it names.
+    pub async fn deliver(&self, command: &Command, idempotency_key: &str) -> Result<(), DeliveryError> {
         let sink = self
             .by_name
             .get(&command.sink)
             .ok_or_else(|| DeliveryError::UnknownSink(command.sink.clone()))?;
-        sink.deliver(command).await
+        match &sink.transport {
+            Transport::Http(http) => http.deliver(command, idempotency_key).await,
+            Transport::Mqtt(mqtt) => mqtt.deliver(command, idempotency_key).await,
+        }
     }
 }

@@ -1,0 +1,95 @@
+//! The dispatcher: takes journaled events through the pipeline and records
+//! each outcome, with its commands, back in the journal.
+//!
+//! Events run in lanes, one per core; all events of one door go through the
+//! same lane, one after the other, so they are processed in the order they
+//! were journaled.
+
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::outbox::idempotency_key;
+use crate::pipeline::Pipeline;
+use crate::store::{Journal, NewCommand, Processed, Queued, Step, lane_key};
+
+/// Run every event from `feed` through `pipeline` until `stop` turns true.
+pub async fn run(
+    mut feed: mpsc::UnboundedReceiver<Queued>,
+    pipeline: Arc<Pipeline>,
+    journal: Arc<Journal>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut tasks = JoinSet::new();
+    let lanes: Vec<_> = (0..workers)
+        .map(|_| {
+            let (sender, queue) = mpsc::unbounded_channel();
+            tasks.spawn(lane(queue, pipeline.clone(), journal.clone()));
+            sender
+        })
+        .collect();
+    // Fixed keys: the same door always maps to the same lane.
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    loop {
+        let queued = tokio::select! {
+            queued = feed.recv() => match queued {
+                Some(queued) => queued,
+                None => break,
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let door = lane_key(&queued.event);
+        let lane = hasher.hash_one((&queued.event.source, door)) as usize % lanes.len();
+        let _ = lanes[lane].send(queued);
+    }
+    // Unprocessed events stay journaled for the next start.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, pipeline: Arc<Pipeline>, journal: Arc<Journal>) {
+    while let Some(Queued { seq, run, event }) = queue.recv().await {
+        let runner = pipeline.clone();
+        // Enrichers may not change these, but may change the door: the
+        // commands keep the lane the event came in.
+        let door = lane_key(&event);
+        let (source, id, received_at) = (event.source.clone(), event.id.clone(), event.received_at);
+        let outcome = match tokio::task::spawn_blocking(move || runner.run(event)).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The plugins are sandboxed; this is a bug in the host.
+                tracing::error!(seq, error = %e, "A pipeline worker panicked; the event is recorded as failed.");
+                journal.processed(Processed {
+                    seq,
+                    steps: vec![Step {
+                        plugin: "-".into(),
+                        result: "failed: the pipeline worker panicked".into(),
+                    }],
+                    commands: Vec::new(),
+                    received_at,
+                });
+                continue;
+            }
+        };
+        let commands = outcome
+            .commands
+            .into_iter()
+            .map(|emitted| NewCommand {
+                key: idempotency_key(&source, &id, run, &emitted.plugin, emitted.index),
+                door: door.clone(),
+                plugin: emitted.plugin,
+                index: emitted.index,
+                command: emitted.command,
+            })
+            .collect();
+        journal.processed(Processed {
+            seq,
+            steps: outcome.steps,
+            commands,
+            received_at,
+        });
+    }
+}

@@ -1,0 +1,260 @@
+//! `vestibule events`, `vestibule dead-letters` and `vestibule replay`: the
+//! journal seen from the command line. They open the data folder the config
+//! names, beside a running host if there is one.
+
+use std::path::Path;
+
+use clap::Subcommand;
+use vestibule::config::{Config, Duration};
+use vestibule::event::now_ms;
+use vestibule::store::{CommandRow, EventRow, Store};
+use vestibule::vendors::time::{format_iso8601, parse_iso8601};
+
+#[derive(Subcommand)]
+pub enum EventsCommand {
+    /// Recent events, newest first, with what each plugin did.
+    List {
+        #[arg(long, short)]
+        config: std::path::PathBuf,
+        /// Only this source's.
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One event (by event id or journal number): the normalized event,
+    /// every run of it, and its commands.
+    Show {
+        id: String,
+        #[arg(long, short)]
+        config: std::path::PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DeadLettersCommand {
+    /// Commands that were given up on.
+    List {
+        #[arg(long, short)]
+        config: std::path::PathBuf,
+    },
+    /// Put dead letters back in the outbox; the running host delivers them.
+    Retry {
+        /// Dead-letter ids (the first column of `list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<i64>,
+        /// Every dead letter.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, short)]
+        config: std::path::PathBuf,
+    },
+    /// Forget dead letters.
+    Drop {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<i64>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long, short)]
+        config: std::path::PathBuf,
+    },
+}
+
+/// The store of the config at `path`; an error if it keeps none on disk.
+fn open(path: &Path) -> Result<Store, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    if config.store.path.is_none() {
+        return Err(format!(
+            "{}: store.path: not set, so the host keeps its journal in memory and there is nothing to read; \
+             add [store] path = \"data\"",
+            path.display()
+        ));
+    }
+    Store::for_config(&config).map_err(|e| e.to_string())
+}
+
+pub fn events(command: EventsCommand) -> Result<(), String> {
+    match command {
+        EventsCommand::List { config, source, limit } => {
+            let rows = open(&config)?
+                .events(source.as_deref(), limit)
+                .map_err(|e| e.to_string())?;
+            table(
+                "no events",
+                &[
+                    ("SEQ", 6),
+                    ("RECEIVED", 20),
+                    ("SOURCE", 12),
+                    ("KIND", 18),
+                    ("DOOR", 16),
+                    ("STATE", 7),
+                    ("OUTCOME", 0),
+                ],
+                rows.iter().map(|row| {
+                    vec![
+                        row.seq.to_string(),
+                        time(row.received_at),
+                        row.source.clone(),
+                        row.kind.clone(),
+                        row.door.clone(),
+                        run_state(row),
+                        steps(row),
+                    ]
+                }),
+            );
+            Ok(())
+        }
+        EventsCommand::Show { id, config } => {
+            let runs = open(&config)?.event(&id).map_err(|e| e.to_string())?;
+            for (i, (row, json, commands)) in runs.iter().enumerate() {
+                if i == 0 {
+                    let pretty = serde_json::from_str::<serde_json::Value>(json)
+                        .and_then(|v| serde_json::to_string_pretty(&v))
+                        .unwrap_or_else(|_| json.clone());
+                    println!("{pretty}");
+                }
+                println!();
+                println!(
+                    "run {} (journal #{}), received {}, {}",
+                    row.run,
+                    row.seq,
+                    time(row.received_at),
+                    run_state(row)
+                );
+                for step in &row.steps {
+                    println!("  {}: {}", step.plugin, step.result);
+                }
+                for command in commands {
+                    println!(
+                        "  command #{} to {}: {}",
+                        command.id,
+                        command.sink,
+                        command_state(command)
+                    );
+                    println!("    idempotency key {}", command.idempotency_key);
+                    println!("    body {}", command.body);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn dead_letters(command: DeadLettersCommand) -> Result<(), String> {
+    match command {
+        DeadLettersCommand::List { config } => {
+            let rows = open(&config)?.dead_letters().map_err(|e| e.to_string())?;
+            table(
+                "no dead letters",
+                &[
+                    ("ID", 6),
+                    ("EVENT", 6),
+                    ("SINK", 14),
+                    ("DOOR", 16),
+                    ("REASON", 12),
+                    ("ATTEMPTS", 8),
+                    ("LAST ERROR", 0),
+                ],
+                rows.iter().map(|row| {
+                    vec![
+                        row.id.to_string(),
+                        row.seq.to_string(),
+                        row.sink.clone(),
+                        row.door.clone(),
+                        row.dead_reason.clone().unwrap_or_else(|| "-".into()),
+                        row.attempts.to_string(),
+                        row.last_error.clone().unwrap_or_else(|| "-".into()),
+                    ]
+                }),
+            );
+            Ok(())
+        }
+        DeadLettersCommand::Retry { ids, all: _, config } => {
+            let n = open(&config)?.retry_dead_letters(&ids).map_err(|e| e.to_string())?;
+            println!("{n} command(s) back in the outbox; a running host delivers them within a second");
+            Ok(())
+        }
+        DeadLettersCommand::Drop { ids, all: _, config } => {
+            let n = open(&config)?.drop_dead_letters(&ids).map_err(|e| e.to_string())?;
+            println!("{n} dead letter(s) dropped");
+            Ok(())
+        }
+    }
+}
+
+/// `--since`: a time (`2026-11-22T08:00:00Z`) or how long ago (`30m`, `2h`, `1d`).
+pub fn parse_since(text: &str) -> Result<i64, String> {
+    if let Ok(ago) = text.parse::<Duration>() {
+        return Ok(now_ms() - ago.0.as_millis() as i64);
+    }
+    parse_iso8601(text).ok_or_else(|| {
+        format!("--since {text:?}: expected a time such as 2026-11-22T08:00:00Z or a duration such as 2h")
+    })
+}
+
+pub fn replay(config: &Path, since: &str, source: Option<&str>) -> Result<(), String> {
+    let since_ms = parse_since(since)?;
+    let n = open(config)?.replay(since_ms, source).map_err(|e| e.to_string())?;
+    println!(
+        "{n} event(s) since {} queued to run again; a running host processes them within a second",
+        time(since_ms)
+    );
+    Ok(())
+}
+
+/// Print `rows` under `columns` (name, width; the last column is not
+/// padded), or `empty` when there are none.
+fn table(empty: &str, columns: &[(&str, usize)], rows: impl ExactSizeIterator<Item = Vec<String>>) {
+    if rows.len() == 0 {
+        println!("{empty}");
+        return;
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(columns)
+            .map(|(cell, (_, width))| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join(" ").trim_end());
+    };
+    line(columns.iter().map(|(name, _)| name.to_string()).collect());
+    rows.for_each(line);
+}
+
+fn time(ms: i64) -> String {
+    format_iso8601(ms.div_euclid(1000))
+}
+
+fn run_state(row: &EventRow) -> String {
+    match row.run {
+        0 => row.state.clone(),
+        n => format!("{} (replay {n})", row.state),
+    }
+}
+
+fn steps(row: &EventRow) -> String {
+    if row.steps.is_empty() {
+        return "-".into();
+    }
+    row.steps
+        .iter()
+        .map(|s| format!("{}: {}", s.plugin, s.result))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn command_state(command: &CommandRow) -> String {
+    let mut text = format!(
+        "{}, {} attempt{}",
+        command.state,
+        command.attempts,
+        if command.attempts == 1 { "" } else { "s" }
+    );
+    if let Some(reason) = &command.dead_reason {
+        text.push_str(&format!(", {reason}"));
+    }
+    if let Some(error) = &command.last_error {
+        text.push_str(&format!(", last error: {error}"));
+    }
+    text
+}

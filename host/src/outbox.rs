@@ -1,0 +1,219 @@
+//! The outbox: delivers stored commands, retrying with exponential backoff
+//! and full jitter, honouring `Retry-After`, until they are delivered or
+//! given up on into the dead letters.
+//!
+//! Commands to one sink about one door go in order: each (sink, door) pair
+//! has a lane that delivers its commands one after the other, so a light
+//! is never switched off before it was switched on because the first call
+//! had to be retried.
+
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::event::now_ms;
+use crate::sinks::{Policy, Sinks};
+use crate::store::{DeliveryUpdate, Journal, PendingCommand};
+
+/// The `Idempotency-Key` of a command: the same for the same event, run,
+/// plugin and place among that plugin's commands — so a command re-emitted
+/// after a crash carries the key its first delivery did, and a sink can
+/// drop the repeat. A replay is a new run, with new keys.
+pub fn idempotency_key(source: &str, event_id: &str, run: i64, plugin: &str, index: usize) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        source.as_bytes(),
+        event_id.as_bytes(),
+        run.to_string().as_bytes(),
+        plugin.as_bytes(),
+        index.to_string().as_bytes(),
+    ] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part);
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
+/// Deliver every command from `feed` until `stop` turns true.
+pub async fn run(
+    mut feed: mpsc::UnboundedReceiver<PendingCommand>,
+    sinks: Arc<Sinks>,
+    journal: Arc<Journal>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut lanes: HashMap<(String, String), mpsc::UnboundedSender<PendingCommand>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    loop {
+        let command = tokio::select! {
+            command = feed.recv() => match command {
+                Some(command) => command,
+                None => break,
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let key = (command.command.sink.clone(), command.door.clone());
+        let lane = lanes.entry(key).or_insert_with(|| {
+            let (sender, queue) = mpsc::unbounded_channel();
+            tasks.spawn(lane(queue, sinks.clone(), journal.clone()));
+            sender
+        });
+        let _ = lane.send(command);
+        while tasks.try_join_next().is_some() {}
+    }
+    // What is left stays in the store for the next start.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn lane(mut queue: mpsc::UnboundedReceiver<PendingCommand>, sinks: Arc<Sinks>, journal: Arc<Journal>) {
+    while let Some(command) = queue.recv().await {
+        let id = command.id;
+        let update = deliver(command, &sinks, &journal).await;
+        journal.delivery(id, update);
+    }
+}
+
+/// Try `command` until it is delivered or given up on.
+async fn deliver(mut command: PendingCommand, sinks: &Sinks, journal: &Journal) -> DeliveryUpdate {
+    let sink = command.command.sink.clone();
+    // Count the first attempt off once, however this command ends.
+    let mut counted = true;
+    let release = |counted: &mut bool| {
+        if std::mem::take(counted) {
+            journal.attempted();
+        }
+    };
+    let Some(policy) = sinks.policy(&sink).cloned() else {
+        release(&mut counted);
+        let error = format!("no sink named `{sink}` is configured");
+        tracing::warn!(%sink, key = %command.key, reason = "unknown_sink", %error, "Command dead-lettered.");
+        return DeliveryUpdate::Dead {
+            attempts: command.attempts,
+            reason: "unknown_sink",
+            error,
+        };
+    };
+    let mut last_error = String::new();
+    loop {
+        // The freshness guard comes first: a late door command is never sent.
+        let now = now_ms();
+        if let Some(max_age) = policy.max_age {
+            let expires_at = command.received_at + max_age.as_millis() as i64;
+            if now >= expires_at {
+                release(&mut counted);
+                let error = format!(
+                    "not delivered within max_age {max_age:?} of the event{}",
+                    if last_error.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; last error: {last_error}")
+                    }
+                );
+                tracing::warn!(%sink, key = %command.key, reason = "expired", %error, "Command dead-lettered.");
+                return DeliveryUpdate::Dead {
+                    attempts: command.attempts,
+                    reason: "expired",
+                    error,
+                };
+            }
+        }
+        if command.next_at > now {
+            // Waiting for a retry does not hold up shutdown.
+            release(&mut counted);
+            let expires_at = policy.max_age.map(|age| command.received_at + age.as_millis() as i64);
+            sleep_ms(command.next_at.min(expires_at.unwrap_or(i64::MAX)) - now).await;
+            continue;
+        }
+
+        let result = sinks.deliver(&command.command, &command.key).await;
+        let now = now_ms();
+        command.attempts += 1;
+        let first_attempt_at = *command.first_attempt_at.get_or_insert(now);
+        release(&mut counted);
+        let error = match result {
+            Ok(()) => {
+                tracing::debug!(%sink, key = %command.key, attempts = command.attempts, "Command delivered.");
+                return DeliveryUpdate::Delivered {
+                    attempts: command.attempts,
+                };
+            }
+            Err(error) => error,
+        };
+        last_error = error.to_string();
+        let given_up = error.permanent().or_else(|| {
+            let out_of_attempts = command.attempts >= policy.attempts;
+            let out_of_time = now - first_attempt_at >= policy.give_up_after.as_millis() as i64;
+            (out_of_attempts || out_of_time).then_some("exhausted")
+        });
+        if let Some(reason) = given_up {
+            tracing::warn!(%sink, key = %command.key, attempts = command.attempts, reason, error = %last_error, "Command dead-lettered.");
+            return DeliveryUpdate::Dead {
+                attempts: command.attempts,
+                reason,
+                error: last_error,
+            };
+        }
+        let wait = error
+            .retry_after()
+            .unwrap_or_else(|| full_jitter(&policy, command.attempts));
+        // The last attempt falls at the give-up time, not after it.
+        let give_up_at = first_attempt_at + policy.give_up_after.as_millis() as i64;
+        command.next_at = (now + wait.as_millis() as i64).min(give_up_at);
+        tracing::warn!(%sink, key = %command.key, attempts = command.attempts, retry_in = ?Duration::from_millis((command.next_at - now) as u64), error = %last_error, "Command not delivered; will retry.");
+        // Recorded so that a restart keeps the count and the wait.
+        journal.delivery(
+            command.id,
+            DeliveryUpdate::Retry {
+                attempts: command.attempts,
+                first_attempt_at,
+                next_at: command.next_at,
+                error: last_error.clone(),
+            },
+        );
+    }
+}
+
+/// A random wait between zero and the exponential backoff for the attempt
+/// that just failed (the "full jitter" of the AWS architecture blog): many
+/// hosts retrying a recovered sink do not all arrive at once.
+fn full_jitter(policy: &Policy, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(30);
+    let ceiling = policy.backoff.saturating_mul(1 << doublings).min(policy.backoff_max);
+    let random = RandomState::new().hash_one(now_ms());
+    Duration::from_nanos(random % (ceiling.as_nanos() as u64).max(1))
+}
+
+async fn sleep_ms(ms: i64) {
+    tokio::time::sleep(Duration::from_millis(ms.max(0) as u64)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            attempts: 10,
+            give_up_after: Duration::from_secs(3600),
+            backoff: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            max_age: None,
+        }
+    }
+
+    #[test]
+    fn jitter_stays_under_the_doubling_ceiling() {
+        for attempts in 1..20 {
+            let ceiling = Duration::from_secs(1 << (attempts - 1).min(6)).min(Duration::from_secs(60));
+            for _ in 0..50 {
+                assert!(full_jitter(&policy(), attempts) < ceiling, "attempt {attempts}");
+            }
+        }
+    }
+}

@@ -1,0 +1,652 @@
+//! The journal writer: one thread owns the database connection and applies
+//! every change — new events, outcomes, delivery results — in batches, one
+//! transaction (and so one fsync) per batch, however many requests arrived
+//! meanwhile (group commit). Ingest waits for its batch to commit before it
+//! answers 2xx.
+//!
+//! The writer also decides what runs next: after each commit it hands new
+//! events to the dispatcher and new commands to the outbox, in journal
+//! order, and it remembers which it has handed out so that nothing is handed
+//! out twice. Pending rows it did not write itself — left by a crash, or put
+//! back by `vestibule replay` / `dead-letters retry` from another process —
+//! are found at start and whenever `PRAGMA data_version` says another
+//! connection committed.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::time::{Duration, Instant};
+
+use rusqlite::{OptionalExtension, Transaction, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::records::{DeliveryUpdate, NewCommand, PendingCommand, Queued, Step};
+use super::{Store, StoreError};
+use crate::event::{Event, now_ms};
+use crate::wit::sinks::Command;
+
+/// The most requests applied in one transaction.
+const MAX_BATCH: usize = 1024;
+/// How often the writer looks for changes made by other processes.
+const POLL: Duration = Duration::from_millis(500);
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// How often processed events past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// How the journal behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub dedup_window: Duration,
+    pub retention: Duration,
+    /// Events handed to the dispatcher and not yet processed, at most.
+    /// Ingest refuses new events with 503 while this many are waiting.
+    pub capacity: usize,
+}
+
+/// What became of an event handed to [`Journal::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored; it will be processed.
+    Accepted { seq: i64 },
+    /// Its (source, event id) was accepted within the deduplication window.
+    Duplicate,
+}
+
+/// The outcome of running one event through the pipeline.
+#[derive(Debug)]
+pub struct Processed {
+    pub seq: i64,
+    pub steps: Vec<Step>,
+    pub commands: Vec<NewCommand>,
+    /// When the event arrived (ms).
+    pub received_at: i64,
+}
+
+type Reply = oneshot::Sender<Result<Appended, StoreError>>;
+
+enum Request {
+    Append { event: Box<Event>, reply: Reply },
+    Processed(Processed),
+    Delivery { id: i64, update: DeliveryUpdate },
+    Close,
+}
+
+/// The handle the rest of the host writes through. Cheap to share.
+pub struct Journal {
+    requests: std_mpsc::Sender<Request>,
+    backlog: Arc<AtomicUsize>,
+    unattempted: Arc<AtomicUsize>,
+    durable: bool,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Where the writer hands out work: events for the dispatcher, commands for
+/// the outbox, each in journal order.
+pub struct JournalFeeds {
+    pub events: mpsc::UnboundedReceiver<Queued>,
+    pub commands: mpsc::UnboundedReceiver<PendingCommand>,
+}
+
+impl Journal {
+    /// Start the writer thread on `store`. Pending events and commands in
+    /// it are handed out at once.
+    pub fn start(store: Store, settings: Settings) -> Result<(Journal, JournalFeeds), StoreError> {
+        let (requests, inbox) = std_mpsc::channel();
+        let (events_out, events) = mpsc::unbounded_channel();
+        let (commands_out, commands) = mpsc::unbounded_channel();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let unattempted = Arc::new(AtomicUsize::new(0));
+        let durable = store.path().is_some();
+        let mut writer = Writer {
+            data_version: 0,
+            store,
+            settings,
+            events_out,
+            commands_out,
+            events_in_flight: HashSet::new(),
+            commands_in_flight: HashSet::new(),
+            more_pending: false,
+            backlog: backlog.clone(),
+            unattempted: unattempted.clone(),
+        };
+        writer.prune()?;
+        writer.rescan()?;
+        let checkpointer = match writer.store.path() {
+            Some(path) => Some(Checkpointer::start(path, &writer.store)?),
+            None => None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || {
+                writer.run(inbox);
+                drop(checkpointer);
+            })
+            .map_err(|e| StoreError::Open {
+                path: Default::default(),
+                message: format!("cannot start the journal thread: {e}"),
+            })?;
+        Ok((
+            Journal {
+                requests,
+                backlog,
+                unattempted,
+                durable,
+                thread: Mutex::new(Some(thread)),
+            },
+            JournalFeeds { events, commands },
+        ))
+    }
+
+    /// Store `event`; resolves once it is on disk (or known as a duplicate).
+    pub async fn append(&self, event: Event) -> Result<Appended, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Append {
+                event: Box::new(event),
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Record what the pipeline did with event `seq` and store its commands,
+    /// in one transaction.
+    pub fn processed(&self, processed: Processed) {
+        let _ = self.requests.send(Request::Processed(processed));
+    }
+
+    /// Record the result of a delivery attempt.
+    pub fn delivery(&self, id: i64, update: DeliveryUpdate) {
+        let _ = self.requests.send(Request::Delivery { id, update });
+    }
+
+    /// Events handed to the dispatcher and not yet processed.
+    pub fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    /// Commands handed to the outbox whose first attempt has not finished.
+    pub fn unattempted(&self) -> usize {
+        self.unattempted.load(Ordering::Relaxed)
+    }
+
+    /// The outbox made the first attempt at a command handed to it (or set
+    /// it aside to retry later): shutdown need not wait for it.
+    pub fn attempted(&self) {
+        self.unattempted.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether what the journal holds survives a crash.
+    pub fn durable(&self) -> bool {
+        self.durable
+    }
+
+    /// Apply everything sent so far, then stop the writer.
+    pub async fn close(&self) {
+        let _ = self.requests.send(Request::Close);
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Copies the WAL back into the database file from a second connection,
+/// so the writer never stalls on a checkpoint: with SQLite's automatic
+/// checkpoints the commit that crosses 1,000 pages does it, and every
+/// request in that batch waits (milliseconds at the 99th percentile).
+struct Checkpointer {
+    stop: Option<std_mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &std::path::Path, writer: &Store) -> Result<Checkpointer, StoreError> {
+        writer.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let (stop, stopped) = std_mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                while let Err(std_mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                    // PASSIVE: copies what no reader needs, never waits for the writer.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "WAL checkpoint failed.");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: format!("cannot start the checkpoint thread: {e}"),
+            })?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Writer {
+    store: Store,
+    settings: Settings,
+    events_out: mpsc::UnboundedSender<Queued>,
+    commands_out: mpsc::UnboundedSender<PendingCommand>,
+    events_in_flight: HashSet<i64>,
+    commands_in_flight: HashSet<i64>,
+    /// More events are pending than `capacity` let us hand out.
+    more_pending: bool,
+    backlog: Arc<AtomicUsize>,
+    unattempted: Arc<AtomicUsize>,
+    data_version: i64,
+}
+
+/// Work to hand out once a batch has committed.
+#[derive(Default)]
+struct Committed {
+    replies: Vec<(Reply, Result<Appended, StoreError>)>,
+    events: Vec<Queued>,
+    processed: Vec<i64>,
+    commands: Vec<PendingCommand>,
+    finished_commands: Vec<i64>,
+}
+
+impl Writer {
+    fn run(mut self, inbox: std_mpsc::Receiver<Request>) {
+        let mut last_poll = Instant::now();
+        let mut last_prune = Instant::now();
+        loop {
+            let first = match inbox.recv_timeout(POLL) {
+                Ok(request) => Some(request),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch: Vec<Request> = first.into_iter().collect();
+            while batch.len() < MAX_BATCH {
+                match inbox.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            let closing = batch.iter().any(|r| matches!(r, Request::Close));
+            if !batch.is_empty() {
+                self.apply(batch);
+            }
+            if closing {
+                break;
+            }
+            if last_poll.elapsed() >= POLL {
+                last_poll = Instant::now();
+                if let Err(e) = self.poll_others() {
+                    tracing::error!(error = %e, "Reading the journal failed.");
+                }
+            }
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                last_prune = Instant::now();
+                if let Err(e) = self.prune() {
+                    tracing::error!(error = %e, "Pruning the journal failed.");
+                }
+            }
+        }
+    }
+
+    /// Apply `batch` in one transaction; then answer and hand out.
+    fn apply(&mut self, batch: Vec<Request>) {
+        let mut done = Committed::default();
+        let tx = match self.store.conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => return fail(batch, &e.into()),
+        };
+        let dedup_window = self.settings.dedup_window.as_millis() as i64;
+        for request in batch {
+            match request {
+                Request::Append { event, reply } => {
+                    let result = append(&tx, &event, dedup_window);
+                    if let Ok(Appended::Accepted { seq }) = result {
+                        done.events.push(Queued {
+                            seq,
+                            run: 0,
+                            event: *event,
+                        });
+                    }
+                    done.replies.push((reply, result));
+                }
+                Request::Processed(processed) => match record_processed(&tx, &processed) {
+                    Ok(commands) => {
+                        done.processed.push(processed.seq);
+                        done.commands.extend(commands);
+                    }
+                    Err(e) => tracing::error!(seq = processed.seq, error = %e, "Recording an outcome failed."),
+                },
+                Request::Delivery { id, update } => {
+                    let finished = !matches!(update, DeliveryUpdate::Retry { .. });
+                    match record_delivery(&tx, id, &update) {
+                        Ok(()) if finished => done.finished_commands.push(id),
+                        Ok(()) => {}
+                        Err(e) => tracing::error!(command = id, error = %e, "Recording a delivery failed."),
+                    }
+                }
+                Request::Close => {}
+            }
+        }
+        if let Err(e) = tx.commit() {
+            let error = StoreError::from(e);
+            tracing::error!(error = %error, "The journal could not commit; the events in this batch were refused.");
+            for (reply, _) in done.replies {
+                let _ = reply.send(Err(StoreError::Commit(error.to_string())));
+            }
+            return;
+        }
+        // Hand out before counting off and before answering: at no moment
+        // may the host look idle while work is on its way (shutdown waits
+        // for `backlog` and `unattempted` to reach zero).
+        for queued in done.events {
+            self.hand_out_event(queued);
+        }
+        for command in done.commands {
+            self.hand_out_command(command);
+        }
+        for seq in done.processed {
+            if self.events_in_flight.remove(&seq) {
+                self.backlog.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        for id in done.finished_commands {
+            self.commands_in_flight.remove(&id);
+        }
+        for (reply, result) in done.replies {
+            let _ = reply.send(result);
+        }
+    }
+
+    fn hand_out_event(&mut self, queued: Queued) {
+        if self.events_in_flight.insert(queued.seq) {
+            self.backlog.fetch_add(1, Ordering::Relaxed);
+            let _ = self.events_out.send(queued);
+        }
+    }
+
+    fn hand_out_command(&mut self, command: PendingCommand) {
+        if self.commands_in_flight.insert(command.id) {
+            self.unattempted.fetch_add(1, Ordering::Relaxed);
+            let _ = self.commands_out.send(command);
+        }
+    }
+
+    /// If another connection committed since we last looked (or we left
+    /// events behind for lack of room), look for pending work.
+    fn poll_others(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self
+            .store
+            .conn
+            .pragma_query_value(None, "data_version", |row| row.get(0))?;
+        let room = self.events_in_flight.len() < self.settings.capacity / 2;
+        if version != self.data_version || (self.more_pending && room) {
+            self.data_version = version;
+            self.rescan()?;
+        }
+        Ok(())
+    }
+
+    /// Hand out every pending event and command not already handed out.
+    fn rescan(&mut self) -> Result<(), StoreError> {
+        self.data_version = self
+            .store
+            .conn
+            .pragma_query_value(None, "data_version", |row| row.get(0))?;
+        let mut events = Vec::new();
+        let mut unreadable = Vec::new();
+        self.more_pending = false;
+        {
+            let mut statement = self
+                .store
+                .conn
+                .prepare("SELECT seq, run, event FROM events WHERE state = 'pending' ORDER BY seq")?;
+            let mut rows = statement.query([])?;
+            let mut room = self.settings.capacity.saturating_sub(self.events_in_flight.len());
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                if self.events_in_flight.contains(&seq) {
+                    continue;
+                }
+                if room == 0 {
+                    self.more_pending = true;
+                    break;
+                }
+                room -= 1;
+                let json: String = row.get(2)?;
+                match serde_json::from_str::<Event>(&json) {
+                    Ok(event) => events.push(Queued {
+                        seq,
+                        run: row.get(1)?,
+                        event,
+                    }),
+                    Err(e) => unreadable.push((seq, e.to_string())),
+                }
+            }
+        }
+        for (seq, error) in unreadable {
+            tracing::error!(seq, %error, "A journaled event cannot be read; it is marked done unprocessed.");
+            let steps = vec![Step {
+                plugin: "-".into(),
+                result: format!("not processed: stored event unreadable: {error}"),
+            }];
+            self.store.conn.execute(
+                "UPDATE events SET state = 'done', outcome = ?2, processed_at = ?3 WHERE seq = ?1",
+                params![seq, serde_json::to_string(&steps).unwrap_or_default(), now_ms()],
+            )?;
+        }
+        if !events.is_empty() {
+            tracing::info!(events = events.len(), "Processing journaled events.");
+        }
+        for queued in events {
+            self.hand_out_event(queued);
+        }
+
+        let mut commands = Vec::new();
+        {
+            let mut statement = self.store.conn.prepare(
+                "SELECT id, idempotency_key, door, command, received_at, attempts, first_attempt_at, next_at
+                 FROM outbox WHERE state = 'pending' ORDER BY id",
+            )?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                if self.commands_in_flight.contains(&id) {
+                    continue;
+                }
+                let json: String = row.get(3)?;
+                let command: Command = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                    what: "command",
+                    error: e.to_string(),
+                })?;
+                commands.push(PendingCommand {
+                    id,
+                    key: row.get(1)?,
+                    door: row.get(2)?,
+                    command,
+                    received_at: row.get(4)?,
+                    attempts: row.get(5)?,
+                    first_attempt_at: row.get(6)?,
+                    next_at: row.get(7)?,
+                });
+            }
+        }
+        if !commands.is_empty() {
+            tracing::info!(commands = commands.len(), "Delivering stored commands.");
+        }
+        for command in commands {
+            self.hand_out_command(command);
+        }
+        Ok(())
+    }
+
+    /// Forget what retention and the deduplication window allow.
+    fn prune(&mut self) -> Result<(), StoreError> {
+        let now = now_ms();
+        let retained = now - self.settings.retention.as_millis() as i64;
+        let tx = self.store.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM seen WHERE at < ?1",
+            [now - self.settings.dedup_window.as_millis() as i64],
+        )?;
+        let commands = tx.execute(
+            "DELETE FROM outbox WHERE state = 'delivered' AND done_at < ?1",
+            [retained],
+        )?;
+        // An event goes once none of its commands is waiting or dead.
+        let events = tx.execute(
+            "DELETE FROM events WHERE state = 'done' AND received_at < ?1
+               AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.seq = events.seq)",
+            [retained],
+        )?;
+        tx.commit()?;
+        if events + commands > 0 {
+            tracing::info!(events, commands, "Pruned the journal.");
+        }
+        Ok(())
+    }
+}
+
+/// Answer every append in a batch that could not even start.
+fn fail(batch: Vec<Request>, error: &StoreError) {
+    tracing::error!(%error, "The journal could not start a transaction.");
+    for request in batch {
+        if let Request::Append { reply, .. } = request {
+            let _ = reply.send(Err(StoreError::Commit(error.to_string())));
+        }
+    }
+}
+
+/// Store one event unless it is a duplicate.
+fn append(tx: &Transaction<'_>, event: &Event, dedup_window_ms: i64) -> Result<Appended, StoreError> {
+    let now = now_ms();
+    let seen: Option<i64> = tx
+        .prepare_cached("SELECT at FROM seen WHERE source = ?1 AND event_id = ?2")?
+        .query_row(params![event.source, event.id], |row| row.get(0))
+        .optional()?;
+    if seen.is_some_and(|at| at > now - dedup_window_ms) {
+        return Ok(Appended::Duplicate);
+    }
+    tx.prepare_cached(
+        "INSERT INTO seen (source, event_id, at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (source, event_id) DO UPDATE SET at = excluded.at",
+    )?
+    .execute(params![event.source, event.id, now])?;
+    let json = serde_json::to_string(event).map_err(|e| StoreError::Corrupt {
+        what: "event",
+        error: e.to_string(),
+    })?;
+    tx.prepare_cached(
+        "INSERT INTO events (source, event_id, kind, door, received_at, event, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+    )?
+    .execute(params![
+        event.source,
+        event.id,
+        event.kind,
+        lane_key(event),
+        event.received_at,
+        json
+    ])?;
+    Ok(Appended::Accepted {
+        seq: tx.last_insert_rowid(),
+    })
+}
+
+/// Mark the event done and store its commands; returns those that are new
+/// (a command already stored by an earlier, interrupted run keeps its row).
+fn record_processed(tx: &Transaction<'_>, processed: &Processed) -> Result<Vec<PendingCommand>, StoreError> {
+    let now = now_ms();
+    let steps = serde_json::to_string(&processed.steps).unwrap_or_default();
+    tx.prepare_cached("UPDATE events SET state = 'done', outcome = ?2, processed_at = ?3 WHERE seq = ?1")?
+        .execute(params![processed.seq, steps, now])?;
+    let mut stored = Vec::new();
+    for new in &processed.commands {
+        let json = serde_json::to_string(&new.command).map_err(|e| StoreError::Corrupt {
+            what: "command",
+            error: e.to_string(),
+        })?;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO outbox
+                   (seq, plugin, idx, sink, door, idempotency_key, command, received_at, created_at, state, next_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?9)",
+            )?
+            .execute(params![
+                processed.seq,
+                new.plugin,
+                new.index as i64,
+                new.command.sink,
+                new.door,
+                new.key,
+                json,
+                processed.received_at,
+                now
+            ])?;
+        if inserted == 1 {
+            stored.push(PendingCommand {
+                id: tx.last_insert_rowid(),
+                key: new.key.clone(),
+                door: new.door.clone(),
+                command: new.command.clone(),
+                received_at: processed.received_at,
+                attempts: 0,
+                first_attempt_at: None,
+                next_at: now,
+            });
+        }
+    }
+    Ok(stored)
+}
+
+fn record_delivery(tx: &Transaction<'_>, id: i64, update: &DeliveryUpdate) -> Result<(), StoreError> {
+    let now = now_ms();
+    match update {
+        DeliveryUpdate::Delivered { attempts } => tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 'delivered', attempts = ?2, done_at = ?3, last_error = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, attempts, now])?,
+        DeliveryUpdate::Retry {
+            attempts,
+            first_attempt_at,
+            next_at,
+            error,
+        } => tx
+            .prepare_cached(
+                "UPDATE outbox SET attempts = ?2, first_attempt_at = ?3, next_at = ?4, last_error = ?5 WHERE id = ?1",
+            )?
+            .execute(params![id, attempts, first_attempt_at, next_at, error])?,
+        DeliveryUpdate::Dead {
+            attempts,
+            reason,
+            error,
+        } => tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 'dead', attempts = ?2, dead_reason = ?3, last_error = ?4, done_at = ?5
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, attempts, reason, error, now])?,
+    };
+    Ok(())
+}
+
+/// Events of one door are processed in order, and so are their commands to
+/// each sink: the key is the door's name (what `events list` shows) or id,
+/// else the device's. Two doors of one name merely share a lane.
+pub fn lane_key(event: &Event) -> String {
+    let door = event.door.as_ref().and_then(|d| d.name.as_ref().or(d.id.as_ref()));
+    let device = event.device.as_ref().and_then(|d| d.name.as_ref().or(d.id.as_ref()));
+    door.or(device).cloned().unwrap_or_default()
+}

@@ -1,0 +1,260 @@
+//! The store: one SQLite database in WAL mode in the data folder, holding
+//! the journal of accepted events, the outbox of commands and the dead
+//! letters. Without `[store] path` the same database lives in memory.
+//!
+//! The running host writes only through [`Journal`] (one thread, group
+//! commit). The command line opens the same file from another process to
+//! list, retry, drop and replay; the host notices those changes through
+//! `PRAGMA data_version` and picks them up within a second.
+
+mod journal;
+mod records;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub use journal::{Appended, Journal, JournalFeeds, Processed, Settings, lane_key};
+pub use records::{CommandRow, DeliveryUpdate, EventRow, NewCommand, PendingCommand, Queued, Step};
+
+use crate::config::Config;
+use crate::event::now_ms;
+
+/// The database file inside the data folder.
+pub const DB_FILE: &str = "vestibule.db";
+
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// What went wrong with the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("stored {what} is not valid JSON: {error}")]
+    Corrupt { what: &'static str, error: String },
+    #[error("the journal has stopped")]
+    Closed,
+    #[error("the journal could not commit: {0}")]
+    Commit(String),
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// An open database.
+pub struct Store {
+    conn: Connection,
+    /// Where the file is; `None` in memory.
+    path: Option<PathBuf>,
+}
+
+impl Store {
+    /// The store `config` names: its data folder, or memory.
+    pub fn for_config(config: &Config) -> Result<Store, StoreError> {
+        match &config.store.path {
+            Some(path) => Store::open(&config.resolve(path)),
+            None => Store::memory(),
+        }
+    }
+
+    /// Open (creating if needed) the database in the data folder `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let open_error = |message: String| StoreError::Open {
+            path: dir.to_path_buf(),
+            message,
+        };
+        if dir.exists() && !dir.is_dir() {
+            return Err(open_error(
+                "is a file; expected the data folder (it is created if missing)".into(),
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| open_error(format!("cannot create the data folder: {e}")))?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|e| open_error(e.to_string()))?;
+        let mut store = Store { conn, path: Some(path) };
+        store.prepare().map_err(|e| open_error(e.to_string()))?;
+        Ok(store)
+    }
+
+    /// A database in memory: the same behaviour, gone when the host stops.
+    pub fn memory() -> Result<Store, StoreError> {
+        let mut store = Store {
+            conn: Connection::open_in_memory()?,
+            path: None,
+        };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    /// The database file, if on disk.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn prepare(&mut self) -> Result<(), StoreError> {
+        // WAL: readers (the command line) never block the writer. FULL: each
+        // commit reaches the disk before the host acknowledges what it holds,
+        // so an acknowledged event survives power loss, not only a crash.
+        self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        self.migrate()
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self.conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        match version {
+            0 => {
+                let tx = self.conn.transaction()?;
+                tx.execute_batch(include_str!("schema.sql"))?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
+                Ok(())
+            }
+            SCHEMA_VERSION => Ok(()),
+            newer => Err(StoreError::Open {
+                path: self.path.clone().unwrap_or_default(),
+                message: format!("written by a newer Vestibule (schema {newer}; this one knows {SCHEMA_VERSION})"),
+            }),
+        }
+    }
+
+    /// The most recent events, newest first.
+    pub fn events(&self, source: Option<&str>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT seq, source, event_id, run, kind, door, received_at, state, outcome
+             FROM events WHERE (?1 IS NULL OR source = ?1) ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = statement.query_map(params![source, limit as i64], EventRow::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every run of the event with this id (or journal sequence number),
+    /// with the commands each run emitted.
+    pub fn event(&self, id: &str) -> Result<Vec<(EventRow, String, Vec<CommandRow>)>, StoreError> {
+        let seq: Option<i64> = id.parse().ok();
+        let mut statement = self.conn.prepare(
+            "SELECT seq, source, event_id, run, kind, door, received_at, state, outcome, event
+             FROM events WHERE event_id = ?1 OR seq = ?2 ORDER BY seq",
+        )?;
+        let runs = statement
+            .query_map(params![id, seq], |row| {
+                Ok((EventRow::from_row(row)?, row.get::<_, String>(9)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        if runs.is_empty() {
+            return Err(StoreError::NotFound(format!("no event {id} in the journal")));
+        }
+        runs.into_iter()
+            .map(|(row, json)| {
+                let commands = self.commands("WHERE seq = ?1 ORDER BY id", params![row.seq])?;
+                Ok((row, json, commands))
+            })
+            .collect()
+    }
+
+    /// Commands that were given up on, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<CommandRow>, StoreError> {
+        self.commands("WHERE state = 'dead' ORDER BY id", [])
+    }
+
+    fn commands(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<CommandRow>, StoreError> {
+        let sql = format!(
+            "SELECT id, seq, plugin, sink, door, idempotency_key, command, state, attempts, last_error,
+                    dead_reason, created_at, done_at
+             FROM outbox {filter}"
+        );
+        let mut statement = self.conn.prepare(&sql)?;
+        let rows = statement.query_map(params, CommandRow::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Put dead letters back in the outbox with a fresh set of attempts:
+    /// those with the given ids, or all when `ids` is empty. A running host
+    /// delivers them within a second; otherwise the next start does.
+    pub fn retry_dead_letters(&mut self, ids: &[i64]) -> Result<usize, StoreError> {
+        let now = now_ms();
+        self.for_dead_letters(ids, |tx, id| {
+            tx.execute(
+                "UPDATE outbox SET state = 'pending', attempts = 0, first_attempt_at = NULL, next_at = ?2,
+                        dead_reason = NULL, done_at = NULL
+                 WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)",
+                params![id, now],
+            )
+        })
+    }
+
+    /// Forget dead letters: those with the given ids, or all.
+    pub fn drop_dead_letters(&mut self, ids: &[i64]) -> Result<usize, StoreError> {
+        self.for_dead_letters(ids, |tx, id| {
+            tx.execute(
+                "DELETE FROM outbox WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)",
+                params![id],
+            )
+        })
+    }
+
+    /// Apply `change` to each dead letter in `ids` (or, with `None`, to all)
+    /// in one transaction; an id that is not a dead letter undoes it all.
+    fn for_dead_letters(
+        &mut self,
+        ids: &[i64],
+        change: impl Fn(&rusqlite::Transaction, Option<i64>) -> rusqlite::Result<usize>,
+    ) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut changed = 0;
+        if ids.is_empty() {
+            changed = change(&tx, None)?;
+        }
+        for &id in ids {
+            match change(&tx, Some(id))? {
+                0 => return Err(StoreError::NotFound(format!("no dead letter {id}"))),
+                n => changed += n,
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// Queue every event received since `since_ms` (of `source`, if given)
+    /// to run again through the running host's pipeline. Each replay is a
+    /// new run with its own idempotency keys, so sinks act on it again;
+    /// `max_age` still holds, counted from when the event first arrived.
+    pub fn replay(&mut self, since_ms: i64, source: Option<&str>) -> Result<usize, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "INSERT INTO events (source, event_id, run, kind, door, received_at, event, state)
+             SELECT source, event_id,
+                    (SELECT MAX(run) FROM events AS e WHERE e.source = events.source AND e.event_id = events.event_id) + 1,
+                    kind, door, received_at, event, 'pending'
+             FROM events
+             WHERE run = 0 AND received_at >= ?1 AND (?2 IS NULL OR source = ?2)
+             ORDER BY seq",
+            params![since_ms, source],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// How many events wait to be processed and how many commands to be
+    /// delivered, and how many dead letters there are.
+    pub fn counts(&self) -> Result<(i64, i64, i64), StoreError> {
+        let count = |sql: &str| self.conn.query_row(sql, [], |row| row.get::<_, i64>(0));
+        Ok((
+            count("SELECT COUNT(*) FROM events WHERE state = 'pending'")?,
+            count("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")?,
+            count("SELECT COUNT(*) FROM outbox WHERE state = 'dead'")?,
+        ))
+    }
+
+    /// The journal sequence number of the newest event, if any.
+    pub fn last_seq(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT MAX(seq) FROM events", [], |row| row.get(0))
+            .optional()?
+            .flatten())
+    }
+}

@@ -1,0 +1,149 @@
+//! What goes in and out of the store.
+
+use rusqlite::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+use crate::wit::sinks::Command;
+
+/// A journaled event on its way to the pipeline.
+#[derive(Debug)]
+pub struct Queued {
+    /// Its place in the journal.
+    pub seq: i64,
+    /// 0 as it arrived, n for its n-th replay.
+    pub run: i64,
+    pub event: Event,
+}
+
+/// What one plugin did with one event, as `vestibule events show` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub plugin: String,
+    /// `kept`, `dropped: …`, `enriched`, `2 commands`, `failed (timeout): …`
+    pub result: String,
+}
+
+/// A command to store with its event's outcome.
+#[derive(Debug)]
+pub struct NewCommand {
+    pub plugin: String,
+    /// Its place among the commands this plugin emitted for this event.
+    pub index: usize,
+    pub key: String,
+    pub door: String,
+    pub command: Command,
+}
+
+/// A stored command waiting for delivery.
+#[derive(Debug, Clone)]
+pub struct PendingCommand {
+    pub id: i64,
+    pub key: String,
+    pub door: String,
+    pub command: Command,
+    /// When its event arrived (ms): `max_age` counts from here.
+    pub received_at: i64,
+    pub attempts: u32,
+    pub first_attempt_at: Option<i64>,
+    /// Not before this time (ms).
+    pub next_at: i64,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug)]
+pub enum DeliveryUpdate {
+    Delivered {
+        attempts: u32,
+    },
+    /// Failed; the next attempt is at `next_at`.
+    Retry {
+        attempts: u32,
+        first_attempt_at: i64,
+        next_at: i64,
+        error: String,
+    },
+    /// Given up: `reason` is `exhausted`, `expired`, `rejected` or `unknown_sink`.
+    Dead {
+        attempts: u32,
+        reason: &'static str,
+        error: String,
+    },
+}
+
+/// An event as `vestibule events list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub seq: i64,
+    pub source: String,
+    pub event_id: String,
+    pub run: i64,
+    pub kind: String,
+    pub door: String,
+    pub received_at: i64,
+    pub state: String,
+    pub steps: Vec<Step>,
+}
+
+impl EventRow {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRow> {
+        let outcome: Option<String> = row.get(8)?;
+        Ok(EventRow {
+            seq: row.get(0)?,
+            source: row.get(1)?,
+            event_id: row.get(2)?,
+            run: row.get(3)?,
+            kind: row.get(4)?,
+            door: row.get(5)?,
+            received_at: row.get(6)?,
+            state: row.get(7)?,
+            // Written by this program; an unreadable one shows as no steps
+            // rather than hiding the event.
+            steps: outcome
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// A stored command as `vestibule dead-letters list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandRow {
+    pub id: i64,
+    pub seq: i64,
+    pub plugin: String,
+    pub sink: String,
+    pub door: String,
+    pub idempotency_key: String,
+    pub body: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub dead_reason: Option<String>,
+    pub created_at: i64,
+    pub done_at: Option<i64>,
+}
+
+impl CommandRow {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<CommandRow> {
+        let command: String = row.get(6)?;
+        let body = serde_json::from_str::<Command>(&command)
+            .map(|c| c.body)
+            .unwrap_or(command);
+        Ok(CommandRow {
+            id: row.get(0)?,
+            seq: row.get(1)?,
+            plugin: row.get(2)?,
+            sink: row.get(3)?,
+            door: row.get(4)?,
+            idempotency_key: row.get(5)?,
+            body,
+            state: row.get(7)?,
+            attempts: row.get(8)?,
+            last_error: row.get(9)?,
+            dead_reason: row.get(10)?,
+            created_at: row.get(11)?,
+            done_at: row.get(12)?,
+        })
+    }
+}
