@@ -23,7 +23,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::records::{DeliveryUpdate, NewCommand, PendingCommand, Queued, Step};
 use super::{Store, StoreError};
 use crate::event::{Event, now_ms};
-use crate::wit::sinks::Command;
 
 /// The most requests applied in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -65,10 +64,23 @@ pub struct Processed {
 
 type Reply = oneshot::Sender<Result<Appended, StoreError>>;
 
+/// Requests carry their JSON already written: serializing is done by the
+/// many callers, not by the one writer thread everything waits on.
 enum Request {
-    Append { event: Box<Event>, reply: Reply },
-    Processed(Processed),
-    Delivery { id: i64, update: DeliveryUpdate },
+    Append {
+        event: Box<Event>,
+        json: String,
+        reply: Reply,
+    },
+    Processed {
+        processed: Processed,
+        steps: String,
+        commands: Vec<String>,
+    },
+    Delivery {
+        id: i64,
+        update: DeliveryUpdate,
+    },
     Close,
 }
 
@@ -107,6 +119,7 @@ impl Journal {
             events_in_flight: HashSet::new(),
             commands_in_flight: HashSet::new(),
             more_pending: false,
+            rescan_due: false,
             backlog: backlog.clone(),
             unattempted: unattempted.clone(),
         };
@@ -140,10 +153,12 @@ impl Journal {
 
     /// Store `event`; resolves once it is on disk (or known as a duplicate).
     pub async fn append(&self, event: Event) -> Result<Appended, StoreError> {
+        let json = to_json("event", &event)?;
         let (reply, answer) = oneshot::channel();
         self.requests
             .send(Request::Append {
                 event: Box::new(event),
+                json,
                 reply,
             })
             .map_err(|_| StoreError::Closed)?;
@@ -153,7 +168,25 @@ impl Journal {
     /// Record what the pipeline did with event `seq` and store its commands,
     /// in one transaction.
     pub fn processed(&self, processed: Processed) {
-        let _ = self.requests.send(Request::Processed(processed));
+        let commands = processed
+            .commands
+            .iter()
+            .map(|c| to_json("command", &c.command))
+            .collect::<Result<_, _>>();
+        let (steps, commands) = match (to_json("outcome", &processed.steps), commands) {
+            (Ok(steps), Ok(commands)) => (steps, commands),
+            (Err(e), _) | (_, Err(e)) => {
+                // Our own types always serialize; if not, the event stays
+                // pending and runs again at the next start.
+                tracing::error!(seq = processed.seq, error = %e, "Recording an outcome failed.");
+                return;
+            }
+        };
+        let _ = self.requests.send(Request::Processed {
+            processed,
+            steps,
+            commands,
+        });
     }
 
     /// Record the result of a delivery attempt.
@@ -246,6 +279,8 @@ struct Writer {
     commands_in_flight: HashSet<i64>,
     /// More events are pending than `capacity` let us hand out.
     more_pending: bool,
+    /// Pending work was forgotten after a failed write: look again.
+    rescan_due: bool,
     backlog: Arc<AtomicUsize>,
     unattempted: Arc<AtomicUsize>,
     data_version: i64,
@@ -259,6 +294,9 @@ struct Committed {
     processed: Vec<i64>,
     commands: Vec<PendingCommand>,
     finished_commands: Vec<i64>,
+    /// Ends that could not be recorded: see [`Writer::forget`].
+    unrecorded_events: Vec<i64>,
+    unrecorded_commands: Vec<i64>,
 }
 
 impl Writer {
@@ -310,8 +348,8 @@ impl Writer {
         let dedup_window = self.settings.dedup_window.as_millis() as i64;
         for request in batch {
             match request {
-                Request::Append { event, reply } => {
-                    let result = append(&tx, &event, dedup_window);
+                Request::Append { event, json, reply } => {
+                    let result = append(&tx, &event, &json, dedup_window);
                     if let Ok(Appended::Accepted { seq }) = result {
                         done.events.push(Queued {
                             seq,
@@ -321,19 +359,32 @@ impl Writer {
                     }
                     done.replies.push((reply, result));
                 }
-                Request::Processed(processed) => match record_processed(&tx, &processed) {
+                Request::Processed {
+                    processed,
+                    steps,
+                    commands,
+                } => match record_processed(&tx, &processed, &steps, &commands) {
                     Ok(commands) => {
                         done.processed.push(processed.seq);
                         done.commands.extend(commands);
                     }
-                    Err(e) => tracing::error!(seq = processed.seq, error = %e, "Recording an outcome failed."),
+                    Err(e) => {
+                        tracing::error!(seq = processed.seq, error = %e, "Recording an outcome failed; the event will run again.");
+                        done.unrecorded_events.push(processed.seq);
+                    }
                 },
                 Request::Delivery { id, update } => {
+                    // A retry's record only keeps count; the outbox still holds
+                    // the command. An end that is not recorded is tried again.
                     let finished = !matches!(update, DeliveryUpdate::Retry { .. });
                     match record_delivery(&tx, id, &update) {
                         Ok(()) if finished => done.finished_commands.push(id),
                         Ok(()) => {}
-                        Err(e) => tracing::error!(command = id, error = %e, "Recording a delivery failed."),
+                        Err(e) if finished => {
+                            tracing::error!(command = id, error = %e, "Recording a delivery failed; it will be tried again.");
+                            done.unrecorded_commands.push(id);
+                        }
+                        Err(e) => tracing::error!(command = id, error = %e, "Recording a retry failed."),
                     }
                 }
                 Request::Close => {}
@@ -345,8 +396,12 @@ impl Writer {
             for (reply, _) in done.replies {
                 let _ = reply.send(Err(StoreError::Commit(error.to_string())));
             }
+            done.unrecorded_events.extend(done.processed);
+            done.unrecorded_commands.extend(done.finished_commands);
+            self.forget(done.unrecorded_events, done.unrecorded_commands);
             return;
         }
+        self.forget(done.unrecorded_events, done.unrecorded_commands);
         // Hand out before counting off and before answering: at no moment
         // may the host look idle while work is on its way (shutdown waits
         // for `backlog` and `unattempted` to reach zero).
@@ -367,6 +422,25 @@ impl Writer {
         for (reply, result) in done.replies {
             let _ = reply.send(result);
         }
+    }
+
+    /// Work whose end could not be recorded is still pending in the store:
+    /// stop counting it as handed out, and look for it again at the next
+    /// poll (a full disk may have room by then). It runs again: at least
+    /// once, and its commands keep their idempotency keys.
+    fn forget(&mut self, events: Vec<i64>, commands: Vec<i64>) {
+        if events.is_empty() && commands.is_empty() {
+            return;
+        }
+        for seq in events {
+            if self.events_in_flight.remove(&seq) {
+                self.backlog.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        for id in commands {
+            self.commands_in_flight.remove(&id);
+        }
+        self.rescan_due = true;
     }
 
     fn hand_out_event(&mut self, queued: Queued) {
@@ -391,7 +465,7 @@ impl Writer {
             .conn
             .pragma_query_value(None, "data_version", |row| row.get(0))?;
         let room = self.events_in_flight.len() < self.settings.capacity / 2;
-        if version != self.data_version || (self.more_pending && room) {
+        if version != self.data_version || (self.more_pending && room) || self.rescan_due {
             self.data_version = version;
             self.rescan()?;
         }
@@ -453,41 +527,23 @@ impl Writer {
             self.hand_out_event(queued);
         }
 
-        let mut commands = Vec::new();
-        {
-            let mut statement = self.store.conn.prepare(
-                "SELECT id, idempotency_key, door, command, received_at, attempts, first_attempt_at, next_at
-                 FROM outbox WHERE state = 'pending' ORDER BY id",
-            )?;
-            let mut rows = statement.query([])?;
-            while let Some(row) = rows.next()? {
-                let id: i64 = row.get(0)?;
-                if self.commands_in_flight.contains(&id) {
-                    continue;
-                }
-                let json: String = row.get(3)?;
-                let command: Command = serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-                    what: "command",
-                    error: e.to_string(),
-                })?;
-                commands.push(PendingCommand {
-                    id,
-                    key: row.get(1)?,
-                    door: row.get(2)?,
-                    command,
-                    received_at: row.get(4)?,
-                    attempts: row.get(5)?,
-                    first_attempt_at: row.get(6)?,
-                    next_at: row.get(7)?,
-                });
-            }
-        }
+        let commands: Vec<PendingCommand> = self
+            .store
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM outbox WHERE state = 'pending' ORDER BY id",
+                PendingCommand::COLUMNS
+            ))?
+            .query_map([], PendingCommand::from_row)?
+            .filter(|c| c.as_ref().map_or(true, |c| !self.commands_in_flight.contains(&c.id)))
+            .collect::<Result<_, _>>()?;
         if !commands.is_empty() {
             tracing::info!(commands = commands.len(), "Delivering stored commands.");
         }
         for command in commands {
             self.hand_out_command(command);
         }
+        self.rescan_due = false;
         Ok(())
     }
 
@@ -518,6 +574,13 @@ impl Writer {
     }
 }
 
+fn to_json(what: &'static str, value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+        what,
+        error: e.to_string(),
+    })
+}
+
 /// Answer every append in a batch that could not even start.
 fn fail(batch: Vec<Request>, error: &StoreError) {
     tracing::error!(%error, "The journal could not start a transaction.");
@@ -529,7 +592,7 @@ fn fail(batch: Vec<Request>, error: &StoreError) {
 }
 
 /// Store one event unless it is a duplicate.
-fn append(tx: &Transaction<'_>, event: &Event, dedup_window_ms: i64) -> Result<Appended, StoreError> {
+fn append(tx: &Transaction<'_>, event: &Event, json: &str, dedup_window_ms: i64) -> Result<Appended, StoreError> {
     let now = now_ms();
     let seen: Option<i64> = tx
         .prepare_cached("SELECT at FROM seen WHERE source = ?1 AND event_id = ?2")?
@@ -543,10 +606,6 @@ fn append(tx: &Transaction<'_>, event: &Event, dedup_window_ms: i64) -> Result<A
          ON CONFLICT (source, event_id) DO UPDATE SET at = excluded.at",
     )?
     .execute(params![event.source, event.id, now])?;
-    let json = serde_json::to_string(event).map_err(|e| StoreError::Corrupt {
-        what: "event",
-        error: e.to_string(),
-    })?;
     tx.prepare_cached(
         "INSERT INTO events (source, event_id, kind, door, received_at, event, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
@@ -564,19 +623,20 @@ fn append(tx: &Transaction<'_>, event: &Event, dedup_window_ms: i64) -> Result<A
     })
 }
 
-/// Mark the event done and store its commands; returns those that are new
-/// (a command already stored by an earlier, interrupted run keeps its row).
-fn record_processed(tx: &Transaction<'_>, processed: &Processed) -> Result<Vec<PendingCommand>, StoreError> {
+/// Mark the event done with its outcome (`steps`, JSON) and store its
+/// commands (`commands`, the JSON of each, in order); returns those that are
+/// new (a command already stored by an earlier, interrupted run keeps its row).
+fn record_processed(
+    tx: &Transaction<'_>,
+    processed: &Processed,
+    steps: &str,
+    commands: &[String],
+) -> Result<Vec<PendingCommand>, StoreError> {
     let now = now_ms();
-    let steps = serde_json::to_string(&processed.steps).unwrap_or_default();
     tx.prepare_cached("UPDATE events SET state = 'done', outcome = ?2, processed_at = ?3 WHERE seq = ?1")?
         .execute(params![processed.seq, steps, now])?;
     let mut stored = Vec::new();
-    for new in &processed.commands {
-        let json = serde_json::to_string(&new.command).map_err(|e| StoreError::Corrupt {
-            what: "command",
-            error: e.to_string(),
-        })?;
+    for (new, json) in processed.commands.iter().zip(commands) {
         let inserted = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO outbox
@@ -649,4 +709,99 @@ pub fn lane_key(event: &Event) -> String {
     let door = event.door.as_ref().and_then(|d| d.name.as_ref().or(d.id.as_ref()));
     let device = event.device.as_ref().and_then(|d| d.name.as_ref().or(d.id.as_ref()));
     door.or(device).cloned().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> Event {
+        serde_json::from_str(include_str!(
+            "../../../examples/events/normalized/front-door-granted.json"
+        ))
+        .unwrap()
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            dedup_window: Duration::from_secs(3600),
+            retention: Duration::from_secs(3600),
+            capacity: 16,
+        }
+    }
+
+    /// An outcome that cannot be written (here a trigger plays the full
+    /// disk) leaves the event pending; once writing works again it is
+    /// handed out again and processed, not stuck as "in flight" forever.
+    #[tokio::test]
+    async fn an_outcome_that_cannot_be_written_runs_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "CREATE TRIGGER disk_full BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+            )
+            .unwrap();
+        let (journal, mut feeds) = Journal::start(store, settings()).unwrap();
+        let Appended::Accepted { seq } = journal.append(event()).await.unwrap() else {
+            panic!("a new event is accepted");
+        };
+        let first = feeds.events.recv().await.unwrap();
+        assert_eq!(first.seq, seq);
+        let outcome = |seq| Processed {
+            seq,
+            steps: Vec::new(),
+            commands: Vec::new(),
+            received_at: 0,
+        };
+        journal.processed(outcome(seq));
+        // The failed write is noticed: the event no longer counts as handed out.
+        wait_until(|| journal.backlog() == 0).await;
+
+        // Writing works again.
+        let other = rusqlite::Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
+        other.busy_timeout(Duration::from_secs(5)).unwrap();
+        other.execute_batch("DROP TRIGGER disk_full;").unwrap();
+        let again = tokio::time::timeout(Duration::from_secs(5), feeds.events.recv())
+            .await
+            .expect("the event is handed out again")
+            .unwrap();
+        assert_eq!(again.seq, seq);
+        assert_eq!(journal.backlog(), 1);
+        journal.processed(outcome(seq));
+        wait_until(|| journal.backlog() == 0).await;
+        let state: String = other
+            .query_row("SELECT state FROM events WHERE seq = ?1", [seq], |row| row.get(0))
+            .unwrap();
+        assert_eq!(state, "done");
+        journal.close().await;
+    }
+
+    async fn wait_until(done: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not within 5 s");
+    }
+
+    #[tokio::test]
+    async fn a_repeat_within_the_window_is_a_duplicate() {
+        let (journal, _feeds) = Journal::start(Store::memory().unwrap(), settings()).unwrap();
+        assert!(matches!(
+            journal.append(event()).await.unwrap(),
+            Appended::Accepted { .. }
+        ));
+        assert_eq!(journal.append(event()).await.unwrap(), Appended::Duplicate);
+        let mut other = event();
+        other.source = "another-source".into();
+        assert!(matches!(
+            journal.append(other).await.unwrap(),
+            Appended::Accepted { .. }
+        ));
+        journal.close().await;
+    }
 }

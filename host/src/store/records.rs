@@ -50,6 +50,28 @@ pub struct PendingCommand {
     pub next_at: i64,
 }
 
+impl PendingCommand {
+    /// The `outbox` columns [`from_row`](Self::from_row) reads, in order.
+    pub(super) const COLUMNS: &str =
+        "id, idempotency_key, door, command, received_at, attempts, first_attempt_at, next_at";
+
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<PendingCommand> {
+        let json: String = row.get(3)?;
+        let command = serde_json::from_str(&json)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))?;
+        Ok(PendingCommand {
+            id: row.get(0)?,
+            key: row.get(1)?,
+            door: row.get(2)?,
+            command,
+            received_at: row.get(4)?,
+            attempts: row.get(5)?,
+            first_attempt_at: row.get(6)?,
+            next_at: row.get(7)?,
+        })
+    }
+}
+
 /// What became of one delivery attempt.
 #[derive(Debug)]
 pub enum DeliveryUpdate {
