@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use serde::Deserialize;
+
 /// Where a secret is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
@@ -62,6 +64,59 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
+}
+
+/// `{ secret_env = "VAR" }` or `{ secret_file = "PATH" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretValue {
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+}
+
+/// A header value: literal, or read from a secret.
+#[derive(Debug)]
+pub enum HeaderValue {
+    Plain(String),
+    Secret(SecretHeader),
+}
+
+/// By hand rather than `untagged`, so a mistake inside the table is
+/// reported as itself ("unknown field `prefx`") instead of "did not match
+/// any variant".
+impl<'de> Deserialize<'de> for HeaderValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = HeaderValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, or a table such as { secret_env = \"VAR\", prefix = \"Bearer \" }")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<HeaderValue, E> {
+                Ok(HeaderValue::Plain(value.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<HeaderValue, A::Error> {
+                SecretHeader::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(HeaderValue::Secret)
+            }
+        }
+
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// `{ secret_env = "…", prefix = "Bearer " }` as a header value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretHeader {
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    /// Text put before the secret, e.g. `"Bearer "`.
+    #[serde(default)]
+    pub prefix: String,
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::HeaderValue;
+use super::{Config, ConfigError, HeaderValue};
 
 /// `[[sources]]`
 #[derive(Debug, Deserialize)]
@@ -175,5 +175,99 @@ impl std::str::FromStr for VendorKind {
             let known: Vec<&str> = all().map(|v| v.as_str()).collect();
             format!("unknown vendor `{text}`; known: {}", known.join(", "))
         })
+    }
+}
+
+impl Config {
+    /// Each vendor authenticates its own way; refuse settings it cannot use
+    /// and sources that would accept anyone.
+    pub(super) fn validate_source_auth(&self, key: &str, source: &SourceConfig) -> Result<(), ConfigError> {
+        let vendor = source.vendor;
+        let dial_keys = [
+            ("url", source.url.is_some()),
+            ("token_env", source.token_env.is_some()),
+            ("token_file", source.token_file.is_some()),
+            ("ca_file", source.ca_file.is_some()),
+            ("accept_invalid_certs", source.accept_invalid_certs),
+            ("silence", source.silence.is_some()),
+            ("backoff", source.backoff.is_some()),
+        ];
+        if vendor.dials_out() {
+            let http_keys = [
+                ("path", source.path.is_some()),
+                ("secret_env", source.secret_env.is_some()),
+                ("secret_file", source.secret_file.is_some()),
+                ("basic_auth", source.basic_auth.is_some()),
+                ("headers", !source.headers.is_empty()),
+                ("tolerance", source.tolerance.is_some()),
+            ];
+            if let Some((name, _)) = http_keys.iter().find(|(_, set)| *set) {
+                return Err(self.error(
+                    format!("{key}.{name}"),
+                    format!("{vendor} is dialled by the host; `{name}` is for sources that post to us"),
+                ));
+            }
+            match source.url.as_deref().map(str::parse::<hyper::Uri>) {
+                Some(Ok(uri)) if matches!(uri.scheme_str(), Some("wss" | "ws")) && uri.host().is_some() => {}
+                _ => {
+                    return Err(self.error(
+                        format!("{key}.url"),
+                        "expected wss://HOST:12445/api/v1/developer/devices/notifications",
+                    ));
+                }
+            }
+            if source.token_env.is_none() && source.token_file.is_none() {
+                return Err(self.error(
+                    format!("{key}.token_env"),
+                    "expected `token_env = \"VAR\"` or `token_file = \"PATH\"`",
+                ));
+            }
+            if source.accept_invalid_certs && source.ca_file.is_some() {
+                return Err(self.error(
+                    format!("{key}.accept_invalid_certs"),
+                    "give either `ca_file` (trust that CA) or `accept_invalid_certs`, not both",
+                ));
+            }
+            return Ok(());
+        }
+        if let Some((name, _)) = dial_keys.iter().find(|(_, set)| *set) {
+            return Err(self.error(
+                format!("{key}.{name}"),
+                format!("only for unifi-access-ws sources, not {vendor}"),
+            ));
+        }
+        if !vendor.signs() && source.has_secret() {
+            return Err(self.error(
+                format!("{key}.secret_env"),
+                format!("{vendor} does not sign its requests; use [sources.basic_auth]"),
+            ));
+        }
+        if vendor == VendorKind::Unloc && source.basic_auth.is_none() {
+            return Err(self.error(
+                format!("{key}.basic_auth"),
+                "unloc authenticates with the user and password in the registered URL: add [sources.basic_auth]",
+            ));
+        }
+        let secret_optional = matches!(vendor, VendorKind::Verkada | VendorKind::Pdk);
+        if source.signature == SignaturePolicy::Optional && !secret_optional {
+            return Err(self.error(
+                format!("{key}.signature"),
+                format!("{vendor} always signs; remove `signature`"),
+            ));
+        }
+        if source.signature == SignaturePolicy::Optional && !source.has_secret() {
+            return Err(self.error(
+                format!("{key}.signature"),
+                "`optional` needs a secret to check signed requests with",
+            ));
+        }
+        let needs_secret = vendor.signs() && !(vendor == VendorKind::Pdk && source.basic_auth.is_some());
+        if needs_secret && !source.has_secret() {
+            return Err(self.error(
+                format!("{key}.secret_env"),
+                "expected `secret_env = \"VAR\"` or `secret_file = \"PATH\"` (a list of either accepts several)",
+            ));
+        }
+        Ok(())
     }
 }
