@@ -44,6 +44,14 @@ async fn the_benchmark_suite_runs_and_writes_its_results() {
             .unwrap()
             > 0
     );
+    assert!(markdown.contains("## Reloading under load"), "{markdown}");
+    let reload = &report["reload"];
+    assert_eq!(reload["reloads"], 2);
+    assert!(reload["written_to_serving_ms"]["max"].as_u64().unwrap() > 0);
+    for load in ["without_reloads", "with_reloads"] {
+        assert!(reload[load]["requests"].as_u64().unwrap() > 0, "{load} sent nothing");
+        assert_eq!(reload[load]["errors"], 0, "{load}");
+    }
     assert!(report["plugin_call"]["fresh_instance_us"].as_f64().unwrap() > 0.0);
     assert!(report["idle_rss_kib"]["plugins_20"].as_u64().unwrap() > 0);
 }

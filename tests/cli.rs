@@ -7,11 +7,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use support::{SECRET, plugin};
-
-fn vestibule() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vestibule"))
-}
+use sha2::{Digest, Sha256};
+use support::{SECRET, plugin, vestibule};
 
 fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -28,23 +25,34 @@ fn quickstart_config_checks_out() {
         .replace("../target/wasm32-wasip2/release", &built);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("quickstart.toml"), text).unwrap();
-    let output = vestibule()
-        .current_dir(dir.path())
-        .args(["check", "--config", "quickstart.toml"])
-        .env("UNIFI_SECRET", SECRET)
-        .env("HA_TOKEN", "dev-token")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert_eq!(
-        stdout,
-        "quickstart.toml: ok\n  1 source(s), 1 sink(s)\n  journal in data\n  plugin front-doors (filter)\n  plugin lights (action)\n"
-    );
+    let check = || {
+        let output = vestibule()
+            .current_dir(dir.path())
+            .args(["check", "--config", "quickstart.toml"])
+            .env("UNIFI_SECRET", SECRET)
+            .env("HA_TOKEN", "dev-token")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+    let sha = |package: &str| hex::encode(Sha256::digest(std::fs::read(plugin(package)).unwrap()))[..12].to_string();
+    let expected = |origin: &str| {
+        format!(
+            "quickstart.toml: ok\n  1 source(s), 1 sink(s)\n  journal in data\n  \
+             plugin front-doors (filter) sha256 {}: {origin}\n  plugin lights (action) sha256 {}: {origin}\n",
+            sha("door-filter"),
+            sha("lights-on-unlock"),
+        )
+    };
+    assert_eq!(check(), expected("compiled"));
+    // The second run finds what the first compiled in data/compiled/.
+    assert_eq!(check(), expected("from the disk cache"));
 }
 
 #[test]

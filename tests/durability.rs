@@ -5,18 +5,12 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{Host, SECRET, Sink, free_addr, now, post, try_post, unifi_signature, unifi_unlock};
-
-fn vestibule() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vestibule"))
-}
+use support::{Host, Process, SECRET, Sink, free_addr, now, post, try_post, unifi_signature, unifi_unlock, vestibule};
 
 /// The echo host config (see [`support::echo_config`]) with an HTTP sink
 /// at `sink_url` and the given extra sink settings.
@@ -60,41 +54,6 @@ fn cli(args: &[&str], config: &Path) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
-}
-
-/// The host as a process, so that it can be killed with SIGKILL.
-struct Process {
-    child: Child,
-}
-
-impl Process {
-    /// Start `vestibule serve` on `config`; returns once it listens.
-    fn start(config: &Path) -> Process {
-        let mut child = vestibule()
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut seen = Vec::new();
-        loop {
-            match log.next() {
-                Some(Ok(line)) if line.contains("Listening.") => break,
-                Some(Ok(line)) => seen.push(line),
-                _ => panic!("the host stopped before listening: {seen:#?}"),
-            }
-        }
-        // Keep reading so the host never blocks on a full pipe.
-        std::thread::spawn(move || for _ in log.by_ref() {});
-        Process { child }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        self.child.wait().unwrap();
-    }
 }
 
 /// Kill the host with SIGKILL again and again while a vendor posts signed

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use support::{Host, SECRET, Sink, plugin};
+use support::{Host, SECRET, Sink};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use vestibule::vendors::unifi_access_ws::SAMPLES;
@@ -141,21 +141,10 @@ fn config(controller: &Controller, tls: &str, sink: &Sink) -> String {
         token_file = "{{secret_file}}"
         backoff = "200ms"
         {tls}
-
-        [[plugins]]
-        name = "echo"
-        world = "action"
-        path = "{echo}"
-        sinks = ["echo"]
-
-        [[sinks]]
-        name = "echo"
-        kind = "http"
-        url = "{sink}"
+        {echo}
         "#,
         url = controller.url(),
-        echo = plugin("echo-event").display(),
-        sink = sink.url("/events"),
+        echo = support::echo_tables(&format!("kind = \"http\"\nurl = \"{}\"", sink.url("/events"))),
     )
 }
 

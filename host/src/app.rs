@@ -1,6 +1,6 @@
 //! Wiring: the ingest server, the journal between ingest and the pipeline,
-//! the dispatcher that runs plugins, and the outbox that delivers their
-//! commands.
+//! the dispatcher that runs plugins, the outbox that delivers their
+//! commands, and the reloader that swaps the live set under them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,15 +12,15 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
-use crate::config::{Config, ConfigError};
+use crate::admin::Admin;
+use crate::config::{ADMIN_PREFIX, Config, ConfigError};
 use crate::ingest::Ingest;
-use crate::ingest::unifi_ws::UnifiWs;
-use crate::pipeline::Pipeline;
+use crate::live::{Generation, Live};
 use crate::plugins::Runtime;
+use crate::reload::{Channels, Reloader};
 use crate::store::{Journal, JournalFeeds, Settings, Store};
-use crate::{dispatch, outbox};
+use crate::{dispatch, outbox, reload};
 
 /// How long a slow client may take to send its request headers.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -28,77 +28,79 @@ const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// accepted events to be processed and their commands tried once.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The folder of the data folder where compiled components are cached.
+const COMPILED_DIR: &str = "compiled";
+
 /// A built host, ready to serve.
 pub struct App {
-    ingest: Arc<Ingest>,
-    /// Sources we dial (UniFi Access notifications).
-    dialers: Vec<UnifiWs>,
-    pipeline: Arc<Pipeline>,
+    live: Arc<Live>,
     journal: Arc<Journal>,
     feeds: JournalFeeds,
+    reloader: Arc<Reloader>,
+    channels: Channels,
 }
 
 impl App {
-    /// Build every part from `config`: read secrets, load and link plugins,
-    /// set up sinks. Any problem is reported against the config file.
-    pub fn build(config: &Config, runtime: &Runtime) -> Result<App, ConfigError> {
-        let store = Store::for_config(config).map_err(|e| config.error("store.path", e.to_string()))?;
-        let settings = Settings {
-            dedup_window: config.store.dedup_window.0,
-            retention: config.store.retention.0,
-            capacity: config.server.queue.max(1),
-        };
-        let (journal, feeds) =
-            Journal::start(store, settings).map_err(|e| config.error("store.path", e.to_string()))?;
+    /// Build every part from `config`: open the journal, read secrets, load
+    /// and link plugins, set up sinks. Any problem is reported against the
+    /// config file.
+    pub fn build(config: Config, runtime: &Runtime) -> Result<App, ConfigError> {
+        let store = Store::for_config(&config).map_err(|e| config.error("store.path", e.to_string()))?;
+        let (journal, feeds) = Journal::start(store, Settings::from_config(&config))
+            .map_err(|e| config.error("store.path", e.to_string()))?;
         let journal = Arc::new(journal);
-        let ingest = Arc::new(Ingest::from_config(config, journal.clone())?);
-        let mut dialers = Vec::new();
-        for (i, source) in config.sources.iter().enumerate() {
-            if source.vendor.dials_out() {
-                dialers.push(UnifiWs::from_config(config, i, source)?);
-            }
-        }
-        let pipeline = Arc::new(Pipeline::from_config(config, runtime)?);
+        let compiled = config.store.path.as_ref().map(|p| config.resolve(p).join(COMPILED_DIR));
+        let generation = Generation::build(config, runtime, compiled.as_deref(), None)?;
+        let live = Arc::new(Live::new(generation));
+        let (reloader, channels) = Reloader::new(runtime.clone(), compiled, live.clone(), journal.clone());
         Ok(App {
-            ingest,
-            dialers,
-            pipeline,
+            live,
             journal,
             feeds,
+            reloader: Arc::new(reloader),
+            channels,
         })
     }
 
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+    /// The running generation: config, plugins, sinks.
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 
     pub fn journal(&self) -> &Journal {
         &self.journal
     }
 
+    /// What reloads the host: hand it SIGHUP (`vestibule serve` does).
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.reloader.clone()
+    }
+
     /// Serve on `listener` until `shutdown` resolves, then stop accepting,
     /// let open requests finish, and give accepted events and their
     /// commands a last chance (see [`DRAIN_TIMEOUT`]) before returning.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run(self, mut listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let journal = self.journal;
+        let reloader = self.reloader;
+        let Channels { mut rebinds, watch_set } = self.channels;
         let (stop_work, stopping) = watch::channel(false);
         let dispatcher = tokio::spawn(dispatch::run(
             self.feeds.events,
-            self.pipeline.clone(),
+            self.live.clone(),
             journal.clone(),
             stopping.clone(),
         ));
         let outbox = tokio::spawn(outbox::run(
             self.feeds.commands,
-            self.pipeline.sinks.clone(),
+            self.live.clone(),
             journal.clone(),
             stopping,
         ));
-        let (stop_dialers, dialers_stop) = watch::channel(false);
-        let mut dialers = JoinSet::new();
-        for dialer in self.dialers {
-            dialers.spawn(dialer.run(journal.clone(), dialers_stop.clone()));
-        }
+        reloader.start().await;
+        let (stop_watching, watching_stop) = watch::channel(false);
+        let watcher = tokio::spawn(reload::watch::run(reloader.clone(), watch_set, watching_stop));
+        let ingest = Arc::new(Ingest::new(self.live.clone(), journal.clone()));
+        let admin = Arc::new(Admin::new(self.live.clone(), reloader.clone(), journal.clone()));
 
         let mut server = auto::Builder::new(TokioExecutor::new());
         server
@@ -109,6 +111,14 @@ impl App {
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
+                Some(new) = rebinds.recv() => {
+                    // The old port closes; connections on it finish.
+                    if let Ok(addr) = new.local_addr() {
+                        tracing::info!(%addr, "Listening.");
+                    }
+                    listener = new;
+                    continue;
+                }
                 accepted = listener.accept() => match accepted {
                     Ok(conn) => conn,
                     Err(e) => {
@@ -122,8 +132,17 @@ impl App {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let ingest = self.ingest.clone();
-            let service = service_fn(move |request| ingest.clone().handle(request));
+            let (ingest, admin) = (ingest.clone(), admin.clone());
+            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let (ingest, admin) = (ingest.clone(), admin.clone());
+                async move {
+                    if request.uri().path().starts_with(ADMIN_PREFIX) {
+                        Ok(admin.handle(request).await)
+                    } else {
+                        ingest.handle(request).await
+                    }
+                }
+            });
             let connection = server.serve_connection(TokioIo::new(stream), service).into_owned();
             let connection = graceful.watch(connection);
             tokio::spawn(async move {
@@ -135,8 +154,9 @@ impl App {
 
         tracing::info!("Shutting down: finishing open requests.");
         drop(listener);
-        let _ = stop_dialers.send(true);
-        while dialers.join_next().await.is_some() {}
+        let _ = stop_watching.send(true);
+        let _ = watcher.await;
+        reloader.stop().await;
         if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
             tracing::warn!("Some connections were still open after {DRAIN_TIMEOUT:?}; closing them.");
         }

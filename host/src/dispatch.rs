@@ -3,7 +3,9 @@
 //!
 //! Events run in lanes, one per core; all events of one door go through the
 //! same lane, one after the other, so they are processed in the order they
-//! were journaled.
+//! were journaled. Each event runs on the pipeline that is live when it
+//! starts, from its first plugin to its last, however a reload swaps the
+//! pipeline meanwhile.
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
@@ -11,14 +13,14 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::live::Live;
 use crate::outbox::idempotency_key;
-use crate::pipeline::Pipeline;
 use crate::store::{Journal, NewCommand, Processed, Queued, Step, lane_key};
 
-/// Run every event from `feed` through `pipeline` until `stop` turns true.
+/// Run every event from `feed` through the live pipeline until `stop` turns true.
 pub async fn run(
     mut feed: mpsc::UnboundedReceiver<Queued>,
-    pipeline: Arc<Pipeline>,
+    live: Arc<Live>,
     journal: Arc<Journal>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -27,7 +29,7 @@ pub async fn run(
     let lanes: Vec<_> = (0..workers)
         .map(|_| {
             let (sender, queue) = mpsc::unbounded_channel();
-            tasks.spawn(lane(queue, pipeline.clone(), journal.clone()));
+            tasks.spawn(lane(queue, live.clone(), journal.clone()));
             sender
         })
         .collect();
@@ -50,9 +52,9 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, pipeline: Arc<Pipeline>, journal: Arc<Journal>) {
+async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journal: Arc<Journal>) {
     while let Some(Queued { seq, run, event }) = queue.recv().await {
-        let runner = pipeline.clone();
+        let runner = live.current().pipeline.clone();
         // Enrichers may not change these, but may change the door: the
         // commands keep the lane the event came in.
         let door = lane_key(&event);

@@ -18,16 +18,22 @@
 //! - [`wit`]: the plugin contract generated from `wit/`.
 //! - [`outbox`]: delivery of stored commands with retries and dead letters.
 //! - [`sinks`]: one delivery attempt over HTTP or MQTT.
+//! - [`live`]: everything built from one version of the config and plugin
+//!   files, swapped whole; [`reload`] builds the next one when files change.
+//! - [`admin`]: `/admin/status` and `/admin/reload`.
 //! - [`app`]: wiring it together; [`send`] signs sample events as vendors do.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod dispatch;
 pub mod event;
 pub mod ingest;
+pub mod live;
 pub mod outbox;
 pub mod pipeline;
 pub mod plugins;
+pub mod reload;
 pub mod send;
 pub mod sinks;
 pub mod store;

@@ -154,41 +154,74 @@ fn main() -> ExitCode {
     }
 }
 
-fn build(path: &Path) -> Result<(Config, App), String> {
+fn build(path: &Path) -> Result<App, String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
-    let app = App::build(&config, &runtime).map_err(|e| e.to_string())?;
-    Ok((config, app))
+    App::build(config, &runtime).map_err(|e| e.to_string())
 }
 
 async fn serve(path: &Path) -> Result<(), String> {
-    let (config, app) = build(path)?;
-    let listener = vestibule::app::bind(&config).await.map_err(|e| e.to_string())?;
+    let app = build(path)?;
+    let live = app.live().current();
+    let config = &live.config;
+    let listener = vestibule::app::bind(config).await.map_err(|e| e.to_string())?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     for source in &config.sources {
         tracing::info!(source = %source.name, vendor = %source.vendor, url = %format!("http://{addr}{}", source.path()), "Source ready.");
     }
-    for plugin in app.pipeline().plugins() {
-        tracing::info!(plugin = %plugin.name, world = %plugin.world, "Plugin loaded.");
+    for plugin in live.pipeline.plugins() {
+        let compiled = &plugin.compiled;
+        tracing::info!(plugin = %plugin.name, world = %plugin.world, sha256 = %compiled.sha256, from = %compiled.origin, "Plugin loaded.");
     }
     match &config.store.path {
         Some(path) => tracing::info!(path = %config.resolve(path).display(), "Journal on disk."),
         None => tracing::warn!("No [store] path: the journal is in memory, and a crash loses what it holds."),
     }
+    if config.reload.watch {
+        tracing::info!(file = %config.file.display(), "Watching the config and plugin files; a change reloads them.");
+    }
+    drop(live);
+    tokio::spawn(reload_on_sighup(app.reloader()));
     tracing::info!(%addr, "Listening.");
     app.run(listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
+/// SIGHUP reloads the config and plugin files, as daemons do.
+async fn reload_on_sighup(reloader: std::sync::Arc<vestibule::reload::Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("Cannot listen for SIGHUP; reload with POST /admin/reload.");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            reloader.reload(vestibule::reload::Trigger::Signal).await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reloader;
+}
+
 fn check(path: &Path) -> Result<(), String> {
-    let (config, app) = build(path)?;
+    let app = build(path)?;
+    let live = app.live().current();
+    let config = &live.config;
     println!("{}: ok", path.display());
     println!("  {} source(s), {} sink(s)", config.sources.len(), config.sinks.len());
     match &config.store.path {
         Some(path) => println!("  journal in {}", config.resolve(path).display()),
         None => println!("  journal in memory (no [store] path: a crash loses accepted events)"),
     }
-    for plugin in app.pipeline().plugins() {
-        println!("  plugin {} ({})", plugin.name, plugin.world);
+    for plugin in live.pipeline.plugins() {
+        let compiled = &plugin.compiled;
+        println!(
+            "  plugin {} ({}) sha256 {}: {}",
+            plugin.name,
+            plugin.world,
+            &compiled.sha256[..12],
+            compiled.origin
+        );
     }
     Ok(())
 }

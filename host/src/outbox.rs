@@ -6,6 +6,10 @@
 //! has a lane that delivers its commands one after the other, so a light
 //! is never switched off before it was switched on because the first call
 //! had to be retried.
+//!
+//! Every attempt uses the sinks that are live at that moment: after a
+//! reload, a command waiting for its retry goes to the sink's new URL with
+//! its new credentials and is retried by its new policy.
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -18,7 +22,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::event::now_ms;
-use crate::sinks::{Policy, Sinks};
+use crate::live::Live;
+use crate::sinks::Policy;
 use crate::store::{DeliveryUpdate, Journal, PendingCommand};
 
 /// The `Idempotency-Key` of a command: the same for the same event, run,
@@ -43,7 +48,7 @@ pub fn idempotency_key(source: &str, event_id: &str, run: i64, plugin: &str, ind
 /// Deliver every command from `feed` until `stop` turns true.
 pub async fn run(
     mut feed: mpsc::UnboundedReceiver<PendingCommand>,
-    sinks: Arc<Sinks>,
+    live: Arc<Live>,
     journal: Arc<Journal>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -60,7 +65,7 @@ pub async fn run(
         let key = (command.command.sink.clone(), command.door.clone());
         let lane = lanes.entry(key).or_insert_with(|| {
             let (sender, queue) = mpsc::unbounded_channel();
-            tasks.spawn(lane(queue, sinks.clone(), journal.clone()));
+            tasks.spawn(lane(queue, live.clone(), journal.clone()));
             sender
         });
         let _ = lane.send(command);
@@ -71,16 +76,16 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-async fn lane(mut queue: mpsc::UnboundedReceiver<PendingCommand>, sinks: Arc<Sinks>, journal: Arc<Journal>) {
+async fn lane(mut queue: mpsc::UnboundedReceiver<PendingCommand>, live: Arc<Live>, journal: Arc<Journal>) {
     while let Some(command) = queue.recv().await {
         let id = command.id;
-        let update = deliver(command, &sinks, &journal).await;
+        let update = deliver(command, &live, &journal).await;
         journal.delivery(id, update);
     }
 }
 
 /// Try `command` until it is delivered or given up on.
-async fn deliver(mut command: PendingCommand, sinks: &Sinks, journal: &Journal) -> DeliveryUpdate {
+async fn deliver(mut command: PendingCommand, live: &Live, journal: &Journal) -> DeliveryUpdate {
     let sink = command.command.sink.clone();
     // Count the first attempt off once, however this command ends.
     let mut counted = true;
@@ -89,18 +94,19 @@ async fn deliver(mut command: PendingCommand, sinks: &Sinks, journal: &Journal) 
             journal.attempted();
         }
     };
-    let Some(policy) = sinks.policy(&sink).cloned() else {
-        release(&mut counted);
-        let error = format!("no sink named `{sink}` is configured");
-        tracing::warn!(%sink, key = %command.key, reason = "unknown_sink", %error, "Command dead-lettered.");
-        return DeliveryUpdate::Dead {
-            attempts: command.attempts,
-            reason: "unknown_sink",
-            error,
-        };
-    };
     let mut last_error = String::new();
     loop {
+        let sinks = live.current().sinks.clone();
+        let Some(policy) = sinks.policy(&sink).cloned() else {
+            release(&mut counted);
+            let error = format!("no sink named `{sink}` is configured");
+            tracing::warn!(%sink, key = %command.key, reason = "unknown_sink", %error, "Command dead-lettered.");
+            return DeliveryUpdate::Dead {
+                attempts: command.attempts,
+                reason: "unknown_sink",
+                error,
+            };
+        };
         // The freshness guard comes first: a late door command is never sent.
         let now = now_ms();
         if let Some(max_age) = policy.max_age {
@@ -127,6 +133,8 @@ async fn deliver(mut command: PendingCommand, sinks: &Sinks, journal: &Journal) 
             // Waiting for a retry does not hold up shutdown.
             release(&mut counted);
             let expires_at = policy.max_age.map(|age| command.received_at + age.as_millis() as i64);
+            // Not kept through the wait: a reload may replace them meanwhile.
+            drop(sinks);
             sleep_ms(command.next_at.min(expires_at.unwrap_or(i64::MAX)) - now).await;
             continue;
         }

@@ -2,19 +2,15 @@
 //! order. A dropped event stops at the filter that dropped it; a plugin that
 //! fails is logged and skipped, and the event goes on without it.
 
-use std::sync::Arc;
-
 use crate::config::{Config, ConfigError};
 use crate::event::Event;
-use crate::plugins::{Decision, Plugin, PluginFailure, Runtime};
-use crate::sinks::Sinks;
+use crate::plugins::{Components, Decision, Plugin, PluginFailure, Runtime};
 use crate::store::Step;
 use crate::wit::sinks::Command;
 
-/// The loaded plugins in the order they run, and the sinks they send to.
+/// The loaded plugins in the order they run.
 pub struct Pipeline {
     plugins: Vec<Plugin>,
-    pub sinks: Arc<Sinks>,
 }
 
 /// What happened to one event.
@@ -50,21 +46,23 @@ impl std::ops::Deref for Emitted {
 }
 
 impl Pipeline {
-    /// Load every `[[plugins]]` entry and build the sinks.
+    /// Load every `[[plugins]]` entry, compiling each.
     pub fn from_config(config: &Config, runtime: &Runtime) -> Result<Pipeline, ConfigError> {
+        Pipeline::load(config, runtime, &Components::uncached(runtime.engine()))
+    }
+
+    /// Load every `[[plugins]]` entry, its compiled code from `components`.
+    pub fn load(config: &Config, runtime: &Runtime, components: &Components) -> Result<Pipeline, ConfigError> {
         let mut plugins = Vec::with_capacity(config.plugins.len());
         for (i, spec) in config.plugins.iter().enumerate() {
             let plugin = runtime
-                .load(spec, &config.resolve(&spec.path))
+                .load_with(spec, &config.resolve(&spec.path), components)
                 .map_err(|e| config.error(format!("plugins[{i}].path"), e.to_string()))?;
             plugins.push(plugin);
         }
         // Stable: within a role, config order is kept.
         plugins.sort_by_key(|p| p.world);
-        Ok(Pipeline {
-            plugins,
-            sinks: Arc::new(Sinks::from_config(config)?),
-        })
+        Ok(Pipeline { plugins })
     }
 
     /// The plugins, in the order they run.

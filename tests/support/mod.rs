@@ -19,7 +19,11 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use vestibule::{App, Config, Runtime};
 
+pub mod process;
 mod wasm;
+
+#[allow(unused_imports)]
+pub use process::{Process, vestibule};
 
 /// Plugins this suite builds for wasm32-wasip2, by package name.
 const PLUGINS: &[&str] = &[
@@ -29,6 +33,8 @@ const PLUGINS: &[&str] = &[
     "memory-hog",
     "echo-event",
     "tag-enricher",
+    "stamp-a",
+    "stamp-b",
 ];
 
 /// The `.wasm` file of each plugin package, built once per test binary.
@@ -162,8 +168,9 @@ impl Host {
     /// Start the host on `config` (TOML, see [`write_config`]).
     pub async fn start(config: &str) -> Host {
         let (dir, config) = write_config(config);
+        let file = config.file.clone();
         let runtime = Runtime::new().unwrap();
-        let app = App::build(&config, &runtime).unwrap_or_else(|e| panic!("{e}"));
+        let app = App::build(config, &runtime).unwrap_or_else(|e| panic!("{e}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -172,7 +179,7 @@ impl Host {
         }));
         Host {
             addr,
-            config: config.file.clone(),
+            config: file,
             stop,
             task,
             _dir: dir,
@@ -201,11 +208,26 @@ pub fn free_addr() -> SocketAddr {
 
 /// POST `body` with `headers`; the status and the answer, or why there was none.
 pub async fn try_post(url: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> Result<(u16, String), String> {
-    let mut request = Request::post(url).header("content-type", "application/json");
+    let request = Request::post(url).header("content-type", "application/json");
+    send(request, headers, body.into()).await
+}
+
+/// GET `url` with `headers`; the status and the answer.
+pub async fn get(url: &str, headers: &[(&str, String)]) -> (u16, String) {
+    send(Request::get(url), headers, Bytes::new())
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+async fn send(
+    mut request: hyper::http::request::Builder,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<(u16, String), String> {
     for (name, value) in headers {
         request = request.header(*name, value);
     }
-    let request = request.body(Full::new(body.into())).unwrap();
+    let request = request.body(Full::new(body)).unwrap();
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let response = client.request(request).await.map_err(|e| e.to_string())?;
     let status = response.status().as_u16();
@@ -284,21 +306,12 @@ pub fn lights_config(filters: &str, sink_url: &str) -> String {
     )
 }
 
-/// A host config keeping its journal in `data`: source `office` (UniFi
-/// Access, signed with [`SECRET`]) and the `echo-event` action sending every
-/// event, as JSON, to sink `echo` — whose `kind`, `url` and other settings
-/// are the lines in `sink`.
-pub fn echo_config(sink: &str) -> String {
+/// The `echo-event` action sending every event, as JSON, to sink `echo`,
+/// and that sink — whose `kind`, `url` and other settings are the lines in
+/// `sink`.
+pub fn echo_tables(sink: &str) -> String {
     format!(
         r#"
-        [store]
-        path = "data"
-
-        [[sources]]
-        name = "office"
-        vendor = "unifi-access"
-        secret_file = "{{secret_file}}"
-
         [[plugins]]
         name = "echo"
         world = "action"
@@ -310,5 +323,23 @@ pub fn echo_config(sink: &str) -> String {
         {sink}
         "#,
         echo = plugin("echo-event").display(),
+    )
+}
+
+/// A host config keeping its journal in `data`: source `office` (UniFi
+/// Access, signed with [`SECRET`]) and [`echo_tables`] with `sink`.
+pub fn echo_config(sink: &str) -> String {
+    format!(
+        r#"
+        [store]
+        path = "data"
+
+        [[sources]]
+        name = "office"
+        vendor = "unifi-access"
+        secret_file = "{{secret_file}}"
+        {echo}
+        "#,
+        echo = echo_tables(sink),
     )
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod load;
+pub mod reload;
 pub mod servers;
 
 #[path = "../../../tests/support/wasm.rs"]
@@ -41,6 +42,7 @@ struct Sizes {
     rate: u32,
     rate_duration: Duration,
     calls: usize,
+    reload: reload::Plan,
 }
 
 impl Options {
@@ -53,6 +55,11 @@ impl Options {
                 rate: 100,
                 rate_duration: Duration::from_millis(500),
                 calls: 50,
+                reload: reload::Plan {
+                    rate: 100,
+                    reloads: 2,
+                    period: Duration::from_secs(1),
+                },
             }
         } else {
             Sizes {
@@ -62,6 +69,11 @@ impl Options {
                 rate: 1000,
                 rate_duration: Duration::from_secs(10),
                 calls: 5000,
+                reload: reload::Plan {
+                    rate: 1000,
+                    reloads: 20,
+                    period: Duration::from_secs(1),
+                },
             }
         }
     }
@@ -70,7 +82,7 @@ impl Options {
 /// Run everything; returns the JSON report (also written to files).
 pub async fn run(options: &Options) -> Value {
     let sizes = options.sizes();
-    let plugins = wasm::plugins(&["door-filter", "tag-enricher", "echo-event"]);
+    let plugins = wasm::plugins(&["door-filter", "tag-enricher", "echo-event", "stamp-a", "stamp-b"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), SECRET).unwrap();
 
@@ -83,12 +95,12 @@ pub async fn run(options: &Options) -> Value {
     let baseline = measure(bare, "/", &events, &sizes).await;
 
     eprintln!("vestibule, verify + normalize, journal in memory…");
-    let (addr, stop, task) = start(&config(dir.path(), &[], None, None)).await;
+    let (addr, stop, task) = start(config(dir.path(), &[], None, None)).await;
     let verify_only = measure(addr, "/ingest/bench", &events, &sizes).await;
     stop_host(stop, task).await;
 
     eprintln!("vestibule, verify + normalize, journal on disk…");
-    let (addr, stop, task) = start(&config(dir.path(), &[], None, Some("journal-on"))).await;
+    let (addr, stop, task) = start(config(dir.path(), &[], None, Some("journal-on"))).await;
     let journaled = measure(addr, "/ingest/bench", &events, &sizes).await;
     stop_host(stop, task).await;
 
@@ -104,7 +116,7 @@ pub async fn run(options: &Options) -> Value {
         ("enricher", &plugins["tag-enricher"], ""),
         ("action", &plugins["echo-event"], "sinks = [\"echo\"]\n"),
     ];
-    let (addr, stop, task) = start(&config(dir.path(), &chain, Some(sink_addr), Some("chain"))).await;
+    let (addr, stop, task) = start(config(dir.path(), &chain, Some(sink_addr), Some("chain"))).await;
     let mut with_plugins = measure(addr, "/ingest/bench", &events, &sizes).await;
     let closed_e2e = sink_latencies(&sink, &with_plugins.run).await;
     sink.arrivals.lock().unwrap().clear();
@@ -124,6 +136,12 @@ pub async fn run(options: &Options) -> Value {
     stop_host(stop, task).await;
     with_plugins.e2e = Some(closed_e2e);
     paced_run.e2e = Some(paced_e2e);
+
+    eprintln!(
+        "reloading a plugin {} times under {} events/s…",
+        sizes.reload.reloads, sizes.reload.rate
+    );
+    let reloads = reload::run(dir.path(), &plugins, &sizes.reload).await;
 
     eprintln!("one plugin call, fresh instance vs native…");
     let micro = micro(&plugins["door-filter"], sizes.calls);
@@ -147,6 +165,7 @@ pub async fn run(options: &Options) -> Value {
             "three_plugins_fixed_rate": paced_run.json(Some(&baseline)),
             "fixed_rate_per_second": sizes.rate,
         },
+        "reload": reloads,
         "plugin_call": micro,
         "idle_rss_kib": { "plugins_1": rss_1, "plugins_20": rss_20 },
     });
@@ -274,7 +293,7 @@ fn config(
 
 type Stop = tokio::sync::oneshot::Sender<()>;
 
-async fn start(config: &Config) -> (std::net::SocketAddr, Stop, tokio::task::JoinHandle<std::io::Result<()>>) {
+async fn start(config: Config) -> (std::net::SocketAddr, Stop, tokio::task::JoinHandle<std::io::Result<()>>) {
     let app = App::build(config, &Runtime::new().unwrap()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -465,6 +484,7 @@ fn markdown(r: &Value) -> String {
          {bare}{verify}{journal}{chain}{paced}\n\
          The cost of durability: with the journal on disk, ingest serves {journal_ratio}× the \
          requests per second it serves with the journal in memory, in the same run.\n\n\
+         {reload}\
          ## One plugin call\n\n\
          `door-filter` called on one event, a fresh sandboxed instance per call (pooling \
          allocator, `InstancePre`, new `Store`, WASI context granting nothing), against the same \
@@ -512,7 +532,59 @@ fn markdown(r: &Value) -> String {
         native = p["native_us"],
         overhead = p["overhead_us"],
         ratio = p["ratio"],
+        reload = reload_markdown(&r["reload"]),
         rss1 = rss["plugins_1"],
         rss20 = rss["plugins_20"],
+    )
+}
+
+fn reload_markdown(r: &Value) -> String {
+    let row = |name: &str, v: &Value| {
+        let sink = &v["to_sink_us"];
+        format!(
+            "| {name} | {} | {} / {} / {} µs | {} / {} / {} µs | {} | {} |\n",
+            v["requests"],
+            v["latency_us"]["p50"],
+            v["latency_us"]["p99"],
+            v["latency_us"]["p99_9"],
+            sink["p50"],
+            sink["p99"],
+            sink["p99_9"],
+            v["overloaded_503"],
+            v["errors"]
+        )
+    };
+    let t = &r["written_to_serving_ms"];
+    format!(
+        "## Reloading under load\n\n\
+         One host (journal on disk, `[reload]` at its defaults: watching, {debounce} ms debounce) \
+         runs `stamp-a` — an enricher stamping `version = \"a\"` — then `echo-event` to the HTTP \
+         sink, at a fixed {rate} events/s for {secs} s, three times after a warm-up: untouched, \
+         while the plugin file is rewritten {n} times, once a second, alternating `stamp-a` and \
+         `stamp-b`, and untouched again (the two quiet runs show how much this machine varies). \
+         \"Written → serving\" runs from the end of the file write to the first event stamped by \
+         the new version arriving at the sink: the debounce, loading the component, the swap and \
+         that event's own way through the pipeline.\n\n\
+         | reloads | written → serving p50 | max | each, in order | where the new code came from |\n\
+         |---|---|---|---|---|\n\
+         | {n} | {p50} ms | {max} ms | {each} ms | {origins}; written → serving of those compiled now: {compiled} ms |\n\n\
+         | load at {rate} events/s | requests | client p50 / p99 / p99.9 | to sink p50 / p99 / p99.9 | 503 | errors |\n\
+         |---|---|---|---|---|---|\n\
+         {quiet}{busy}{again}\n",
+        debounce = r["debounce_ms"],
+        rate = r["rate_per_second"],
+        secs = r["seconds"],
+        n = r["reloads"],
+        p50 = t["p50"],
+        max = t["max"],
+        each = t["each"],
+        origins = t["origins"],
+        compiled = t["compiled_now_ms"],
+        quiet = row("without reloads", &r["without_reloads"]),
+        busy = row(
+            &format!("while the plugin is reloaded {} times", r["reloads"]),
+            &r["with_reloads"]
+        ),
+        again = row("without reloads, again", &r["without_reloads_after"]),
     )
 }

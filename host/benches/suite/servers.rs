@@ -49,19 +49,22 @@ pub async fn bare_hyper() -> SocketAddr {
 }
 
 /// A sink that notes when each command arrived, by the `seq` the benchmark
-/// put into the event (the echo plugin forwards the whole event).
+/// put into the event (the echo plugin forwards the whole event), and when
+/// an event stamped by each plugin version (attribute `version`) first
+/// arrived.
 #[derive(Clone, Default)]
 pub struct Sink {
     pub arrivals: Arc<Mutex<HashMap<u64, Instant>>>,
+    pub first_of_version: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl Sink {
     pub async fn start(&self) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let arrivals = self.arrivals.clone();
+        let (arrivals, versions) = (self.arrivals.clone(), self.first_of_version.clone());
         tokio::spawn(serve(listener, move |request: Request<hyper::body::Incoming>| {
-            let arrivals = arrivals.clone();
+            let (arrivals, versions) = (arrivals.clone(), versions.clone());
             async move {
                 let body = request
                     .into_body()
@@ -70,8 +73,12 @@ impl Sink {
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
                 let now = Instant::now();
-                if let Some(seq) = seq_of(&body) {
+                let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                if let Some(seq) = seq_of(&event) {
                     arrivals.lock().unwrap().insert(seq, now);
+                }
+                if let Some(version) = version_of(&event) {
+                    versions.lock().unwrap().entry(version).or_insert(now);
                 }
                 Response::new(Full::new(Bytes::from_static(b"[]")))
             }
@@ -82,8 +89,14 @@ impl Sink {
 
 /// The `seq` the load generator wrote into the vendor body, found in the
 /// forwarded event's `raw`.
-fn seq_of(body: &[u8]) -> Option<u64> {
-    let event: serde_json::Value = serde_json::from_slice(body).ok()?;
+fn seq_of(event: &serde_json::Value) -> Option<u64> {
     let raw: serde_json::Value = serde_json::from_str(event["raw"].as_str()?).ok()?;
     raw["bench_seq"].as_u64()
+}
+
+/// The `version` attribute a stamp plugin added.
+fn version_of(event: &serde_json::Value) -> Option<String> {
+    let attributes = event["attributes"].as_array()?;
+    let version = attributes.iter().find(|a| a["key"] == "version")?;
+    Some(version["value"].as_str()?.to_string())
 }

@@ -6,20 +6,26 @@
 //! an environment variable or a file the config names (see [`SecretRef`]).
 
 mod secret;
+mod server;
 mod sink;
 mod source;
 mod units;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sha2::Digest;
 
 pub use secret::{HeaderValue, Secret, SecretHeader, SecretRef, SecretValue};
+pub use server::{AdminConfig, ReloadConfig, ServerConfig, StoreConfig};
 pub use sink::{SinkConfig, SinkKind};
 pub use source::{BasicAuthConfig, OneOrMany, SignaturePolicy, SourceConfig, VendorKind};
 pub use units::{ByteSize, Duration};
+
+/// Paths under this are the host's own (`/admin/status`, `/admin/reload`),
+/// never a source's.
+pub const ADMIN_PREFIX: &str = "/admin/";
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -41,6 +47,12 @@ pub struct Config {
     /// `[store]`: where accepted events and undelivered commands are kept.
     #[serde(default)]
     pub store: StoreConfig,
+    /// `[admin]`: the `/admin/` endpoints (status, reload). Off without it.
+    pub admin: Option<AdminConfig>,
+    /// `[reload]`: how changes to the config and plugin files are picked up
+    /// while the host runs.
+    #[serde(default)]
+    pub reload: ReloadConfig,
     /// The folder relative paths in the file are resolved against (the
     /// file's own folder).
     #[serde(skip)]
@@ -48,54 +60,9 @@ pub struct Config {
     /// The file it was read from, for error messages.
     #[serde(skip)]
     pub file: PathBuf,
-}
-
-/// `[server]`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// `listen`: address and port of the ingest server.
-    pub listen: SocketAddr,
-    /// `max_body`: request bodies above this are refused with 413.
-    pub max_body: ByteSize,
-    /// `queue`: events accepted but not yet through the pipeline. When full,
-    /// senders get 503 and retry later.
-    pub queue: usize,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_body: ByteSize(1024 * 1024),
-            queue: 1024,
-        }
-    }
-}
-
-/// `[store]`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StoreConfig {
-    /// `path`: the data folder (relative to the config file). Without it
-    /// the journal is kept in memory and a crash loses what it held.
-    pub path: Option<PathBuf>,
-    /// `dedup_window`: an event whose (source, event id) was accepted this
-    /// recently is acknowledged again but not processed again.
-    pub dedup_window: Duration,
-    /// `retention`: processed events and delivered or dropped commands
-    /// older than this are deleted.
-    pub retention: Duration,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        Self {
-            path: None,
-            dedup_window: Duration(std::time::Duration::from_secs(24 * 3600)),
-            retention: Duration(std::time::Duration::from_secs(7 * 86_400)),
-        }
-    }
+    /// SHA-256 of the file's text, hex: which version of it is running.
+    #[serde(skip)]
+    pub sha256: String,
 }
 
 /// `[[plugins]]`
@@ -171,14 +138,43 @@ impl std::fmt::Display for World {
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
     Read { file: PathBuf, source: std::io::Error },
+    /// `message` is the TOML parser's, with the offending line quoted.
     #[error("{file}: {message}")]
-    Parse { file: PathBuf, message: String },
+    Parse {
+        file: PathBuf,
+        message: String,
+        /// Where, what is wrong, and the line's text, for
+        /// [`ConfigError::one_line`].
+        line: usize,
+        column: usize,
+        reason: String,
+        text: String,
+    },
     #[error("{file}: {key}: {message}")]
     Invalid {
         file: PathBuf,
         key: String,
         message: String,
     },
+}
+
+impl ConfigError {
+    /// The error on one line, for logs and the status endpoint (the
+    /// [`Display`](std::fmt::Display) form quotes the offending line of the
+    /// file, for people at a terminal).
+    pub fn one_line(&self) -> String {
+        match self {
+            ConfigError::Parse {
+                file,
+                line,
+                column,
+                reason,
+                text,
+                ..
+            } => format!("{}: line {line}, column {column} (`{text}`): {reason}", file.display()),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl Config {
@@ -194,12 +190,22 @@ impl Config {
 
     /// Parse `text` as if read from `file`.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            file: file.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let start = e.span().map_or(0, |span| span.start).min(text.len());
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+            ConfigError::Parse {
+                file: file.to_path_buf(),
+                message: e.to_string().trim_end().to_string(),
+                line: text[..start].matches('\n').count() + 1,
+                column: text[line_start..start].chars().count() + 1,
+                reason: e.message().trim_end().to_string(),
+                text: text[line_start..line_end].trim().to_string(),
+            }
         })?;
         config.file = file.to_path_buf();
         config.base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
         config.validate()?;
         Ok(config)
     }
@@ -247,6 +253,7 @@ impl Config {
 
     /// Checks that need nothing but the file itself.
     fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_host()?;
         let mut paths = BTreeMap::new();
         for (i, source) in self.sources.iter().enumerate() {
             let key = format!("sources[{i}]");
@@ -258,6 +265,12 @@ impl Config {
             let path = source.path();
             if !path.starts_with('/') {
                 return Err(self.error(format!("{key}.path"), "must start with `/`"));
+            }
+            if path.starts_with(ADMIN_PREFIX) {
+                return Err(self.error(
+                    format!("{key}.path"),
+                    format!("paths under `{ADMIN_PREFIX}` are the host's own (status, reload); choose another"),
+                ));
             }
             if let Some(other) = paths.insert(path.clone(), &source.name) {
                 return Err(self.error(
@@ -338,6 +351,16 @@ mod tests {
         assert!(err.starts_with("/etc/vestibule/test.toml: "), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("unknown field `lisen`"), "{err}");
+    }
+
+    #[test]
+    fn a_parse_error_fits_on_one_line_for_logs() {
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\n  lisen = 3\n").unwrap_err();
+        assert_eq!(
+            err.one_line(),
+            "/etc/vestibule/test.toml: line 3, column 3 (`lisen = 3`): unknown field `lisen`, \
+             expected one of `listen`, `max_body`, `queue`"
+        );
     }
 
     #[test]

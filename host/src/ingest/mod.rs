@@ -3,6 +3,7 @@
 //! before any plugin runs, because vendors wait only briefly (Verkada: 2 s)
 //! and retry. [`unifi_ws`] is the other way in: a WebSocket we dial.
 
+pub mod dialers;
 pub mod unifi_ws;
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
 use crate::event::now_ms;
+use crate::live::Live;
 use crate::store::{Appended, Journal, StoreError};
 use crate::vendors::{self, NormalizeError, Vendor, VerifyError};
 use bytes::Bytes;
@@ -25,13 +27,19 @@ struct Route {
     auth: vendors::Auth,
 }
 
-/// The routes and limits of the ingest server, and where accepted events go.
-pub struct Ingest {
-    routes: HashMap<String, Route>,
+/// The configured sources by path, and the limits on requests: part of
+/// the [live set](crate::live), replaced on reload.
+pub struct Routes {
+    by_path: HashMap<String, Route>,
     max_body: u64,
-    journal: Arc<Journal>,
     /// Events waiting for the pipeline, at most; then 503.
     capacity: usize,
+}
+
+/// The ingest server: the live set's routes, and where accepted events go.
+pub struct Ingest {
+    live: Arc<Live>,
+    journal: Arc<Journal>,
 }
 
 /// Why a request was not accepted. The sender sees only the status and the
@@ -86,16 +94,16 @@ impl IngestError {
     }
 }
 
-impl Ingest {
+impl Routes {
     /// Build a route for every `[[sources]]` entry, reading secrets now.
-    pub fn from_config(config: &Config, journal: Arc<Journal>) -> Result<Ingest, ConfigError> {
-        let mut routes = HashMap::new();
+    pub fn from_config(config: &Config) -> Result<Routes, ConfigError> {
+        let mut by_path = HashMap::new();
         for (i, source) in config.sources.iter().enumerate() {
             if source.vendor.dials_out() {
                 continue;
             }
             let (vendor, auth) = vendors::build(config, i, source)?;
-            routes.insert(
+            by_path.insert(
                 source.path(),
                 Route {
                     name: source.name.clone(),
@@ -104,18 +112,27 @@ impl Ingest {
                 },
             );
         }
-        Ok(Ingest {
-            routes,
+        Ok(Routes {
+            by_path,
             max_body: config.server.max_body.0,
-            journal,
-            capacity: config.server.queue.max(1),
+            capacity: config.server.queue,
         })
+    }
+}
+
+impl Ingest {
+    pub fn new(live: Arc<Live>, journal: Arc<Journal>) -> Ingest {
+        Ingest { live, journal }
     }
 
     /// Answer one request.
     pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
         let path = request.uri().path().to_string();
-        Ok(match self.accept(request).await {
+        // One request, one generation: a reload meanwhile does not change
+        // the rules halfway.
+        let live = self.live.current();
+        let routes = &live.routes;
+        Ok(match self.accept(routes, request).await {
             Ok((id, Appended::Accepted { .. })) => {
                 json(StatusCode::OK, &format!(r#"{{"status":"accepted","id":"{id}"}}"#))
             }
@@ -123,7 +140,7 @@ impl Ingest {
             // like the first, and not processed again.
             Ok((id, Appended::Duplicate)) => json(StatusCode::OK, &format!(r#"{{"status":"duplicate","id":"{id}"}}"#)),
             Err(error) => {
-                let source = self.routes.get(&path).map_or("-", |r| r.name.as_str());
+                let source = routes.by_path.get(&path).map_or("-", |r| r.name.as_str());
                 match &error {
                     IngestError::NotFound | IngestError::MethodNotAllowed => {
                         tracing::debug!(%path, reason = error.reason(), "Request refused.")
@@ -136,8 +153,9 @@ impl Ingest {
     }
 
     /// Verify, normalize and journal the event; `Ok` once it is stored.
-    async fn accept(&self, request: Request<Incoming>) -> Result<(String, Appended), IngestError> {
-        let route = self.routes.get(request.uri().path()).ok_or(IngestError::NotFound)?;
+    async fn accept(&self, routes: &Routes, request: Request<Incoming>) -> Result<(String, Appended), IngestError> {
+        let route = routes.by_path.get(request.uri().path()).ok_or(IngestError::NotFound)?;
+        let max_body = routes.max_body;
         if request.method() != Method::POST {
             return Err(IngestError::MethodNotAllowed);
         }
@@ -146,15 +164,15 @@ impl Ingest {
             .headers
             .get(hyper::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body) {
-            return Err(IngestError::TooLarge(self.max_body));
+        if declared.is_some_and(|n| n > max_body) {
+            return Err(IngestError::TooLarge(max_body));
         }
-        let body = Limited::new(body, self.max_body as usize)
+        let body = Limited::new(body, max_body as usize)
             .collect()
             .await
             .map_err(|e| {
                 if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                    IngestError::TooLarge(self.max_body)
+                    IngestError::TooLarge(max_body)
                 } else {
                     IngestError::Body(e.to_string())
                 }
@@ -171,7 +189,7 @@ impl Ingest {
         let verified = route.vendor.verify(&request, &route.auth)?;
         let event = route.vendor.normalize(&request, verified)?;
         let id = event.id.clone();
-        if self.journal.backlog() >= self.capacity {
+        if self.journal.backlog() >= routes.capacity {
             return Err(IngestError::Overloaded);
         }
         let appended = self.journal.append(event).await.map_err(|e| match e {
@@ -183,7 +201,7 @@ impl Ingest {
     }
 }
 
-fn json(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+pub(crate) fn json(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
         .header(hyper::header::CONTENT_TYPE, "application/json")

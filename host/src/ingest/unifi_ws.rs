@@ -30,12 +30,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One `vendor = "unifi-access-ws"` source.
+#[derive(Clone)]
 pub struct UnifiWs {
-    name: String,
+    pub name: String,
     url: String,
     token: Secret,
     /// `None` for a plain `ws://` URL.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The pinned CA's PEM as read, so a reload can tell it changed.
+    ca_pem: Option<Vec<u8>>,
     accept_invalid_certs: bool,
     silence: Duration,
     backoff: Duration,
@@ -57,11 +60,21 @@ impl UnifiWs {
         let token = config.secret(&key("token_env"), source.token_env.as_ref(), source.token_file.as_ref())?;
         // Checked when the config was parsed.
         let url = source.url.clone().unwrap_or_default();
+        let ca_pem = match &source.ca_file {
+            Some(file) => {
+                let file = config.resolve(file);
+                let pem = std::fs::read(&file)
+                    .map_err(|e| config.error(key("ca_file"), format!("cannot read {}: {e}", file.display())))?;
+                Some(pem)
+            }
+            None => None,
+        };
         let tls = if url.starts_with("wss://") {
-            let ca_file = source.ca_file.as_ref().map(|p| config.resolve(p));
+            let ca_file = source.ca_file.as_ref().map(|f| config.resolve(f).display().to_string());
             Some(Arc::new(
-                tls_config(ca_file.as_deref(), source.accept_invalid_certs)
-                    .map_err(|message| config.error(key("ca_file"), message))?,
+                tls_config(ca_pem.as_deref(), source.accept_invalid_certs).map_err(|message| {
+                    config.error(key("ca_file"), format!("{}: {message}", ca_file.unwrap_or_default()))
+                })?,
             ))
         } else {
             None
@@ -71,10 +84,23 @@ impl UnifiWs {
             url,
             token,
             tls,
+            ca_pem,
             accept_invalid_certs: source.accept_invalid_certs,
             silence: source.silence.map_or(Duration::from_secs(90), |d| d.0),
             backoff: source.backoff.map_or(Duration::from_secs(1), |d| d.0),
         })
+    }
+
+    /// Whether `other` would connect the same way: then a reload keeps this
+    /// connection open instead of dropping events while it reconnects.
+    pub fn same_as(&self, other: &UnifiWs) -> bool {
+        self.name == other.name
+            && self.url == other.url
+            && self.token == other.token
+            && self.ca_pem == other.ca_pem
+            && self.accept_invalid_certs == other.accept_invalid_certs
+            && self.silence == other.silence
+            && self.backoff == other.backoff
     }
 
     /// Stay connected until `stop` turns true, sending every event to `queue`.
@@ -195,7 +221,7 @@ fn jitter(wait: Duration) -> Duration {
     wait + wait.mul_f64((random % 1000) as f64 / 4000.0)
 }
 
-fn tls_config(ca_file: Option<&std::path::Path>, accept_invalid: bool) -> Result<rustls::ClientConfig, String> {
+fn tls_config(ca_pem: Option<&[u8]>, accept_invalid: bool) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -207,15 +233,14 @@ fn tls_config(ca_file: Option<&std::path::Path>, accept_invalid: bool) -> Result
             .with_no_client_auth());
     }
     let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-                roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+    match ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| e.to_string())?;
+                roots.add(cert).map_err(|e| e.to_string())?;
             }
             if roots.is_empty() {
-                return Err(format!("{}: no PEM certificate in it", path.display()));
+                return Err("no PEM certificate in it".into());
             }
         }
         None => {

@@ -6,19 +6,21 @@
 //! instantiation from the pooling allocator, so no state leaks from one event
 //! to the next and a plugin that misbehaves takes only its own call down.
 
+mod compiled;
 mod state;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
 use crate::config::{PluginConfig, World};
 use crate::event::Event;
 use crate::wit::{action, enricher, filter, sinks::Command};
 
+pub use compiled::{Compiled, Components, Origin};
 pub use state::LogLine;
 use state::{MemoryLimitExceeded, PluginState};
 
@@ -102,6 +104,10 @@ pub struct Call {
 pub struct Plugin {
     pub name: String,
     pub world: World,
+    /// The component file, as the config resolves it.
+    pub path: PathBuf,
+    /// Its compiled code and where that came from.
+    pub compiled: Compiled,
     pre: Pre,
     settings: Arc<state::Settings>,
 }
@@ -162,8 +168,19 @@ impl Runtime {
         })
     }
 
+    /// The engine every plugin is compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Compile and link the plugin at `path` for `config.world`.
     pub fn load(&self, config: &PluginConfig, path: &Path) -> Result<Plugin, LoadError> {
+        self.load_with(config, path, &Components::uncached(&self.engine))
+    }
+
+    /// Link the plugin at `path` for `config.world`, its compiled code from
+    /// `components` (reused, cached, or compiled now).
+    pub fn load_with(&self, config: &PluginConfig, path: &Path, components: &Components) -> Result<Plugin, LoadError> {
         let shown = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
             path: shown.clone(),
@@ -182,7 +199,8 @@ impl Runtime {
             }
             _ => return Err(not_a_component("it is not a WebAssembly file".into())),
         }
-        let component = Component::new(&self.engine, &bytes).map_err(|e| not_a_component(first_line(&e)))?;
+        let compiled = components.get(&bytes).map_err(not_a_component)?;
+        let component = &compiled.component;
         let wrong_world = |e: wasmtime::Error| LoadError::WrongWorld {
             path: shown.clone(),
             world: config.world,
@@ -190,15 +208,15 @@ impl Runtime {
         };
         let pre = match config.world {
             World::Filter => {
-                let pre = self.linkers.filter.instantiate_pre(&component).map_err(wrong_world)?;
+                let pre = self.linkers.filter.instantiate_pre(component).map_err(wrong_world)?;
                 Pre::Filter(filter::FilterPre::new(pre).map_err(wrong_world)?)
             }
             World::Enricher => {
-                let pre = self.linkers.enricher.instantiate_pre(&component).map_err(wrong_world)?;
+                let pre = self.linkers.enricher.instantiate_pre(component).map_err(wrong_world)?;
                 Pre::Enricher(enricher::EnricherPre::new(pre).map_err(wrong_world)?)
             }
             World::Action => {
-                let pre = self.linkers.action.instantiate_pre(&component).map_err(wrong_world)?;
+                let pre = self.linkers.action.instantiate_pre(component).map_err(wrong_world)?;
                 Pre::Action(action::ActionPre::new(pre).map_err(wrong_world)?)
             }
         };
@@ -206,6 +224,8 @@ impl Runtime {
         Ok(Plugin {
             name: config.name.clone(),
             world: config.world,
+            path: path.to_path_buf(),
+            compiled,
             pre,
             settings: Arc::new(state::Settings {
                 name: config.name.clone(),

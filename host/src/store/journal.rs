@@ -43,6 +43,17 @@ pub struct Settings {
     pub capacity: usize,
 }
 
+impl Settings {
+    /// The journal settings `config` asks for.
+    pub fn from_config(config: &crate::config::Config) -> Settings {
+        Settings {
+            dedup_window: config.store.dedup_window.0,
+            retention: config.store.retention.0,
+            capacity: config.server.queue,
+        }
+    }
+}
+
 /// What became of an event handed to [`Journal::append`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Appended {
@@ -81,6 +92,7 @@ enum Request {
         id: i64,
         update: DeliveryUpdate,
     },
+    Configure(Settings),
     Close,
 }
 
@@ -192,6 +204,11 @@ impl Journal {
     /// Record the result of a delivery attempt.
     pub fn delivery(&self, id: i64, update: DeliveryUpdate) {
         let _ = self.requests.send(Request::Delivery { id, update });
+    }
+
+    /// Behave by `settings` from now on (a reload changed the config).
+    pub fn configure(&self, settings: Settings) {
+        let _ = self.requests.send(Request::Configure(settings));
     }
 
     /// Events handed to the dispatcher and not yet processed.
@@ -316,6 +333,13 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            batch.retain(|request| match request {
+                Request::Configure(settings) => {
+                    self.settings = settings.clone();
+                    false
+                }
+                _ => true,
+            });
             let closing = batch.iter().any(|r| matches!(r, Request::Close));
             if !batch.is_empty() {
                 self.apply(batch);
@@ -387,7 +411,7 @@ impl Writer {
                         Err(e) => tracing::error!(command = id, error = %e, "Recording a retry failed."),
                     }
                 }
-                Request::Close => {}
+                Request::Close | Request::Configure(_) => {}
             }
         }
         if let Err(e) = tx.commit() {

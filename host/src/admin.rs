@@ -1,0 +1,128 @@
+//! The host's own endpoints, under `/admin/` on the ingest listener:
+//! `GET /admin/status` and `POST /admin/reload`. Off (404) unless `[admin]`
+//! names a token; every request must carry it as `Authorization: Bearer …`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::ingest::json;
+use crate::live::{Generation, Live};
+use crate::reload::{Reloader, Trigger};
+use crate::store::Journal;
+use crate::vendors::time::format_iso8601;
+
+pub struct Admin {
+    live: Arc<Live>,
+    reloader: Arc<Reloader>,
+    journal: Arc<Journal>,
+}
+
+impl Admin {
+    pub fn new(live: Arc<Live>, reloader: Arc<Reloader>, journal: Arc<Journal>) -> Admin {
+        Admin {
+            live,
+            reloader,
+            journal,
+        }
+    }
+
+    /// Answer one request under `/admin/`.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let generation = self.live.current();
+        let Some(token) = &generation.admin_token else {
+            return error(StatusCode::NOT_FOUND, "not_found");
+        };
+        let presented = request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match presented {
+            None => return error(StatusCode::UNAUTHORIZED, "auth_missing"),
+            // Constant time: the answer's timing says nothing of how much
+            // of a guess was right.
+            Some(presented) if !bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) => {
+                tracing::warn!(path = %request.uri().path(), "Admin request with a wrong token refused.");
+                return error(StatusCode::UNAUTHORIZED, "auth_invalid");
+            }
+            Some(_) => {}
+        }
+        match (request.method(), request.uri().path()) {
+            (&Method::GET, "/admin/status") => json(StatusCode::OK, &self.status(&generation).to_string()),
+            (&Method::POST, "/admin/reload") => {
+                drop(generation);
+                let report = self.reloader.reload(Trigger::Admin).await;
+                // 422: the request was fine, the files it asked to load are not.
+                let status = if report.ok() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                json(status, &serde_json::to_string(&report).unwrap_or_default())
+            }
+            (_, "/admin/status" | "/admin/reload") => error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            _ => error(StatusCode::NOT_FOUND, "not_found"),
+        }
+    }
+
+    /// What is running: the config and every plugin by content hash, the
+    /// sources and sinks by name, and how reloads went. No secrets and no
+    /// addresses of sinks (their URLs may carry credentials).
+    fn status(&self, generation: &Generation) -> serde_json::Value {
+        let config = &generation.config;
+        let plugins: Vec<_> = generation
+            .pipeline
+            .plugins()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "world": p.world.to_string(),
+                    "path": p.path.display().to_string(),
+                    "sha256": p.compiled.sha256,
+                    "loaded_at": format_iso8601(p.compiled.loaded_at / 1000),
+                    "compiled": p.compiled.origin,
+                })
+            })
+            .collect();
+        let sources: Vec<_> = config
+            .sources
+            .iter()
+            .map(|s| {
+                let at = if s.vendor.dials_out() { None } else { Some(s.path()) };
+                json!({ "name": s.name, "vendor": s.vendor.as_str(), "path": at })
+            })
+            .collect();
+        let sinks: Vec<_> = config
+            .sinks
+            .iter()
+            .map(|s| json!({ "name": s.name, "kind": format!("{:?}", s.kind).to_lowercase() }))
+            .collect();
+        json!({
+            "config": {
+                "file": config.file.display().to_string(),
+                "sha256": config.sha256,
+                "loaded_at": format_iso8601(generation.loaded_at / 1000),
+            },
+            "listen": config.server.listen.to_string(),
+            "plugins": plugins,
+            "sources": sources,
+            "sinks": sinks,
+            "reloads": self.reloader.history(),
+            "journal": {
+                "durable": self.journal.durable(),
+                "backlog": self.journal.backlog(),
+                "unattempted": self.journal.unattempted(),
+            },
+        })
+    }
+}
+
+fn error(status: StatusCode, reason: &str) -> Response<Full<Bytes>> {
+    json(status, &format!(r#"{{"error":"{reason}"}}"#))
+}

@@ -1,0 +1,115 @@
+//! `[server]`, `[store]`, `[admin]` and `[reload]`: how the host itself runs.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{ByteSize, Config, ConfigError, Duration};
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `listen`: address and port of the ingest server.
+    pub listen: SocketAddr,
+    /// `max_body`: request bodies above this are refused with 413.
+    pub max_body: ByteSize,
+    /// `queue`: events accepted but not yet through the pipeline. When full,
+    /// senders get 503 and retry later.
+    pub queue: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body: ByteSize(1024 * 1024),
+            queue: 1024,
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `path`: the data folder (relative to the config file). Without it
+    /// the journal is kept in memory and a crash loses what it held.
+    pub path: Option<PathBuf>,
+    /// `dedup_window`: an event whose (source, event id) was accepted this
+    /// recently is acknowledged again but not processed again.
+    pub dedup_window: Duration,
+    /// `retention`: processed events and delivered or dropped commands
+    /// older than this are deleted.
+    pub retention: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            dedup_window: Duration(std::time::Duration::from_secs(24 * 3600)),
+            retention: Duration(std::time::Duration::from_secs(7 * 86_400)),
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `token_env` / `token_file`: the bearer token the `/admin/` endpoints
+    /// require (`Authorization: Bearer …`).
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[reload]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadConfig {
+    /// `watch`: reload when the config file or a plugin file changes.
+    /// Without it, reload on SIGHUP or `POST /admin/reload` only.
+    pub watch: bool,
+    /// `debounce`: how long the files must be quiet before a reload, so
+    /// that an editor's or a build's several writes make one reload.
+    pub debounce: Duration,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self {
+            watch: true,
+            debounce: Duration(std::time::Duration::from_millis(500)),
+        }
+    }
+}
+
+/// The longest `[reload] debounce`: past it, a change waits longer than an
+/// operator would believe it was noticed.
+const MAX_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Config {
+    pub(super) fn validate_host(&self) -> Result<(), ConfigError> {
+        if let Some(admin) = &self.admin
+            && admin.token_env.is_some() == admin.token_file.is_some()
+        {
+            return Err(self.error(
+                "admin.token_env",
+                "expected either `token_env = \"VAR\"` or `token_file = \"PATH\"`",
+            ));
+        }
+        let debounce = self.reload.debounce.0;
+        if debounce.is_zero() || debounce > MAX_DEBOUNCE {
+            return Err(self.error(
+                "reload.debounce",
+                format!("expected more than 0 and at most {MAX_DEBOUNCE:?}"),
+            ));
+        }
+        if self.server.queue == 0 {
+            return Err(self.error("server.queue", "must be at least 1"));
+        }
+        Ok(())
+    }
+}

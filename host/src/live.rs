@@ -1,0 +1,106 @@
+//! The live set: everything built from one version of the config file and
+//! the plugin files — ingest routes, plugins, sinks, dial-out sources, the
+//! admin token. A reload builds the next one beside it and swaps the two;
+//! whoever holds the old one (a request being answered, an event halfway
+//! through the pipeline, a delivery attempt) finishes with it.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use crate::config::{Config, ConfigError, Secret};
+use crate::event::now_ms;
+use crate::ingest::Routes;
+use crate::ingest::unifi_ws::UnifiWs;
+use crate::pipeline::Pipeline;
+use crate::plugins::{Components, Runtime};
+use crate::sinks::Sinks;
+
+/// One version of everything the config and plugin files describe.
+pub struct Generation {
+    /// The config it was built from.
+    pub config: Config,
+    /// Where each source is served, and the request limits.
+    pub routes: Routes,
+    /// The plugins, in the order they run.
+    pub pipeline: Arc<Pipeline>,
+    /// Where commands go.
+    pub sinks: Arc<Sinks>,
+    /// Sources we dial; the reloader keeps unchanged ones connected.
+    pub dialers: Vec<UnifiWs>,
+    /// The bearer token of the `/admin/` endpoints; `None` turns them off.
+    pub admin_token: Option<Secret>,
+    /// When it was built (ms).
+    pub loaded_at: i64,
+}
+
+impl Generation {
+    /// Build every part of `config`: read every secret, load every plugin
+    /// — its compiled code reused from `previous` when its file did not
+    /// change, else from the disk cache in `compiled`, else compiled now —
+    /// and set up the sinks. Blocking: compiling takes a while.
+    pub fn build(
+        config: Config,
+        runtime: &Runtime,
+        compiled: Option<&Path>,
+        previous: Option<&Generation>,
+    ) -> Result<Generation, ConfigError> {
+        let routes = Routes::from_config(&config)?;
+        let mut dialers = Vec::new();
+        for (i, source) in config.sources.iter().enumerate() {
+            if source.vendor.dials_out() {
+                dialers.push(UnifiWs::from_config(&config, i, source)?);
+            }
+        }
+        let running = previous.into_iter().flat_map(|p| p.pipeline.plugins());
+        let components = Components::new(runtime.engine(), compiled.map(Path::to_path_buf), running);
+        let pipeline = Pipeline::load(&config, runtime, &components)?;
+        components.prune(pipeline.plugins());
+        let sinks = Sinks::from_config(&config)?;
+        let admin_token = match &config.admin {
+            Some(admin) => {
+                let key = if admin.token_env.is_some() {
+                    "admin.token_env"
+                } else {
+                    "admin.token_file"
+                };
+                Some(config.secret(key, admin.token_env.as_ref(), admin.token_file.as_ref())?)
+            }
+            None => None,
+        };
+        Ok(Generation {
+            routes,
+            pipeline: Arc::new(pipeline),
+            sinks: Arc::new(sinks),
+            dialers,
+            admin_token,
+            loaded_at: now_ms(),
+            config,
+        })
+    }
+}
+
+/// The running generation. Readers take a cheap snapshot ([`Live::current`])
+/// and keep it for as long as one request, event or delivery lasts.
+pub struct Live {
+    current: RwLock<Arc<Generation>>,
+}
+
+impl Live {
+    pub fn new(generation: Generation) -> Live {
+        Live {
+            current: RwLock::new(Arc::new(generation)),
+        }
+    }
+
+    /// The generation running now.
+    pub fn current(&self) -> Arc<Generation> {
+        // Only `swap` writes, and it cannot panic while holding the lock.
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Make `next` the running generation; returns the one it replaced.
+    pub fn swap(&self, next: Generation) -> Arc<Generation> {
+        let next = Arc::new(next);
+        std::mem::replace(&mut *self.current.write().unwrap_or_else(|e| e.into_inner()), next)
+    }
+}
