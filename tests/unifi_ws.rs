@@ -333,3 +333,47 @@ async fn silence_means_reconnect_and_pings_mean_alive() {
     host.stop().await;
     assert_eq!(controller.upgrades.load(Ordering::SeqCst), 2, "pings kept it alive");
 }
+
+/// A reload keeps the controller connection when the source did not
+/// change — the controller does not resend what it pushed meanwhile — and
+/// dials again with the new settings when it did.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_keeps_an_unchanged_connection_and_redials_a_changed_one() {
+    let controller = Controller::start(VecDeque::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let admin = "\n[admin]\ntoken_file = \"{secret_file}\"\n";
+    let tls = pinned(&controller, dir.path());
+    let host = Host::start(&format!("{}{admin}", config(&controller, &tls, &sink))).await;
+    wait_for("the connection", || controller.upgrades.load(Ordering::SeqCst) == 1).await;
+    let secret_file = host.config.parent().unwrap().join("unifi-secret").display().to_string();
+    let reload = |text: String| {
+        let (config, url) = (host.config.clone(), host.url("/admin/reload"));
+        let text = text.replace("{secret_file}", &secret_file);
+        async move {
+            std::fs::write(&config, text).unwrap();
+            let token = [("authorization", format!("Bearer {SECRET}"))];
+            let (status, report) = support::try_post(&url, &token, "").await.unwrap();
+            assert_eq!(status, 200, "{report}");
+            serde_json::from_str::<Value>(&report).unwrap()
+        }
+    };
+
+    // Another source added: the controller's stays connected.
+    let webhook = "\n[[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret_file = \"{secret_file}\"\n";
+    let report = reload(format!("{}{admin}{webhook}", config(&controller, &tls, &sink))).await;
+    assert_eq!(report["changes"][1], "source office at /ingest/office", "{report}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(controller.upgrades.load(Ordering::SeqCst), 1, "not redialled");
+
+    // Its own settings changed: it dials again.
+    let changed = format!("{tls}\nsilence = \"30s\"");
+    let report = reload(format!("{}{admin}{webhook}", config(&controller, &changed, &sink))).await;
+    let changes = report["changes"].to_string();
+    assert!(
+        changes.contains("source controller reconnects with its new settings"),
+        "{changes}"
+    );
+    wait_for("the new connection", || controller.upgrades.load(Ordering::SeqCst) == 2).await;
+    host.stop().await;
+}
