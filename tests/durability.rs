@@ -168,12 +168,7 @@ async fn commands_wait_for_a_sink_that_is_down_and_keep_their_order() {
             let mut body: serde_json::Value = serde_json::from_str(&unifi_unlock(door)).unwrap();
             body["n"] = n.into();
             let body = body.to_string();
-            let (status, answer) = post(
-                &host.url("/ingest/office"),
-                &unifi_signature(SECRET, now(), &body),
-                body,
-            )
-            .await;
+            let (status, answer) = host.post_unifi(body).await;
             assert_eq!(status, 200, "{answer}");
         }
     }
@@ -241,7 +236,7 @@ async fn failing_sink_fills_dead_letters_that_retry_delivers() {
     let retried = cli(&["dead-letters", "retry", "--all"], &host.config);
     assert_eq!(
         retried,
-        "2 command(s) back in the outbox; a running host delivers them within a second\n"
+        "2 command(s) back in the outbox, 0 event(s) back in the journal; a running host takes them within a second\n"
     );
     let received = sink.wait_for(Duration::from_secs(10), |r| r.len() >= 8).await;
     assert_eq!(received.len(), 8);

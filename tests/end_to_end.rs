@@ -27,12 +27,7 @@ async fn granted_unlock_switches_on_the_light() {
     let host = Host::start(&config(&sink)).await;
 
     let body = unifi_unlock("Front Door");
-    let (status, answer) = post(
-        &host.url("/ingest/office"),
-        &unifi_signature(SECRET, now(), &body),
-        body,
-    )
-    .await;
+    let (status, answer) = host.post_unifi(body).await;
     assert_eq!(status, 200, "{answer}");
     assert!(answer.starts_with(r#"{"status":"accepted","id":""#), "{answer}");
 

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::live::Live;
 use crate::outbox::idempotency_key;
-use crate::store::{Journal, NewCommand, Processed, Queued, Step, lane_key};
+use crate::store::{DeadEvent, Journal, NewCommand, Processed, Queued, Step, lane_key};
 
 /// Run every event from `feed` through the live pipeline until `stop` turns true.
 pub async fn run(
@@ -71,6 +71,7 @@ async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journ
                         result: "failed: the pipeline worker panicked".into(),
                     }],
                     commands: Vec::new(),
+                    dead_letter: None,
                     received_at,
                 });
                 continue;
@@ -91,6 +92,11 @@ async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journ
             seq,
             steps: outcome.steps,
             commands,
+            dead_letter: outcome.dead_letter.map(|(plugin, failure)| DeadEvent {
+                plugin,
+                reason: failure.reason(),
+                error: failure.to_string(),
+            }),
             received_at,
         });
     }

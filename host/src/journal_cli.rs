@@ -33,31 +33,41 @@ pub enum EventsCommand {
 
 #[derive(Subcommand)]
 pub enum DeadLettersCommand {
-    /// Commands that were given up on.
+    /// Commands that were given up on, and events a plugin stopped.
     List {
         #[arg(long, short)]
         config: std::path::PathBuf,
     },
-    /// Put dead letters back in the outbox; the running host delivers them.
+    /// Put dead commands back in the outbox, and stopped events back in the
+    /// journal; the running host delivers and processes them.
     Retry {
-        /// Dead-letter ids (the first column of `list`).
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        ids: Vec<i64>,
-        /// Every dead letter.
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        which: Which,
         #[arg(long, short)]
         config: std::path::PathBuf,
     },
     /// Forget dead letters.
     Drop {
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        ids: Vec<i64>,
-        #[arg(long)]
-        all: bool,
+        #[command(flatten)]
+        which: Which,
         #[arg(long, short)]
         config: std::path::PathBuf,
     },
+}
+
+/// Which dead letters: commands by id, events by journal number, or all.
+#[derive(clap::Args)]
+#[group(required = true, multiple = true)]
+pub struct Which {
+    /// Dead command ids (the ID column of `list`).
+    #[arg(conflicts_with = "all")]
+    ids: Vec<i64>,
+    /// Stopped events, by journal number (the SEQ column of `list`).
+    #[arg(long = "event", value_name = "SEQ", conflicts_with = "all")]
+    events: Vec<i64>,
+    /// Every dead command and every stopped event.
+    #[arg(long)]
+    all: bool,
 }
 
 /// The store of the config at `path`; an error if it keeps none on disk.
@@ -143,42 +153,101 @@ pub fn events(command: EventsCommand) -> Result<(), String> {
 pub fn dead_letters(command: DeadLettersCommand) -> Result<(), String> {
     match command {
         DeadLettersCommand::List { config } => {
-            let rows = open(&config)?.dead_letters().map_err(|e| e.to_string())?;
-            table(
-                "no dead letters",
-                &[
-                    ("ID", 6),
-                    ("EVENT", 6),
-                    ("SINK", 14),
-                    ("DOOR", 16),
-                    ("REASON", 12),
-                    ("ATTEMPTS", 8),
-                    ("LAST ERROR", 0),
-                ],
-                rows.iter().map(|row| {
-                    vec![
-                        row.id.to_string(),
-                        row.seq.to_string(),
-                        row.sink.clone(),
-                        row.door.clone(),
-                        row.dead_reason.clone().unwrap_or_else(|| "-".into()),
-                        row.attempts.to_string(),
-                        row.last_error.clone().unwrap_or_else(|| "-".into()),
-                    ]
-                }),
+            let store = open(&config)?;
+            let rows = store.dead_letters().map_err(|e| e.to_string())?;
+            let events = store.dead_events().map_err(|e| e.to_string())?;
+            if rows.is_empty() && events.is_empty() {
+                println!("no dead letters");
+                return Ok(());
+            }
+            if !rows.is_empty() {
+                table(
+                    "",
+                    &[
+                        ("ID", 6),
+                        ("EVENT", 6),
+                        ("SINK", 14),
+                        ("DOOR", 16),
+                        ("REASON", 12),
+                        ("ATTEMPTS", 8),
+                        ("LAST ERROR", 0),
+                    ],
+                    rows.iter().map(|row| {
+                        vec![
+                            row.id.to_string(),
+                            row.seq.to_string(),
+                            row.sink.clone(),
+                            row.door.clone(),
+                            row.dead_reason.clone().unwrap_or_else(|| "-".into()),
+                            row.attempts.to_string(),
+                            row.last_error.clone().unwrap_or_else(|| "-".into()),
+                        ]
+                    }),
+                );
+            }
+            if !events.is_empty() {
+                if !rows.is_empty() {
+                    println!();
+                }
+                println!("Events a plugin stopped (retry with --event SEQ):");
+                table(
+                    "",
+                    &[
+                        ("SEQ", 6),
+                        ("SOURCE", 12),
+                        ("KIND", 18),
+                        ("DOOR", 16),
+                        ("PLUGIN", 14),
+                        ("REASON", 16),
+                        ("ERROR", 0),
+                    ],
+                    events.iter().map(|row| {
+                        vec![
+                            row.seq.to_string(),
+                            row.source.clone(),
+                            row.kind.clone(),
+                            row.door.clone(),
+                            row.plugin.clone(),
+                            row.reason.clone(),
+                            row.error.clone(),
+                        ]
+                    }),
+                );
+            }
+            Ok(())
+        }
+        DeadLettersCommand::Retry { which, config } => {
+            let (commands, events) =
+                which.apply(&mut open(&config)?, Store::retry_dead_letters, Store::retry_dead_events)?;
+            println!(
+                "{commands} command(s) back in the outbox, {events} event(s) back in the journal; \
+                 a running host takes them within a second"
             );
             Ok(())
         }
-        DeadLettersCommand::Retry { ids, all: _, config } => {
-            let n = open(&config)?.retry_dead_letters(&ids).map_err(|e| e.to_string())?;
-            println!("{n} command(s) back in the outbox; a running host delivers them within a second");
+        DeadLettersCommand::Drop { which, config } => {
+            let (commands, events) =
+                which.apply(&mut open(&config)?, Store::drop_dead_letters, Store::drop_dead_events)?;
+            println!("{commands} dead command(s) and {events} stopped event(s) dropped");
             Ok(())
         }
-        DeadLettersCommand::Drop { ids, all: _, config } => {
-            let n = open(&config)?.drop_dead_letters(&ids).map_err(|e| e.to_string())?;
-            println!("{n} dead letter(s) dropped");
-            Ok(())
-        }
+    }
+}
+
+type Change = fn(&mut Store, &[i64]) -> Result<usize, vestibule::store::StoreError>;
+
+impl Which {
+    /// Apply `commands` and `events` to the chosen ones (an empty list
+    /// meaning all, with `--all`); how many of each changed.
+    fn apply(&self, store: &mut Store, commands: Change, events: Change) -> Result<(usize, usize), String> {
+        let mut run = |chosen: &[i64], change: Change| {
+            if self.all || !chosen.is_empty() {
+                change(store, chosen).map_err(|e| e.to_string())
+            } else {
+                Ok(0)
+            }
+        };
+        Ok((run(&self.ids, commands)?, run(&self.events, events)?))
     }
 }
 

@@ -53,7 +53,7 @@ impl Generation {
         }
         let running = previous.into_iter().flat_map(|p| p.pipeline.plugins());
         let components = Components::new(runtime.engine(), compiled.map(Path::to_path_buf), running);
-        let pipeline = Pipeline::load(&config, runtime, &components)?;
+        let pipeline = Pipeline::load(&config, runtime, &components, previous.map(|p| &*p.pipeline))?;
         components.prune(pipeline.plugins());
         let sinks = Sinks::from_config(&config)?;
         let admin_token = match &config.admin {

@@ -1,10 +1,15 @@
 //! The pipeline: filters, then enrichers, then actions, each in config
-//! order. A dropped event stops at the filter that dropped it; a plugin that
-//! fails is logged and skipped, and the event goes on without it.
+//! order. A dropped event stops at the filter that dropped it. A plugin that
+//! fails — or is suspended by its circuit breaker — is logged, counted, and
+//! handled by its `on_error`: `skip` lets the event go on without it,
+//! `dead-letter` stops the event, with none of its commands, as a dead
+//! letter to retry once the plugin is fixed.
 
-use crate::config::{Config, ConfigError};
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError, OnError};
 use crate::event::Event;
-use crate::plugins::{Components, Decision, Plugin, PluginFailure, Runtime};
+use crate::plugins::{Breaker, Components, Decision, Plugin, PluginFailure, Runtime};
 use crate::store::Step;
 use crate::wit::sinks::Command;
 
@@ -24,6 +29,10 @@ pub struct Outcome {
     pub steps: Vec<Step>,
     /// Plugins that failed on this event.
     pub failures: Vec<(String, PluginFailure)>,
+    /// The plugin whose failure stopped the event (`on_error =
+    /// "dead-letter"`), and the failure. The event is then a dead letter and
+    /// `commands` is empty.
+    pub dead_letter: Option<(String, PluginFailure)>,
     /// The event as the last plugin left it.
     pub event: Option<Event>,
 }
@@ -48,16 +57,28 @@ impl std::ops::Deref for Emitted {
 impl Pipeline {
     /// Load every `[[plugins]]` entry, compiling each.
     pub fn from_config(config: &Config, runtime: &Runtime) -> Result<Pipeline, ConfigError> {
-        Pipeline::load(config, runtime, &Components::uncached(runtime.engine()))
+        Pipeline::load(config, runtime, &Components::uncached(runtime.engine()), None)
     }
 
     /// Load every `[[plugins]]` entry, its compiled code from `components`.
-    pub fn load(config: &Config, runtime: &Runtime, components: &Components) -> Result<Pipeline, ConfigError> {
+    /// A plugin that `previous` runs under the same name keeps its health
+    /// record (its breaker starts afresh if its component changed).
+    pub fn load(
+        config: &Config,
+        runtime: &Runtime,
+        components: &Components,
+        previous: Option<&Pipeline>,
+    ) -> Result<Pipeline, ConfigError> {
         let mut plugins = Vec::with_capacity(config.plugins.len());
         for (i, spec) in config.plugins.iter().enumerate() {
-            let plugin = runtime
+            let mut plugin = runtime
                 .load_with(spec, &config.resolve(&spec.path), components)
                 .map_err(|e| config.error(format!("plugins[{i}].path"), e.to_string()))?;
+            if let Some(before) = previous.and_then(|p| p.plugins.iter().find(|p| p.name == plugin.name)) {
+                let new_version = before.compiled.sha256 != plugin.compiled.sha256;
+                before.health.configure(Breaker::from_config(spec), new_version);
+                plugin.health = Arc::clone(&before.health);
+            }
             plugins.push(plugin);
         }
         // Stable: within a role, config order is kept.
@@ -75,8 +96,25 @@ impl Pipeline {
     pub fn run(&self, mut event: Event) -> Outcome {
         let mut outcome = Outcome::default();
         for plugin in &self.plugins {
-            let call = plugin.call(&event);
             let name = &plugin.name;
+            if let Err(until) = plugin.health.admit() {
+                let result = self.failed(&mut outcome, plugin, &event, PluginFailure::Suspended(until));
+                outcome.steps.push(Step {
+                    plugin: name.clone(),
+                    result,
+                });
+                if outcome.dead_letter.is_some() {
+                    break;
+                }
+                continue;
+            }
+            let call = plugin.call(&event);
+            match &call.result {
+                Ok(_) => plugin.health.succeeded(),
+                Err(failure) => {
+                    plugin.health.failed(failure.reason());
+                }
+            }
             let result = match call.result {
                 Ok(Decision::Keep) => "kept".to_string(),
                 Ok(Decision::Drop(reason)) => {
@@ -96,7 +134,8 @@ impl Pipeline {
                     Err(what) => {
                         let failure =
                             PluginFailure::Returned(format!("changed {what}, which enrichers may not change"));
-                        self.failed(&mut outcome, name, &event, failure)
+                        plugin.health.failed(failure.reason());
+                        self.failed(&mut outcome, plugin, &event, failure)
                     }
                 },
                 Ok(Decision::Commands(commands)) => {
@@ -110,12 +149,19 @@ impl Pipeline {
                         }));
                     format!("{n} command{}", if n == 1 { "" } else { "s" })
                 }
-                Err(failure) => self.failed(&mut outcome, name, &event, failure),
+                Err(failure) => self.failed(&mut outcome, plugin, &event, failure),
             };
             outcome.steps.push(Step {
                 plugin: name.clone(),
                 result,
             });
+            if outcome.dead_letter.is_some() {
+                break;
+            }
+        }
+        if outcome.dead_letter.is_some() {
+            // All or nothing: a dead letter runs again whole when retried.
+            outcome.commands.clear();
         }
         outcome.event = Some(event);
         outcome
@@ -123,11 +169,24 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// Log and record a plugin's failure; the event goes on without it.
-    fn failed(&self, outcome: &mut Outcome, name: &str, event: &Event, failure: PluginFailure) -> String {
-        tracing::warn!(plugin = %name, event = %event.id, reason = failure.reason(), error = %failure, "Plugin failed; event goes on without it.");
-        let result = format!("failed ({}): {failure}", failure.reason());
-        outcome.failures.push((name.to_string(), failure));
+    /// Log and record a plugin's failure, and apply its `on_error`.
+    fn failed(&self, outcome: &mut Outcome, plugin: &Plugin, event: &Event, failure: PluginFailure) -> String {
+        let (name, reason) = (&plugin.name, failure.reason());
+        let result = format!("failed ({reason}): {failure}");
+        match plugin.on_error {
+            // A suspended plugin was logged when it was suspended, not once per event.
+            OnError::Skip if matches!(failure, PluginFailure::Suspended(_)) => {
+                tracing::debug!(plugin = %name, event = %event.id, "Plugin suspended; event goes on without it.")
+            }
+            OnError::Skip => {
+                tracing::warn!(plugin = %name, event = %event.id, reason, error = %failure, "Plugin failed; event goes on without it.")
+            }
+            OnError::DeadLetter => {
+                tracing::warn!(plugin = %name, event = %event.id, reason, error = %failure, "Plugin failed; event stopped as a dead letter.");
+                outcome.dead_letter = Some((name.clone(), failure.clone()));
+            }
+        }
+        outcome.failures.push((name.clone(), failure));
         result
     }
 }

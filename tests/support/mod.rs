@@ -35,6 +35,9 @@ const PLUGINS: &[&str] = &[
     "tag-enricher",
     "stamp-a",
     "stamp-b",
+    "misbehave",
+    "big-enricher",
+    "sink-thief",
 ];
 
 /// The `.wasm` file of each plugin package, built once per test binary.
@@ -188,6 +191,17 @@ impl Host {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// POST `body` to source `office`, signed now as UniFi Access would
+    /// with [`SECRET`]; the status and the answer.
+    pub async fn post_unifi(&self, body: String) -> (u16, String) {
+        post(
+            &self.url("/ingest/office"),
+            &unifi_signature(SECRET, now(), &body),
+            body,
+        )
+        .await
     }
 
     /// Stop, after every accepted event has gone through the pipeline and

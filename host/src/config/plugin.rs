@@ -22,12 +22,57 @@ pub struct PluginConfig {
     /// `memory`: the most linear memory the plugin may grow to.
     #[serde(default = "default_memory")]
     pub memory: ByteSize,
+    /// `tables`: the most elements the plugin's tables may grow to.
+    #[serde(default = "default_tables")]
+    pub tables: u32,
+    /// `instances`: how many calls of this plugin may run at once; more
+    /// wait for a free one.
+    #[serde(default = "default_instances")]
+    pub instances: u32,
+    /// `max_output`: the most one call may hand back — the enriched event
+    /// (without `raw`, which it may not change), a filter's reason, or its
+    /// commands' bodies and headers together. More is `output_too_large`.
+    #[serde(default = "default_max_output")]
+    pub max_output: ByteSize,
+    /// `max_commands`, `max_log_lines`, `max_attributes`: the most commands
+    /// one call may send, lines it may log, and attributes the event it
+    /// returns may carry. More is `output_too_large`.
+    #[serde(default = "default_max_commands")]
+    pub max_commands: u32,
+    #[serde(default = "default_max_log_lines")]
+    pub max_log_lines: u32,
+    #[serde(default = "default_max_attributes")]
+    pub max_attributes: u32,
+    /// `on_error`: what a failure of this plugin does to the event.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// `suspend_after`, `suspend_window`, `suspend_for`: a plugin failing
+    /// `suspend_after` times within `suspend_window` is not called for
+    /// `suspend_for`, then tried again (0 never suspends).
+    #[serde(default = "default_suspend_after")]
+    pub suspend_after: u32,
+    #[serde(default = "default_suspend_time")]
+    pub suspend_window: Duration,
+    #[serde(default = "default_suspend_time")]
+    pub suspend_for: Duration,
     /// `sinks`: the sinks an action plugin may send to; any other is refused.
     #[serde(default)]
     pub sinks: Vec<String>,
     /// `[plugins.config]`: handed to the plugin as JSON.
     #[serde(default)]
     pub config: toml::Table,
+}
+
+/// `on_error`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// The event goes on without this plugin.
+    #[default]
+    Skip,
+    /// The event stops here and is kept as a dead letter with the error,
+    /// to be retried once the plugin is fixed.
+    DeadLetter,
 }
 
 impl PluginConfig {
@@ -40,6 +85,16 @@ impl PluginConfig {
             path: path.into(),
             deadline: default_deadline(),
             memory: default_memory(),
+            tables: default_tables(),
+            instances: default_instances(),
+            max_output: default_max_output(),
+            max_commands: default_max_commands(),
+            max_log_lines: default_max_log_lines(),
+            max_attributes: default_max_attributes(),
+            on_error: OnError::default(),
+            suspend_after: default_suspend_after(),
+            suspend_window: default_suspend_time(),
+            suspend_for: default_suspend_time(),
             sinks: Vec::new(),
             config: toml::Table::new(),
         }
@@ -53,6 +108,43 @@ fn default_deadline() -> Duration {
 fn default_memory() -> ByteSize {
     ByteSize(16 * 1024 * 1024)
 }
+
+/// A Rust plugin's function table holds a few hundred entries.
+fn default_tables() -> u32 {
+    10_000
+}
+
+fn default_instances() -> u32 {
+    4
+}
+
+fn default_max_output() -> ByteSize {
+    ByteSize(256 * 1024)
+}
+
+fn default_max_commands() -> u32 {
+    16
+}
+
+fn default_max_log_lines() -> u32 {
+    100
+}
+
+fn default_max_attributes() -> u32 {
+    64
+}
+
+fn default_suspend_after() -> u32 {
+    5
+}
+
+fn default_suspend_time() -> Duration {
+    Duration(std::time::Duration::from_secs(60))
+}
+
+/// The most calls of one plugin at once: each holds an instance of the
+/// engine's pool (see `plugins::Runtime::new`).
+pub const MAX_INSTANCES: u32 = 32;
 
 /// A plugin's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -98,6 +190,35 @@ impl Config {
                 format!("{key}.memory"),
                 format!("at most {} bytes", crate::plugins::MAX_PLUGIN_MEMORY),
             ));
+        }
+        if !(1..=MAX_INSTANCES).contains(&plugin.instances) {
+            return Err(self.error(format!("{key}.instances"), format!("from 1 to {MAX_INSTANCES}")));
+        }
+        if plugin.max_output.0 < 1024 || plugin.max_output.0 > crate::plugins::MAX_PLUGIN_MEMORY {
+            return Err(self.error(
+                format!("{key}.max_output"),
+                format!("from 1KiB to {} bytes", crate::plugins::MAX_PLUGIN_MEMORY),
+            ));
+        }
+        for (name, value) in [
+            ("tables", plugin.tables),
+            ("max_commands", plugin.max_commands),
+            ("max_log_lines", plugin.max_log_lines),
+            ("max_attributes", plugin.max_attributes),
+        ] {
+            if value == 0 {
+                return Err(self.error(format!("{key}.{name}"), "must be at least 1"));
+            }
+        }
+        if plugin.suspend_after > 0 {
+            for (name, value) in [
+                ("suspend_window", plugin.suspend_window),
+                ("suspend_for", plugin.suspend_for),
+            ] {
+                if value.0.is_zero() {
+                    return Err(self.error(format!("{key}.{name}"), "must be more than 0"));
+                }
+            }
         }
         Ok(())
     }

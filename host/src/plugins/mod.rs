@@ -7,6 +7,8 @@
 //! to the next and a plugin that misbehaves takes only its own call down.
 
 mod compiled;
+mod health;
+mod slots;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -16,13 +18,15 @@ use std::time::Instant;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
-use crate::config::{PluginConfig, World};
+use crate::config::{OnError, PluginConfig, World};
 use crate::event::Event;
 use crate::wit::{action, enricher, filter, sinks::Command};
 
 pub use compiled::{Compiled, Components, Origin};
+pub use health::{Breaker, Health};
+use slots::Slots;
 pub use state::LogLine;
-use state::{MemoryLimitExceeded, PluginState};
+use state::{LimitExceeded, PluginState};
 
 /// The most memory any one plugin may be given (`memory` in its config).
 pub const MAX_PLUGIN_MEMORY: u64 = 256 << 20;
@@ -54,27 +58,40 @@ pub enum LoadError {
     WrongWorld { path: String, world: World, reason: String },
 }
 
-/// Why one call of a plugin failed. The event goes on without this plugin.
+/// Why one call of a plugin failed, or why it was not called. The plugin's
+/// `on_error` decides what happens to the event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PluginFailure {
     #[error("timeout: still running at its {0:?} deadline")]
     Timeout(std::time::Duration),
     #[error("memory: tried to grow past its {0}-byte limit")]
     Memory(u64),
+    #[error("memory: tried to grow a table past its {0}-element limit")]
+    Tables(u32),
     #[error("trap: {0}")]
     Trap(String),
+    #[error("output too large: {0}")]
+    OutputTooLarge(String),
+    #[error("sink refused: tried to send to `{0}`, which it may not use")]
+    SinkRefused(String),
     #[error("returned error: {0}")]
     Returned(String),
+    /// Not called: the circuit breaker suspended it until then (ms).
+    #[error("suspended after repeated failures")]
+    Suspended(i64),
 }
 
 impl PluginFailure {
-    /// The short reason used in logs and counters.
+    /// The short reason used in logs, counters and dead letters.
     pub fn reason(&self) -> &'static str {
         match self {
             PluginFailure::Timeout(_) => "timeout",
-            PluginFailure::Memory(_) => "memory",
+            PluginFailure::Memory(_) | PluginFailure::Tables(_) => "memory",
             PluginFailure::Trap(_) => "trap",
+            PluginFailure::OutputTooLarge(_) => "output_too_large",
+            PluginFailure::SinkRefused(_) => "sink_refused",
             PluginFailure::Returned(_) => "error",
+            PluginFailure::Suspended(_) => "suspended",
         }
     }
 }
@@ -108,8 +125,22 @@ pub struct Plugin {
     pub path: PathBuf,
     /// Its compiled code and where that came from.
     pub compiled: Compiled,
+    /// What a failure does to the event.
+    pub on_error: OnError,
+    /// Its calls, failures and circuit breaker; replaced by the pipeline
+    /// with the running plugin's of the same name, so counts outlive reloads.
+    pub health: Arc<Health>,
     pre: Pre,
     settings: Arc<state::Settings>,
+    output: OutputLimits,
+    /// Calls of this plugin running now, at most `instances`.
+    slots: Arc<Slots>,
+}
+
+/// What one call may hand back.
+struct OutputLimits {
+    bytes: usize,
+    attributes: usize,
 }
 
 enum Pre {
@@ -221,26 +252,40 @@ impl Runtime {
             }
         };
         let plugin_config = serde_json::to_string(&config.config).expect("a TOML table is valid JSON");
+        let health = Arc::new(Health::new(&config.name));
+        health.configure(Breaker::from_config(config), true);
         Ok(Plugin {
             name: config.name.clone(),
             world: config.world,
             path: path.to_path_buf(),
             compiled,
+            on_error: config.on_error,
+            health,
             pre,
             settings: Arc::new(state::Settings {
                 name: config.name.clone(),
                 config_json: plugin_config,
                 memory_limit: config.memory.0,
+                table_limit: config.tables,
                 deadline: config.deadline.0,
                 sinks: config.sinks.clone(),
+                max_commands: config.max_commands,
+                max_log_lines: config.max_log_lines,
             }),
+            output: OutputLimits {
+                bytes: config.max_output.0 as usize,
+                attributes: config.max_attributes as usize,
+            },
+            slots: Arc::new(Slots::new(config.instances)),
         })
     }
 }
 
 impl Plugin {
-    /// Run the plugin once on `event`, in a fresh instance.
+    /// Run the plugin once on `event`, in a fresh instance, once one of its
+    /// `instances` is free.
     pub fn call(&self, event: &Event) -> Call {
+        let _slot = self.slots.take();
         let started = Instant::now();
         let engine = match &self.pre {
             Pre::Filter(p) => p.engine(),
@@ -254,17 +299,21 @@ impl Plugin {
         store.epoch_deadline_trap();
 
         let result = self.invoke(&mut store, event);
-        let state = store.into_data();
+        let mut state = store.into_data();
+        // Going past a limit or a grant is the failure, however the call
+        // ended: a log storm cut off at its deadline is `output_too_large`.
         let result = match result {
-            Ok(Ok(decision)) => Ok(match decision {
-                Decision::Commands(_) => Decision::Commands(state.commands),
-                other => other,
-            }),
+            _ if state.refused.is_some() => Err(PluginFailure::SinkRefused(state.refused.take().unwrap_or_default())),
+            _ if state.overflow.is_some() => {
+                Err(PluginFailure::OutputTooLarge(state.overflow.take().unwrap_or_default()))
+            }
+            Err(e) => Err(self.classify(e, &state)),
+            Ok(Ok(Decision::Commands(_))) => self.check_output(Decision::Commands(std::mem::take(&mut state.commands))),
+            Ok(Ok(decision)) => self.check_output(decision),
             Ok(Err(e)) => Err(PluginFailure::Returned(match e {
                 crate::wit::types::Error::Config(m) => format!("config: {m}"),
                 crate::wit::types::Error::Failed(m) => m,
             })),
-            Err(e) => Err(self.classify(e, &state)),
         };
         Call {
             result,
@@ -297,15 +346,78 @@ impl Plugin {
         })
     }
 
+    /// What the plugin handed back, within `max_output` and
+    /// `max_attributes`; `raw` does not count (enrichers may not change it).
+    fn check_output(&self, decision: Decision) -> Result<Decision, PluginFailure> {
+        let limit = self.output.bytes;
+        let too_large = |what: String| Err(PluginFailure::OutputTooLarge(what));
+        let size = match &decision {
+            Decision::Keep => 0,
+            Decision::Drop(reason) => reason.len(),
+            Decision::Enriched(event) => {
+                if event.attributes.len() > self.output.attributes {
+                    return too_large(format!(
+                        "{} attributes, at most {}",
+                        event.attributes.len(),
+                        self.output.attributes
+                    ));
+                }
+                output_size(event)
+            }
+            Decision::Commands(commands) => commands
+                .iter()
+                .map(|c| c.sink.len() + c.body.len() + c.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
+                .sum(),
+        };
+        if size > limit {
+            return too_large(format!("{size} bytes, at most {limit}"));
+        }
+        Ok(decision)
+    }
+
     fn classify(&self, error: wasmtime::Error, state: &PluginState) -> PluginFailure {
-        if error.downcast_ref::<MemoryLimitExceeded>().is_some() || state.limits.hit {
-            return PluginFailure::Memory(self.settings.memory_limit);
+        match error.downcast_ref::<LimitExceeded>().copied().or(state.limits.hit) {
+            Some(LimitExceeded::Memory) => return PluginFailure::Memory(self.settings.memory_limit),
+            Some(LimitExceeded::Tables) => return PluginFailure::Tables(self.settings.table_limit),
+            None => {}
         }
         if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
             return PluginFailure::Timeout(self.settings.deadline);
         }
-        PluginFailure::Trap(first_line(&error))
+        match error.downcast_ref::<wasmtime::Trap>() {
+            // "call stack exhausted", "wasm `unreachable` instruction executed", …
+            Some(trap) => PluginFailure::Trap(trap.to_string()),
+            None => PluginFailure::Trap(first_line(&error)),
+        }
     }
+}
+
+/// The bytes of an event's text, but for `raw`.
+fn output_size(event: &Event) -> usize {
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let door = event
+        .door
+        .as_ref()
+        .map_or(0, |d| text(&d.id) + text(&d.name) + text(&d.location));
+    let actor = event.actor.as_ref().map_or(0, |a| {
+        text(&a.id) + text(&a.name) + text(&a.email) + text(&a.phone) + text(&a.kind)
+    });
+    let credential = event.credential.as_ref().map_or(0, |c| c.method.len() + text(&c.value));
+    let device = event
+        .device
+        .as_ref()
+        .map_or(0, |d| text(&d.id) + text(&d.name) + text(&d.model));
+    let attributes: usize = event.attributes.iter().map(|a| a.key.len() + a.value.len()).sum();
+    event.id.len()
+        + event.source.len()
+        + event.vendor.len()
+        + event.vendor_event_type.len()
+        + event.kind.len()
+        + door
+        + actor
+        + credential
+        + device
+        + attributes
 }
 
 fn first_line(error: &wasmtime::Error) -> String {

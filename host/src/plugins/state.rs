@@ -8,11 +8,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::wit::{host, sinks};
 
-/// Most commands one action call may queue.
-const MAX_COMMANDS: usize = 64;
-/// Most log lines one call may write; later lines are counted, not kept.
-const MAX_LOG_LINES: usize = 100;
-/// Longest log message kept, in bytes.
+/// Longest log message kept, in bytes; the rest is cut off.
 const MAX_LOG_BYTES: usize = 4096;
 
 /// Per-plugin settings shared by all its calls.
@@ -20,8 +16,11 @@ pub(crate) struct Settings {
     pub name: String,
     pub config_json: String,
     pub memory_limit: u64,
+    pub table_limit: u32,
     pub deadline: std::time::Duration,
     pub sinks: Vec<String>,
+    pub max_commands: u32,
+    pub max_log_lines: u32,
 }
 
 /// A line a plugin logged during a call.
@@ -39,6 +38,12 @@ pub(crate) struct PluginState {
     pub limits: Limits,
     pub logs: Vec<LogLine>,
     pub commands: Vec<sinks::Command>,
+    /// What this call produced beyond its limits (commands, log lines):
+    /// the call fails with `output_too_large` however it returns.
+    pub overflow: Option<String>,
+    /// A sink this call tried to send to without being allowed: the call
+    /// fails with `sink_refused` however it returns.
+    pub refused: Option<String>,
 }
 
 impl PluginState {
@@ -52,7 +57,8 @@ impl PluginState {
             .build();
         let limits = Limits {
             memory: settings.memory_limit,
-            hit: false,
+            tables: settings.table_limit,
+            hit: None,
         };
         PluginState {
             settings,
@@ -61,6 +67,8 @@ impl PluginState {
             limits,
             logs: Vec::new(),
             commands: Vec::new(),
+            overflow: None,
+            refused: None,
         }
     }
 }
@@ -78,35 +86,48 @@ impl HasData for PluginState {
     type Data<'a> = &'a mut PluginState;
 }
 
-/// The memory limit of one call. Growing past it traps with
-/// [`MemoryLimitExceeded`] so the failure is reported as `memory`, not as
+/// The memory and table limits of one call. Growing past them traps with
+/// [`LimitExceeded`] so the failure is reported as `memory`, not as
 /// whatever the plugin's allocator does on a failed grow.
 pub(crate) struct Limits {
     memory: u64,
-    pub hit: bool,
+    tables: u32,
+    pub hit: Option<LimitExceeded>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("memory limit exceeded")]
-pub(crate) struct MemoryLimitExceeded;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LimitExceeded {
+    #[error("memory limit exceeded")]
+    Memory,
+    #[error("table limit exceeded")]
+    Tables,
+}
 
 impl wasmtime::ResourceLimiter for Limits {
     fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired as u64 > self.memory {
-            self.hit = true;
-            return Err(MemoryLimitExceeded.into());
+            self.hit = Some(LimitExceeded::Memory);
+            return Err(LimitExceeded::Memory.into());
         }
         Ok(true)
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        if desired as u64 > u64::from(self.tables) {
+            self.hit = Some(LimitExceeded::Tables);
+            return Err(LimitExceeded::Tables.into());
+        }
+        Ok(true)
     }
 }
 
 impl host::Host for PluginState {
     fn log(&mut self, level: host::Level, message: String, fields: Vec<(String, String)>) {
-        if self.logs.len() >= MAX_LOG_LINES {
+        // A storm of log lines must not flood the host's log: past the
+        // limit nothing more is written, and the call fails.
+        if self.logs.len() >= self.settings.max_log_lines as usize {
+            self.overflow
+                .get_or_insert_with(|| format!("more than {} log lines", self.settings.max_log_lines));
             return;
         }
         let mut message = message;
@@ -138,10 +159,14 @@ impl host::Host for PluginState {
 impl sinks::Host for PluginState {
     fn send(&mut self, command: sinks::Command) -> Result<(), sinks::SendError> {
         if !self.settings.sinks.contains(&command.sink) {
-            tracing::warn!(plugin = %self.settings.name, sink = %command.sink, "Refused a command to a sink this plugin may not use.");
+            // Logged once per call (by the pipeline, with the failure), however
+            // often the plugin tries.
+            self.refused.get_or_insert_with(|| command.sink.clone());
             return Err(sinks::SendError::UnknownSink(command.sink));
         }
-        if self.commands.len() >= MAX_COMMANDS {
+        if self.commands.len() >= self.settings.max_commands as usize {
+            self.overflow
+                .get_or_insert_with(|| format!("more than {} commands", self.settings.max_commands));
             return Err(sinks::SendError::TooMany);
         }
         self.commands.push(command);

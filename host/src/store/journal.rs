@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::records::{DeliveryUpdate, NewCommand, PendingCommand, Queued, Step};
+use super::records::{DeadEvent, DeliveryUpdate, NewCommand, PendingCommand, Queued, Step};
 use super::{Store, StoreError};
 use crate::event::{Event, now_ms};
 
@@ -69,6 +69,8 @@ pub struct Processed {
     pub seq: i64,
     pub steps: Vec<Step>,
     pub commands: Vec<NewCommand>,
+    /// A plugin stopped the event: it is kept as a dead letter.
+    pub dead_letter: Option<DeadEvent>,
     /// When the event arrived (ms).
     pub received_at: i64,
 }
@@ -587,7 +589,8 @@ impl Writer {
         // An event goes once none of its commands is waiting or dead.
         let events = tx.execute(
             "DELETE FROM events WHERE state = 'done' AND received_at < ?1
-               AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.seq = events.seq)",
+               AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.seq = events.seq)
+               AND NOT EXISTS (SELECT 1 FROM dead_events WHERE dead_events.seq = events.seq)",
             [retained],
         )?;
         tx.commit()?;
@@ -659,6 +662,12 @@ fn record_processed(
     let now = now_ms();
     tx.prepare_cached("UPDATE events SET state = 'done', outcome = ?2, processed_at = ?3 WHERE seq = ?1")?
         .execute(params![processed.seq, steps, now])?;
+    if let Some(dead) = &processed.dead_letter {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO dead_events (seq, plugin, reason, error, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![processed.seq, dead.plugin, dead.reason, dead.error, now])?;
+    }
     let mut stored = Vec::new();
     for (new, json) in processed.commands.iter().zip(commands) {
         let inserted = tx
@@ -777,6 +786,7 @@ mod tests {
             seq,
             steps: Vec::new(),
             commands: Vec::new(),
+            dead_letter: None,
             received_at: 0,
         };
         journal.processed(outcome(seq));

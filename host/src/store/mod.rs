@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use journal::{Appended, Journal, JournalFeeds, Processed, Settings, lane_key};
-pub use records::{CommandRow, DeliveryUpdate, EventRow, NewCommand, PendingCommand, Queued, Step};
+pub use records::{
+    CommandRow, DeadEvent, DeadEventRow, DeliveryUpdate, EventRow, NewCommand, PendingCommand, Queued, Step,
+};
 
 use crate::config::Config;
 use crate::event::now_ms;
@@ -23,8 +25,12 @@ use crate::event::now_ms;
 /// The database file inside the data folder.
 pub const DB_FILE: &str = "vestibule.db";
 
-/// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema, one step per version (`PRAGMA user_version`): a database at
+/// version n gets the steps after the n-th.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("dead_events.sql")];
+
+/// The schema version this build writes.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// What went wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,10 @@ pub enum StoreError {
     #[error("{0}")]
     NotFound(String),
 }
+
+/// An event's state as the command line shows it: `dead` for a dead letter.
+const EVENT_STATE: &str =
+    "CASE WHEN EXISTS (SELECT 1 FROM dead_events d WHERE d.seq = events.seq) THEN 'dead' ELSE state END";
 
 /// An open database.
 pub struct Store {
@@ -105,28 +115,27 @@ impl Store {
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         let version: i64 = self.conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        match version {
-            0 => {
-                let tx = self.conn.transaction()?;
-                tx.execute_batch(include_str!("schema.sql"))?;
-                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-                tx.commit()?;
-                Ok(())
-            }
-            SCHEMA_VERSION => Ok(()),
-            newer => Err(StoreError::Open {
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Open {
                 path: self.path.clone().unwrap_or_default(),
-                message: format!("written by a newer Vestibule (schema {newer}; this one knows {SCHEMA_VERSION})"),
-            }),
+                message: format!("written by a newer Vestibule (schema {version}; this one knows {SCHEMA_VERSION})"),
+            });
         }
+        let tx = self.conn.transaction()?;
+        for step in &MIGRATIONS[version.max(0) as usize..] {
+            tx.execute_batch(step)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The most recent events, newest first.
     pub fn events(&self, source: Option<&str>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
-        let mut statement = self.conn.prepare(
-            "SELECT seq, source, event_id, run, kind, door, received_at, state, outcome
-             FROM events WHERE (?1 IS NULL OR source = ?1) ORDER BY seq DESC LIMIT ?2",
-        )?;
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT seq, source, event_id, run, kind, door, received_at, {EVENT_STATE}, outcome
+                 FROM events WHERE (?1 IS NULL OR source = ?1) ORDER BY seq DESC LIMIT ?2"
+        ))?;
         let rows = statement.query_map(params![source, limit as i64], EventRow::from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -135,10 +144,10 @@ impl Store {
     /// with the commands each run emitted.
     pub fn event(&self, id: &str) -> Result<Vec<(EventRow, String, Vec<CommandRow>)>, StoreError> {
         let seq: Option<i64> = id.parse().ok();
-        let mut statement = self.conn.prepare(
-            "SELECT seq, source, event_id, run, kind, door, received_at, state, outcome, event
-             FROM events WHERE event_id = ?1 OR seq = ?2 ORDER BY seq",
-        )?;
+        let mut statement = self.conn.prepare(&format!(
+            "SELECT seq, source, event_id, run, kind, door, received_at, {EVENT_STATE}, outcome, event
+                 FROM events WHERE event_id = ?1 OR seq = ?2 ORDER BY seq"
+        ))?;
         let runs = statement
             .query_map(params![id, seq], |row| {
                 Ok((EventRow::from_row(row)?, row.get::<_, String>(9)?))
@@ -158,6 +167,45 @@ impl Store {
     /// Commands that were given up on, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<CommandRow>, StoreError> {
         self.commands("WHERE state = 'dead' ORDER BY id", [])
+    }
+
+    /// Events a plugin stopped, oldest first.
+    pub fn dead_events(&self) -> Result<Vec<DeadEventRow>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT d.seq, e.source, e.kind, e.door, d.plugin, d.reason, d.error, d.at
+             FROM dead_events d JOIN events e ON e.seq = d.seq ORDER BY d.seq",
+        )?;
+        let rows = statement.query_map([], DeadEventRow::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Run dead-lettered events again (those with these journal numbers, or
+    /// all when `seqs` is empty): the running host processes them within a
+    /// second, through the plugins it runs then.
+    pub fn retry_dead_events(&mut self, seqs: &[i64]) -> Result<usize, StoreError> {
+        self.for_dead_events(seqs, |tx, seq| {
+            tx.execute(
+                "UPDATE events SET state = 'pending', outcome = NULL, processed_at = NULL
+                 WHERE seq IN (SELECT seq FROM dead_events WHERE ?1 IS NULL OR seq = ?1)",
+                params![seq],
+            )?;
+            tx.execute("DELETE FROM dead_events WHERE ?1 IS NULL OR seq = ?1", params![seq])
+        })
+    }
+
+    /// Forget dead-lettered events; they stay in the journal as processed.
+    pub fn drop_dead_events(&mut self, seqs: &[i64]) -> Result<usize, StoreError> {
+        self.for_dead_events(seqs, |tx, seq| {
+            tx.execute("DELETE FROM dead_events WHERE ?1 IS NULL OR seq = ?1", params![seq])
+        })
+    }
+
+    fn for_dead_events(
+        &mut self,
+        seqs: &[i64],
+        change: impl Fn(&rusqlite::Transaction, Option<i64>) -> rusqlite::Result<usize>,
+    ) -> Result<usize, StoreError> {
+        self.in_one_transaction(seqs, "dead-lettered event", change)
     }
 
     fn commands(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<CommandRow>, StoreError> {
@@ -203,6 +251,17 @@ impl Store {
         ids: &[i64],
         change: impl Fn(&rusqlite::Transaction, Option<i64>) -> rusqlite::Result<usize>,
     ) -> Result<usize, StoreError> {
+        self.in_one_transaction(ids, "dead letter", change)
+    }
+
+    /// Apply `change` to each of `ids` (or, with `None`, to all) in one
+    /// transaction; an id it changes nothing for undoes it all.
+    fn in_one_transaction(
+        &mut self,
+        ids: &[i64],
+        what: &str,
+        change: impl Fn(&rusqlite::Transaction, Option<i64>) -> rusqlite::Result<usize>,
+    ) -> Result<usize, StoreError> {
         let tx = self.conn.transaction()?;
         let mut changed = 0;
         if ids.is_empty() {
@@ -210,7 +269,7 @@ impl Store {
         }
         for &id in ids {
             match change(&tx, Some(id))? {
-                0 => return Err(StoreError::NotFound(format!("no dead letter {id}"))),
+                0 => return Err(StoreError::NotFound(format!("no {what} {id}"))),
                 n => changed += n,
             }
         }

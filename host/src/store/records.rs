@@ -93,6 +93,43 @@ pub enum DeliveryUpdate {
     },
 }
 
+/// Why a plugin stopped an event (`on_error = "dead-letter"`).
+#[derive(Debug, Clone)]
+pub struct DeadEvent {
+    pub plugin: String,
+    /// `timeout`, `memory`, `trap`, `output_too_large`, `sink_refused`, `error`, `suspended`.
+    pub reason: &'static str,
+    pub error: String,
+}
+
+/// A dead-lettered event as `vestibule dead-letters list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadEventRow {
+    pub seq: i64,
+    pub source: String,
+    pub kind: String,
+    pub door: String,
+    pub plugin: String,
+    pub reason: String,
+    pub error: String,
+    pub at: i64,
+}
+
+impl DeadEventRow {
+    pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<DeadEventRow> {
+        Ok(DeadEventRow {
+            seq: row.get(0)?,
+            source: row.get(1)?,
+            kind: row.get(2)?,
+            door: row.get(3)?,
+            plugin: row.get(4)?,
+            reason: row.get(5)?,
+            error: row.get(6)?,
+            at: row.get(7)?,
+        })
+    }
+}
+
 /// An event as `vestibule events list` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRow {

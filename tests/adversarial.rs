@@ -1,0 +1,338 @@
+//! Plugins that misbehave are contained, and the host goes on: a loop hits
+//! its deadline, a memory bomb its memory limit, unbounded recursion the
+//! stack limit, a panic traps, a flood of output or log lines is cut off, a
+//! send to a sink the plugin was not granted is refused — each next to
+//! well-behaved plugins that keep working, each counted with its reason.
+//! A plugin that keeps failing is suspended, and one whose failure policy
+//! is `dead-letter` stops the event until it is retried.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Host, SECRET, Sink, get, lights_config, plugin, unifi_unlock, vestibule, write_config};
+use vestibule::pipeline::Pipeline;
+use vestibule::plugins::{PluginFailure, Runtime};
+
+/// Every misbehaving plugin, with the well-behaved `stamp` enricher and
+/// `echo` action between them, and the `vault` sink nobody was granted.
+fn rogues_gallery(sink_url: &str) -> String {
+    let misbehave = plugin("misbehave").display().to_string();
+    let rogue = |name: &str, world: &str, path: &str, settings: &str| {
+        format!(
+            "[[plugins]]\nname = \"{name}\"\nworld = \"{world}\"\npath = \"{path}\"\nsuspend_after = 0\n{settings}\n"
+        )
+    };
+    let plugins = [
+        rogue(
+            "spinner",
+            "filter",
+            &plugin("loop-forever").display().to_string(),
+            "deadline = \"50ms\"",
+        ),
+        rogue(
+            "hog",
+            "filter",
+            &plugin("memory-hog").display().to_string(),
+            "memory = \"16MiB\"",
+        ),
+        rogue(
+            "recurse",
+            "filter",
+            &misbehave,
+            "[plugins.config]\nmisbehave = \"recurse\"",
+        ),
+        rogue("trap", "filter", &misbehave, "[plugins.config]\nmisbehave = \"trap\""),
+        rogue(
+            "storm",
+            "filter",
+            &misbehave,
+            "[plugins.config]\nmisbehave = \"log-storm\"",
+        ),
+        rogue("stamp", "enricher", &plugin("stamp-a").display().to_string(), ""),
+        rogue(
+            "huge",
+            "enricher",
+            &plugin("big-enricher").display().to_string(),
+            "memory = \"64MiB\"\n[plugins.config]\nattribute_bytes = 1000000",
+        ),
+        rogue(
+            "many",
+            "enricher",
+            &plugin("big-enricher").display().to_string(),
+            "[plugins.config]\nattributes = 1000",
+        ),
+        rogue(
+            "thief",
+            "action",
+            &plugin("sink-thief").display().to_string(),
+            "sinks = [\"echo\"]",
+        ),
+    ]
+    .concat();
+    format!(
+        r#"
+        [store]
+        path = "data"
+
+        [admin]
+        token_file = "{{secret_file}}"
+
+        [[sources]]
+        name = "office"
+        vendor = "unifi-access"
+        secret_file = "{{secret_file}}"
+
+        {plugins}
+        {echo}
+
+        [[sinks]]
+        name = "vault"
+        kind = "http"
+        url = "{sink_url}/vault"
+        "#,
+        echo = support::echo_tables(&format!("kind = \"http\"\nurl = \"{sink_url}/echo\"")),
+    )
+}
+
+/// Post the `n`-th UniFi unlock at `door`, signed now; asserts the host
+/// accepted it.
+async fn unlock(host: &Host, door: &str, n: usize) {
+    // A number in each body, so each is an event of its own.
+    let body = unifi_unlock(door).replacen('{', &format!("{{\"n\":{n},"), 1);
+    let (status, answer) = host.post_unifi(body).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+async fn status(host: &Host) -> Value {
+    let token = [("authorization", format!("Bearer {SECRET}"))];
+    let (code, body) = get(&host.url("/admin/status"), &token).await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Each plugin's failures by reason, from the status.
+fn failures(status: &Value) -> Vec<(String, Value)> {
+    let plugins = status["plugins"].as_array().unwrap();
+    plugins
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p["health"]["failures"].clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_misbehaviour_is_contained_counted_and_the_good_plugins_go_on() {
+    const EVENTS: usize = 3;
+    let sink = Sink::start().await;
+    let host = Host::start(&rogues_gallery(&sink.url(""))).await;
+    for n in 0..EVENTS {
+        unlock(&host, "Front Door", n).await;
+    }
+    let received = sink.wait_for(Duration::from_secs(30), |r| r.len() >= EVENTS).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = status(&host).await;
+    host.stop().await;
+
+    // The good plugins did their work on every event, and only theirs arrived.
+    let received = sink.received().len().max(received.len());
+    assert_eq!(received, EVENTS, "one delivery per event, from `echo` alone");
+    for delivery in sink.received() {
+        assert_eq!(delivery.path, "/echo", "nothing reached the vault");
+        let event: Value = serde_json::from_str(&delivery.body).unwrap();
+        let attributes = event["attributes"].as_array().unwrap();
+        let keys: Vec<&str> = attributes.iter().map(|a| a["key"].as_str().unwrap()).collect();
+        assert!(keys.contains(&"version"), "stamped: {keys:?}");
+        assert!(
+            !keys.contains(&"big") && !keys.contains(&"a0"),
+            "nothing of the failed enrichers: {keys:?}"
+        );
+    }
+    let n = EVENTS as u64;
+    let expected = [
+        ("spinner", serde_json::json!({ "timeout": n })),
+        ("hog", serde_json::json!({ "memory": n })),
+        ("recurse", serde_json::json!({ "trap": n })),
+        ("trap", serde_json::json!({ "trap": n })),
+        ("storm", serde_json::json!({ "output_too_large": n })),
+        ("stamp", serde_json::json!({})),
+        ("huge", serde_json::json!({ "output_too_large": n })),
+        ("many", serde_json::json!({ "output_too_large": n })),
+        ("thief", serde_json::json!({ "sink_refused": n })),
+        ("echo", serde_json::json!({})),
+    ]
+    .map(|(name, failures)| (name.to_string(), failures));
+    assert_eq!(failures(&status), expected);
+    for plugin in status["plugins"].as_array().unwrap() {
+        assert_eq!(plugin["health"]["calls"], n, "{}", plugin["name"]);
+        assert_eq!(plugin["health"]["state"], "active", "suspend_after = 0");
+    }
+}
+
+/// The same plugins run through the pipeline alone: each failure says what
+/// happened, in words an operator can act on.
+#[test]
+fn each_failure_is_reported_with_its_reason() {
+    let (_dir, config) = write_config(&rogues_gallery("http://127.0.0.1:9"));
+    let pipeline = Pipeline::from_config(&config, &Runtime::new().unwrap()).unwrap();
+    let event = serde_json::from_str(include_str!("../examples/events/normalized/front-door-granted.json")).unwrap();
+    let outcome = pipeline.run(event);
+    let failures: Vec<(&str, &str, String)> = outcome
+        .failures
+        .iter()
+        .map(|(plugin, failure)| (plugin.as_str(), failure.reason(), failure.to_string()))
+        .collect();
+    let expect = |plugin: &str, reason: &str, says: &str| {
+        let found = failures.iter().find(|(p, _, _)| *p == plugin).unwrap();
+        assert_eq!(found.1, reason, "{plugin}");
+        assert!(found.2.contains(says), "{plugin}: `{says}` is not in `{}`", found.2);
+    };
+    expect("spinner", "timeout", "still running at its 50ms deadline");
+    expect("hog", "memory", "tried to grow past its 16777216-byte limit");
+    expect("recurse", "trap", "call stack exhausted");
+    expect("trap", "trap", "unreachable");
+    expect("storm", "output_too_large", "more than 100 log lines");
+    expect("huge", "output_too_large", "at most 262144");
+    expect("many", "output_too_large", "attributes, at most 64");
+    expect("thief", "sink_refused", "tried to send to `vault`");
+    assert_eq!(failures.len(), 8);
+    assert!(matches!(outcome.failures[0].1, PluginFailure::Timeout(d) if d.as_millis() == 50));
+    // The event went on to the well-behaved action.
+    assert_eq!(outcome.commands.len(), 1);
+    assert_eq!(outcome.commands[0].plugin, "echo");
+}
+
+/// Two misbehaving filters in front of the lights action: the host answers
+/// every request and the lights go on each time.
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_plugins_are_skipped_and_the_host_keeps_serving() {
+    let sink = Sink::start().await;
+    let filters = format!(
+        "[[plugins]]\nname = \"spinner\"\nworld = \"filter\"\npath = \"{}\"\n\
+         [[plugins]]\nname = \"hog\"\nworld = \"filter\"\npath = \"{}\"\n",
+        plugin("loop-forever").display(),
+        plugin("memory-hog").display(),
+    );
+    let host = Host::start(&lights_config(&filters, &sink.url("/api/services/light/turn_on"))).await;
+    unlock(&host, "Front Door", 1).await;
+    unlock(&host, "Front Door", 2).await;
+    host.stop().await;
+    let bodies: Vec<String> = sink.received().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies, [r#"{"entity_id":"light.front_door"}"#; 2]);
+}
+
+/// A plugin failing `suspend_after` times is not called for `suspend_for`;
+/// then one trial call, which fails again and suspends it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_keeps_failing_is_suspended_then_tried_again() {
+    let sink = Sink::start().await;
+    let trap = format!(
+        "[[plugins]]\nname = \"trap\"\nworld = \"filter\"\npath = \"{}\"\n\
+         suspend_after = 2\nsuspend_window = \"1m\"\nsuspend_for = \"3s\"\n\
+         [plugins.config]\nmisbehave = \"trap\"\n",
+        plugin("misbehave").display()
+    );
+    let config = format!(
+        "{}\n[admin]\ntoken_file = \"{{secret_file}}\"\n",
+        lights_config(&trap, &sink.url("/on"))
+    );
+    let host = Host::start(&config).await;
+    for n in 0..4 {
+        unlock(&host, "Front Door", n).await;
+    }
+    sink.wait_for(Duration::from_secs(20), |r| r.len() >= 4).await;
+    let health = status(&host).await["plugins"][0]["health"].clone();
+    assert_eq!(health["failures"]["trap"], 2, "{health}");
+    assert_eq!(health["skipped_while_suspended"], 2, "{health}");
+    assert_eq!(health["state"], "suspended", "{health}");
+    assert!(health["suspended_until"].is_string());
+
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    unlock(&host, "Front Door", 4).await;
+    sink.wait_for(Duration::from_secs(20), |r| r.len() >= 5).await;
+    let health = status(&host).await["plugins"][0]["health"].clone();
+    assert_eq!(health["failures"]["trap"], 3, "the trial call ran: {health}");
+    assert_eq!(health["state"], "suspended", "and failed, so suspended again: {health}");
+    host.stop().await;
+    assert_eq!(
+        sink.received().len(),
+        5,
+        "the lights went on every time: `trap` is skipped"
+    );
+}
+
+/// `on_error = "dead-letter"`: the event stops at the failing plugin, with
+/// none of its commands, and waits in the dead letters; once the plugin is
+/// fixed, `dead-letters retry --event` runs it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_policy_stops_the_event_until_it_is_retried() {
+    let sink = Sink::start().await;
+    let filter = |behaviour: &str| {
+        format!(
+            "[[plugins]]\nname = \"gate\"\nworld = \"filter\"\npath = \"{}\"\non_error = \"dead-letter\"\n\
+             [plugins.config]\nmisbehave = \"{behaviour}\"\n",
+            plugin("misbehave").display()
+        )
+    };
+    let config = |behaviour: &str| {
+        format!(
+            "[store]\npath = \"data\"\n{}",
+            lights_config(&filter(behaviour), &sink.url("/on"))
+        )
+    };
+    let host = Host::start(&config("trap")).await;
+    unlock(&host, "Front Door", 0).await;
+
+    let cli = |args: &[&str]| {
+        let output = vestibule()
+            .args(args)
+            .arg("--config")
+            .arg(&host.config)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let mut listed = String::new();
+    for _ in 0..100 {
+        listed = cli(&["dead-letters", "list"]);
+        if listed.contains("gate") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(listed.contains("Events a plugin stopped"), "{listed}");
+    let row = listed.lines().find(|l| l.contains("gate")).unwrap();
+    assert!(row.contains("trap") && row.contains("access.granted"), "{row}");
+    let seq = row.split_whitespace().next().unwrap().to_string();
+    assert!(sink.received().is_empty(), "no command of a stopped event is sent");
+
+    // Fix the plugin's config; the host reloads; retry the event.
+    let secret = host.config.parent().unwrap().join("unifi-secret").display().to_string();
+    std::fs::write(&host.config, config("none").replace("{secret_file}", &secret)).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let retried = cli(&["dead-letters", "retry", "--event", &seq]);
+    assert!(retried.contains("1 event(s) back in the journal"), "{retried}");
+    let received = sink.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await;
+    assert_eq!(received.len(), 1, "the retried event went through");
+    assert!(!cli(&["dead-letters", "list"]).contains("gate"));
+    host.stop().await;
+}
+
+/// A component is checked against the world it is declared as: an action
+/// (which imports `sinks`) cannot be loaded as a filter, so a filter can
+/// never send commands.
+#[test]
+fn a_component_must_fit_its_declared_world() {
+    let text = format!(
+        "[[plugins]]\nname = \"sneaky\"\nworld = \"filter\"\npath = \"{}\"\n",
+        plugin("lights-on-unlock").display()
+    );
+    let (_dir, config) = write_config(&text);
+    let err = Pipeline::from_config(&config, &Runtime::new().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("plugins[0].path: "), "{err}");
+    assert!(err.contains("does not fit the `filter` world"), "{err}");
+    assert!(err.contains("vestibule:plugin/sinks"), "{err}");
+}
