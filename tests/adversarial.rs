@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Host, SECRET, Sink, get, lights_config, plugin, unifi_unlock, vestibule, write_config};
+use support::{Host, SECRET, Sink, get, lights_config, now, plugin, unifi_unlock, vestibule, write_config};
 use vestibule::pipeline::Pipeline;
 use vestibule::plugins::{PluginFailure, Runtime};
 
@@ -335,4 +335,53 @@ fn a_component_must_fit_its_declared_world() {
     assert!(err.contains("plugins[0].path: "), "{err}");
     assert!(err.contains("does not fit the `filter` world"), "{err}");
     assert!(err.contains("vestibule:plugin/sinks"), "{err}");
+}
+
+/// A plugin reaches nothing the WIT contract does not hand it: no files,
+/// no environment, no network; its clock reads the time the event was
+/// received and stands still — unless the operator gives it the real one.
+#[test]
+fn a_plugin_reaches_no_files_environment_network_or_clock() {
+    let probe = |clock: &str| {
+        let text = format!(
+            "[[plugins]]\nname = \"probe\"\nworld = \"enricher\"\npath = \"{}\"\ndeadline = \"1s\"\n{clock}\n",
+            plugin("probe").display()
+        );
+        let (_dir, config) = write_config(&text);
+        let pipeline = Pipeline::from_config(&config, &Runtime::new().unwrap()).unwrap();
+        let event: vestibule::event::Event =
+            serde_json::from_str(include_str!("../examples/events/normalized/front-door-granted.json")).unwrap();
+        let received_at = event.received_at;
+        let outcome = pipeline.run(event);
+        assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
+        let event = outcome.event.unwrap();
+        let seen = |key: &str| {
+            let attribute = event.attributes.iter().find(|a| a.key == key).unwrap();
+            attribute.value.clone()
+        };
+        (
+            received_at,
+            seen("clock"),
+            seen("monotonic"),
+            seen("env"),
+            seen("files"),
+            seen("net"),
+        )
+    };
+
+    let (received_at, clock, monotonic, env, files, net) = probe("");
+    assert_eq!(clock, received_at.to_string(), "the wall clock reads the event's time");
+    assert_eq!(monotonic, "still");
+    assert_eq!(env, "0", "no environment");
+    assert_eq!(
+        files, "/: NotFound; .: NotFound; /etc/passwd: NotFound",
+        "no file system"
+    );
+    assert_ne!(net, "connected");
+
+    let before = now() as u128 * 1000;
+    let (_, clock, monotonic, ..) = probe("clock = \"real\"");
+    let clock: u128 = clock.parse().unwrap();
+    assert!(clock >= before && clock < before + 60_000, "the real clock: {clock}");
+    assert_eq!(monotonic, "moves");
 }

@@ -38,6 +38,7 @@ const PLUGINS: &[&str] = &[
     "misbehave",
     "big-enricher",
     "sink-thief",
+    "probe",
 ];
 
 /// The `.wasm` file of each plugin package, built once per test binary.

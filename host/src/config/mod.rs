@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::Digest;
 
-pub use plugin::{OnError, PluginConfig, World};
+pub use plugin::{Clock, OnError, PluginConfig, World};
 pub use secret::{HeaderValue, Secret, SecretHeader, SecretRef, SecretValue};
 pub use server::{AdminConfig, ReloadConfig, ServerConfig, StoreConfig};
 pub use sink::{SinkConfig, SinkKind};

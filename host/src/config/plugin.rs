@@ -43,6 +43,9 @@ pub struct PluginConfig {
     pub max_log_lines: u32,
     #[serde(default = "default_max_attributes")]
     pub max_attributes: u32,
+    /// `clock`: what the plugin's clocks read.
+    #[serde(default)]
+    pub clock: Clock,
     /// `on_error`: what a failure of this plugin does to the event.
     #[serde(default)]
     pub on_error: OnError,
@@ -61,6 +64,20 @@ pub struct PluginConfig {
     /// `[plugins.config]`: handed to the plugin as JSON.
     #[serde(default)]
     pub config: toml::Table,
+}
+
+/// `clock`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Clock {
+    /// The wall clock reads the time the event was received, and neither
+    /// it nor the monotonic clock moves during the call: a plugin knows no
+    /// more about time than the event tells it, and a replayed event gets
+    /// the same answers.
+    #[default]
+    Event,
+    /// The host's clocks.
+    Real,
 }
 
 /// `on_error`
@@ -91,6 +108,7 @@ impl PluginConfig {
             max_commands: default_max_commands(),
             max_log_lines: default_max_log_lines(),
             max_attributes: default_max_attributes(),
+            clock: Clock::default(),
             on_error: OnError::default(),
             suspend_after: default_suspend_after(),
             suspend_window: default_suspend_time(),

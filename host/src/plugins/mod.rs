@@ -271,6 +271,7 @@ impl Runtime {
                 sinks: config.sinks.clone(),
                 max_commands: config.max_commands,
                 max_log_lines: config.max_log_lines,
+                clock: config.clock,
             }),
             output: OutputLimits {
                 bytes: config.max_output.0 as usize,
@@ -292,7 +293,7 @@ impl Plugin {
             Pre::Enricher(p) => p.engine(),
             Pre::Action(p) => p.engine(),
         };
-        let mut store = Store::new(engine, PluginState::new(self.settings.clone()));
+        let mut store = Store::new(engine, PluginState::new(self.settings.clone(), event.received_at));
         store.limiter(|s| &mut s.limits);
         let ticks = self.settings.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
         store.set_epoch_deadline(ticks.max(1));

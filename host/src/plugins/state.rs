@@ -6,10 +6,34 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::config::Clock;
 use crate::wit::{host, sinks};
 
 /// Longest log message kept, in bytes; the rest is cut off.
 const MAX_LOG_BYTES: usize = 4096;
+
+/// A clock that always reads the same time.
+struct FixedClock(u64);
+
+impl wasmtime_wasi::HostWallClock for FixedClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(1)
+    }
+
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.0)
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FixedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000
+    }
+
+    fn now(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Per-plugin settings shared by all its calls.
 pub(crate) struct Settings {
@@ -21,6 +45,7 @@ pub(crate) struct Settings {
     pub sinks: Vec<String>,
     pub max_commands: u32,
     pub max_log_lines: u32,
+    pub clock: Clock,
 }
 
 /// A line a plugin logged during a call.
@@ -47,14 +72,20 @@ pub(crate) struct PluginState {
 }
 
 impl PluginState {
-    pub fn new(settings: Arc<Settings>) -> Self {
+    /// The state of one call on an event received at `received_at` (ms).
+    pub fn new(settings: Arc<Settings>, received_at: i64) -> Self {
         // No preopened directories, environment, arguments or network:
         // a plugin sees only what the WIT contract hands it.
-        let wasi = WasiCtx::builder()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        if settings.clock == Clock::Event {
+            // Time is the event's: the wall clock reads when it was
+            // received and stands still, and so does the monotonic clock.
+            // The same event gets the same answers on a replay.
+            wasi.wall_clock(FixedClock(received_at.max(0) as u64))
+                .monotonic_clock(FixedClock(0));
+        }
+        let wasi = wasi.build();
         let limits = Limits {
             memory: settings.memory_limit,
             tables: settings.table_limit,
