@@ -1,8 +1,9 @@
 //! Every vendor through the real server: each sample event in
 //! `examples/events/<vendor>/` is signed or authenticated as the vendor does
-//! it, posted, normalized, and seen by a real plugin (`echo-event`), which
-//! forwards it to a real HTTP sink; what arrives must equal the reviewed
-//! expectation in `tests/expected/<vendor>/<type>.json`. Then every way a
+//! it, posted, normalized, and seen by a real plugin (`echo-event`, cleared
+//! to see everything), which forwards it to a real HTTP sink; what arrives
+//! must equal the reviewed expectation in
+//! `tests/expected/<vendor>/<type>.json`. Then every way a
 //! request can fail authentication, with its status and reason.
 //!
 //! `VESTIBULE_BLESS=1` rewrites the expectations after a deliberate change
@@ -40,7 +41,7 @@ fn sources() -> String {
 
 fn config(sink: &Sink) -> String {
     format!(
-        "{}\n[[plugins]]\nname = \"echo\"\nworld = \"action\"\npath = \"{}\"\nsinks = [\"echo\"]\n\n[[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"{}\"\n",
+        "{}\n[[plugins]]\nname = \"echo\"\nworld = \"action\"\npath = \"{}\"\nsinks = [\"echo\"]\nsecrecy = 0\n\n[[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"{}\"\n",
         sources(),
         plugin("echo-event").display(),
         sink.url("/events"),
@@ -249,7 +250,7 @@ fn the_docs_table_matches_the_expectations() {
 async fn required_headers_must_match() {
     let sink = Sink::start().await;
     let text = format!(
-        "[[sources]]\nname = \"unifi-access\"\nvendor = \"unifi-access\"\nsecret_file = \"{{secret_file}}\"\n[sources.headers]\nX-Site = \"hq\"\n\n[[plugins]]\nname = \"echo\"\nworld = \"action\"\npath = \"{}\"\nsinks = [\"echo\"]\n\n[[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"{}\"\n",
+        "[[sources]]\nname = \"unifi-access\"\nvendor = \"unifi-access\"\nsecret_file = \"{{secret_file}}\"\n[sources.headers]\nX-Site = \"hq\"\n\n[[plugins]]\nname = \"echo\"\nworld = \"action\"\npath = \"{}\"\nsinks = [\"echo\"]\nsecrecy = 0\n\n[[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"{}\"\n",
         plugin("echo-event").display(),
         sink.url("/events"),
     );

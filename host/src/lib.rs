@@ -13,7 +13,8 @@
 //! - [`event`]: the normalized event and its kinds.
 //! - [`store`]: the journal, outbox and dead letters (SQLite, group commit).
 //! - [`dispatch`]: journaled events through the pipeline, in order per door.
-//! - [`pipeline`]: filters, enrichers, actions, in order.
+//! - [`pipeline`]: filters, enrichers, actions, in order, each seeing the
+//!   event as its [`secrecy`] level allows.
 //! - [`plugins`]: the WebAssembly runtime, one fresh sandbox per call.
 //! - [`wit`]: the plugin contract generated from `wit/`.
 //! - [`outbox`]: delivery of stored commands with retries and dead letters.
@@ -34,6 +35,7 @@ pub mod outbox;
 pub mod pipeline;
 pub mod plugins;
 pub mod reload;
+pub mod secrecy;
 pub mod send;
 pub mod sinks;
 pub mod store;

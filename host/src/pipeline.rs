@@ -3,13 +3,15 @@
 //! fails — or is suspended by its circuit breaker — is logged, counted, and
 //! handled by its `on_error`: `skip` lets the event go on without it,
 //! `dead-letter` stops the event, with none of its commands, as a dead
-//! letter to retry once the plugin is fixed.
+//! letter to retry once the plugin is fixed. Each plugin sees the event as
+//! its [secrecy level](crate::secrecy) allows.
 
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, OnError};
 use crate::event::Event;
 use crate::plugins::{Breaker, Components, Decision, Plugin, PluginFailure, Runtime};
+use crate::secrecy;
 use crate::store::Step;
 use crate::wit::sinks::Command;
 
@@ -95,27 +97,35 @@ impl Pipeline {
     /// runtime's threads.
     pub fn run(&self, mut event: Event) -> Outcome {
         let mut outcome = Outcome::default();
+        // The event as each secrecy level sees it, made when first needed
+        // and made again after an enricher changed the event.
+        let mut views: [Option<Event>; 3] = Default::default();
         for plugin in &self.plugins {
             let name = &plugin.name;
-            if let Err(until) = plugin.health.admit() {
-                let result = self.failed(&mut outcome, plugin, &event, PluginFailure::Suspended(until));
-                outcome.steps.push(Step {
-                    plugin: name.clone(),
-                    result,
-                });
-                if outcome.dead_letter.is_some() {
-                    break;
+            let decision = match plugin.health.admit() {
+                Err(until) => Err(PluginFailure::Suspended(until)),
+                Ok(()) => {
+                    let level = plugin.secrecy;
+                    let seen = views[level as usize].get_or_insert_with(|| secrecy::redact(&event, level));
+                    let decision = plugin.call(seen).result.and_then(|decision| match decision {
+                        Decision::Enriched(returned) => match check_enriched(seen, &returned) {
+                            Ok(()) => Ok(Decision::Enriched(Box::new(secrecy::restore(&event, seen, *returned)))),
+                            Err(what) => Err(PluginFailure::Returned(format!(
+                                "changed {what}, which enrichers may not change"
+                            ))),
+                        },
+                        other => Ok(other),
+                    });
+                    match &decision {
+                        Ok(_) => plugin.health.succeeded(),
+                        Err(failure) => {
+                            plugin.health.failed(failure.reason());
+                        }
+                    }
+                    decision
                 }
-                continue;
-            }
-            let call = plugin.call(&event);
-            match &call.result {
-                Ok(_) => plugin.health.succeeded(),
-                Err(failure) => {
-                    plugin.health.failed(failure.reason());
-                }
-            }
-            let result = match call.result {
+            };
+            let result = match decision {
                 Ok(Decision::Keep) => "kept".to_string(),
                 Ok(Decision::Drop(reason)) => {
                     tracing::debug!(plugin = %name, event = %event.id, %reason, "Event dropped.");
@@ -126,18 +136,11 @@ impl Pipeline {
                     outcome.dropped = Some((name.clone(), reason));
                     break;
                 }
-                Ok(Decision::Enriched(enriched)) => match check_enriched(&event, &enriched) {
-                    Ok(()) => {
-                        event = *enriched;
-                        "enriched".to_string()
-                    }
-                    Err(what) => {
-                        let failure =
-                            PluginFailure::Returned(format!("changed {what}, which enrichers may not change"));
-                        plugin.health.failed(failure.reason());
-                        self.failed(&mut outcome, plugin, &event, failure)
-                    }
-                },
+                Ok(Decision::Enriched(enriched)) => {
+                    event = *enriched;
+                    views = Default::default();
+                    "enriched".to_string()
+                }
                 Ok(Decision::Commands(commands)) => {
                     let n = commands.len();
                     outcome

@@ -323,7 +323,8 @@ pub fn lights_config(filters: &str, sink_url: &str) -> String {
 
 /// The `echo-event` action sending every event, as JSON, to sink `echo`,
 /// and that sink — whose `kind`, `url` and other settings are the lines in
-/// `sink`.
+/// `sink`. It is cleared to see everything (secrecy 0): the tests see the
+/// event exactly as normalized, `raw` as received.
 pub fn echo_tables(sink: &str) -> String {
     format!(
         r#"
@@ -332,6 +333,7 @@ pub fn echo_tables(sink: &str) -> String {
         world = "action"
         path = "{echo}"
         sinks = ["echo"]
+        secrecy = 0
 
         [[sinks]]
         name = "echo"

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{ByteSize, Config, ConfigError, Duration, check_name};
+use crate::secrecy::Secrecy;
 
 /// `[[plugins]]`
 #[derive(Debug, Deserialize)]
@@ -43,6 +44,11 @@ pub struct PluginConfig {
     pub max_log_lines: u32,
     #[serde(default = "default_max_attributes")]
     pub max_attributes: u32,
+    /// `secrecy`: what of the event the plugin may see: 0 everything, 1 no
+    /// credentials, 2 no credentials and no names, e-mail addresses or
+    /// phone numbers (see [`crate::secrecy`]).
+    #[serde(default)]
+    pub secrecy: Secrecy,
     /// `clock`: what the plugin's clocks read.
     #[serde(default)]
     pub clock: Clock,
@@ -108,6 +114,7 @@ impl PluginConfig {
             max_commands: default_max_commands(),
             max_log_lines: default_max_log_lines(),
             max_attributes: default_max_attributes(),
+            secrecy: Secrecy::default(),
             clock: Clock::default(),
             on_error: OnError::default(),
             suspend_after: default_suspend_after(),

@@ -20,6 +20,7 @@ use wasmtime::{Engine, Store};
 
 use crate::config::{OnError, PluginConfig, World};
 use crate::event::Event;
+use crate::secrecy::Secrecy;
 use crate::wit::{action, enricher, filter, sinks::Command};
 
 pub use compiled::{Compiled, Components, Origin};
@@ -127,6 +128,8 @@ pub struct Plugin {
     pub compiled: Compiled,
     /// What a failure does to the event.
     pub on_error: OnError,
+    /// What of the event it may see.
+    pub secrecy: Secrecy,
     /// Its calls, failures and circuit breaker; replaced by the pipeline
     /// with the running plugin's of the same name, so counts outlive reloads.
     pub health: Arc<Health>,
@@ -260,6 +263,7 @@ impl Runtime {
             path: path.to_path_buf(),
             compiled,
             on_error: config.on_error,
+            secrecy: config.secrecy,
             health,
             pre,
             settings: Arc::new(state::Settings {

@@ -9,6 +9,7 @@
 //!
 //! Body: `{data {…}, created_at (ms), event_id (per panel), event_type}`.
 
+use crate::secrecy::{Secrecy, remove};
 use serde_json::Value;
 
 use super::{
@@ -98,6 +99,16 @@ impl Vendor for BasIp {
             ("X-Webhook-Attempt".into(), "1".into()),
             ("User-Agent".into(), "BAS-IP-Webhook-Service/1.0".into()),
         ]
+    }
+
+    fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
+        if level >= Secrecy::NoCredentials {
+            remove(raw, &["data", "identifier"]);
+            remove(raw, &["data", "identifier_number"]);
+        }
+        if level >= Secrecy::NoPeople {
+            remove(raw, &["data", "name"]);
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub use auth::Auth;
 
 use crate::config::{Config, ConfigError, SourceConfig, VendorKind};
 use crate::event::Event;
+use crate::secrecy::Secrecy;
 
 /// One request as a vendor module sees it.
 pub struct Request<'a> {
@@ -94,6 +95,10 @@ pub trait Vendor: Send + Sync {
     /// The headers the vendor would send with `body`, signed with `secret`
     /// at `now` (Unix seconds). Empty for vendors that do not sign.
     fn sign(&self, secret: &str, now: i64, body: &[u8]) -> Vec<(String, String)>;
+    /// Remove from the vendor's JSON what a plugin cleared to `level` may
+    /// not see, beyond the keys [`crate::secrecy`] removes everywhere.
+    /// docs/security.md lists these fields; keep it in step.
+    fn redact(&self, raw: &mut serde_json::Value, level: Secrecy);
 }
 
 /// The vendor module for `kind`.

@@ -10,6 +10,7 @@
 //! organization events (`ou.*`, `panel.created/updated/deleted`,
 //! `permission.*`: top-level `topic`, `user`, `clientInfo`, no id or time).
 
+use crate::secrecy::{Secrecy, remove};
 use serde_json::Value;
 
 use super::{
@@ -119,6 +120,19 @@ impl Vendor for Pdk {
 
     fn sign(&self, secret: &str, _now: i64, body: &[u8]) -> Vec<(String, String)> {
         vec![("X-PDK-Signature".into(), sign(secret, body))]
+    }
+
+    fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
+        if level >= Secrecy::NoCredentials {
+            remove(raw, &["body", "credential"]);
+        }
+        if level >= Secrecy::NoPeople {
+            // Organization events about a person name them at the top.
+            let about_a_person = json::text(raw, &["topic"]).is_some_and(|t| t.starts_with("permission."));
+            if about_a_person {
+                remove(raw, &["name"]);
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! secret. The body's `type` is the vendor event type; a type that is
 //! already one of our normalized kinds is taken as that kind.
 
+use crate::secrecy::{Secrecy, remove};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
@@ -111,6 +112,13 @@ impl Vendor for StandardWebhooks {
             ("webhook-id".into(), id),
             ("webhook-timestamp".into(), now.to_string()),
         ]
+    }
+
+    fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
+        if level >= Secrecy::NoPeople {
+            remove(raw, &["data", "actor"]);
+            remove(raw, &["data", "person"]);
+        }
     }
 }
 

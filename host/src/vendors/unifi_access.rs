@@ -10,6 +10,7 @@
 //! delivery time `t`. `event_object_id` names the object (often the device),
 //! not the event, so the event id is derived from the body.
 
+use crate::secrecy::{Secrecy, remove};
 use serde_json::Value;
 
 use super::{
@@ -61,6 +62,20 @@ impl Vendor for UnifiAccess {
 
     fn sign(&self, secret: &str, now: i64, body: &[u8]) -> Vec<(String, String)> {
         vec![("Signature".into(), sign(secret, now, body))]
+    }
+
+    fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
+        // Webhooks; then the WebSocket frames, which share the envelope.
+        if level >= Secrecy::NoCredentials {
+            remove(raw, &["data", "object", "authentication_value"]);
+            remove(raw, &["data", "_source", "authentication", "issuer"]);
+        }
+        if level >= Secrecy::NoPeople {
+            remove(raw, &["data", "actor", "name"]);
+            for key in ["display_name", "alternate_name", "avatar", "sso_picture"] {
+                remove(raw, &["data", "_source", "actor", key]);
+            }
+        }
     }
 }
 

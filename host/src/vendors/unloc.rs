@@ -7,6 +7,7 @@
 //! late and out of order: they are never refused for age, and `occurred_at`
 //! is their own `created`.
 
+use crate::secrecy::{Secrecy, remove};
 use serde_json::Value;
 
 use super::{Auth, NormalizeError, Request, Vendor, Verified, VerifyError, door, json};
@@ -71,6 +72,17 @@ impl Vendor for Unloc {
 
     fn sign(&self, _secret: &str, _now: i64, _body: &[u8]) -> Vec<(String, String)> {
         Vec::new()
+    }
+
+    fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
+        if level >= Secrecy::NoCredentials {
+            remove(raw, &["keyId"]);
+            remove(raw, &["viewedCode"]);
+        }
+        if level >= Secrecy::NoPeople && json::text(raw, &["appUserId"]).is_some_and(|id| id.starts_with('+')) {
+            // The app user id is the person's phone number.
+            remove(raw, &["appUserId"]);
+        }
     }
 }
 

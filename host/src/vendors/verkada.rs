@@ -6,6 +6,7 @@
 //! so a source may say `signature = "optional"`. Default tolerance 60 s:
 //! Verkada retries once, with a fresh timestamp and signature.
 
+use crate::secrecy::{Secrecy, remove};
 use serde_json::Value;
 
 use super::{
@@ -133,6 +134,15 @@ impl Vendor for Verkada {
 
     fn sign(&self, secret: &str, now: i64, body: &[u8]) -> Vec<(String, String)> {
         vec![("Verkada-Signature".into(), sign(secret, now, body))]
+    }
+
+    fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
+        if level >= Secrecy::NoCredentials {
+            remove(raw, &["data", "input_value"]);
+        }
+        if level >= Secrecy::NoPeople {
+            remove(raw, &["data", "user_info", "name"]);
+        }
     }
 }
 

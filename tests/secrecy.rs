@@ -1,0 +1,112 @@
+//! Secrecy levels: the same UniFi Access, Verkada and ProdataKey events
+//! reach three plugins cleared to levels 0, 1 and 2; each sends what it saw
+//! to its own sink. Credentials are gone from level 1 up, names, e-mail
+//! addresses and phone numbers from level 2 — from the normalized event and
+//! from the vendor's raw JSON alike — and nothing else is.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Host, SECRET, Sink, now, plugin, post};
+use vestibule::config::VendorKind;
+use vestibule::vendors;
+
+/// A ProdataKey panel event as it comes with PDK's own `secrecyLevel` 0: the
+/// credential and PIN presented, and the person's name.
+const PDK_WITH_CREDENTIALS: &str = r#"{"id":"5f1e2d3c-4b5a-4978-8a9b-0c1d2e3f4a5b","body":{"doorId":1,"personId":7,"requestFactor":"CARD_OR_PIN","credential":"0004729311","pin":"2580"},"metadata":{"occurred":1646922708300,"doorName":"Front Door","personName":"Grace Hopper"},"panelId":"1070000","topic":"door.request.allowed"}"#;
+
+/// Each case: the vendor, the body, the credentials and the personal data in it.
+fn cases() -> Vec<(VendorKind, String, Vec<&'static str>, Vec<&'static str>)> {
+    vec![
+        (
+            VendorKind::UnifiAccess,
+            vendors::sample(VendorKind::UnifiAccess, "access.door.unlock")
+                .unwrap()
+                .to_string(),
+            vec!["04A1B2C3D4E5F6"],
+            vec!["Ada Lovelace"],
+        ),
+        (
+            VendorKind::Verkada,
+            vendors::sample(VendorKind::Verkada, "door_code_entered_accepted")
+                .unwrap()
+                .to_string(),
+            vec!["4711"],
+            vec!["John", "Smith", "john.smith@example.com", "+1234567890"],
+        ),
+        (
+            VendorKind::Pdk,
+            PDK_WITH_CREDENTIALS.to_string(),
+            vec!["0004729311", "2580"],
+            vec!["Grace Hopper"],
+        ),
+    ]
+}
+
+fn config(sink: &Sink) -> String {
+    let mut text = String::new();
+    for (vendor, ..) in cases() {
+        text.push_str(&format!(
+            "[[sources]]\nname = \"{vendor}\"\nvendor = \"{vendor}\"\nsecret_file = \"{{secret_file}}\"\n\n"
+        ));
+    }
+    for level in 0..3 {
+        text.push_str(&format!(
+            "[[plugins]]\nname = \"level{level}\"\nworld = \"action\"\npath = \"{}\"\nsinks = [\"seen{level}\"]\n\
+             secrecy = {level}\n[plugins.config]\nsink = \"seen{level}\"\n\n\
+             [[sinks]]\nname = \"seen{level}\"\nkind = \"http\"\nurl = \"{}\"\n\n",
+            plugin("echo-event").display(),
+            sink.url(&format!("/{level}")),
+        ));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_level_sees_exactly_what_it_is_cleared_for() {
+    let sink = Sink::start().await;
+    let host = Host::start(&config(&sink)).await;
+    let cases = cases();
+    for (vendor, body, ..) in &cases {
+        let headers = vendors::get(*vendor).sign(SECRET, now(), body.as_bytes());
+        let headers: Vec<(&str, String)> = headers.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let (status, answer) = post(&host.url(&format!("/ingest/{vendor}")), &headers, body.clone()).await;
+        assert_eq!(status, 200, "{vendor}: {answer}");
+    }
+    let received = sink.wait_for(Duration::from_secs(20), |r| r.len() >= 9).await;
+    host.stop().await;
+    assert_eq!(received.len(), 9);
+
+    for (vendor, _, credentials, people) in &cases {
+        for level in 0..3 {
+            let seen = received
+                .iter()
+                .filter(|r| r.path == format!("/{level}"))
+                .find(|r| r.body.contains(&format!("\"vendor\":\"{vendor}\"")))
+                .unwrap_or_else(|| panic!("{vendor} never reached level {level}"))
+                .body
+                .clone();
+            let what = format!("{vendor} at level {level}");
+            for credential in credentials {
+                assert_eq!(
+                    seen.contains(credential),
+                    level == 0,
+                    "{what}: credential {credential}: {seen}"
+                );
+            }
+            for personal in people {
+                assert_eq!(seen.contains(personal), level < 2, "{what}: {personal}: {seen}");
+            }
+            assert!(seen.contains("Front Door"), "{what}: the door is not personal: {seen}");
+            let event: Value = serde_json::from_str(&seen).unwrap();
+            let raw: Value = serde_json::from_str(event["raw"].as_str().unwrap()).unwrap();
+            assert!(raw.is_object(), "{what}: raw is still the vendor's JSON");
+            assert_eq!(event["credential"]["value"].is_null(), level > 0, "{what}");
+            assert!(event["credential"]["method"].is_string(), "{what}: how, not what");
+            assert_eq!(event["actor"]["name"].is_null(), level == 2, "{what}");
+            assert!(event["actor"]["id"].is_string(), "{what}: the id stays, for lookups");
+        }
+    }
+}
