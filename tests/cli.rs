@@ -111,21 +111,7 @@ fn serve_then_send_then_stop() {
         .find_map(|line| line.split("Listening. addr=").nth(1).map(str::to_string))
         .expect("the host says where it listens");
 
-    let send = |secret: &str| {
-        vestibule()
-            .args([
-                "send",
-                "--vendor",
-                "unifi-access",
-                "--event",
-                "access.door.unlock",
-                "--to",
-            ])
-            .arg(format!("http://{addr}/ingest/office"))
-            .args(["--secret", secret])
-            .output()
-            .unwrap()
-    };
+    let send = |secret: &str| send_unlock(&addr, secret);
     let accepted = send(SECRET);
     let answer = String::from_utf8_lossy(&accepted.stdout);
     assert!(
@@ -152,6 +138,24 @@ fn serve_then_send_then_stop() {
     assert!(rest.iter().any(|l| l.contains("Stopped.")), "{rest:?}");
 }
 
+/// `vestibule send` of the UniFi unlock sample to source `office` at `addr`,
+/// signed with `secret`.
+fn send_unlock(addr: &str, secret: &str) -> std::process::Output {
+    vestibule()
+        .args([
+            "send",
+            "--vendor",
+            "unifi-access",
+            "--event",
+            "access.door.unlock",
+            "--to",
+        ])
+        .arg(format!("http://{addr}/ingest/office"))
+        .args(["--secret", secret])
+        .output()
+        .unwrap()
+}
+
 /// The vendor snippet in the README is a valid config.
 #[test]
 fn readme_vendor_snippet_parses() {
@@ -161,4 +165,116 @@ fn readme_vendor_snippet_parses() {
     let snippet = &section[start..start + section[start..].find("```").unwrap()];
     let config = vestibule::Config::parse(snippet, Path::new("README.md")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.sources.len(), 7);
+}
+
+/// Secrets never show: not in `check`, not in the host's log at debug level
+/// (wrong signatures, failed deliveries, reloads, a broken secret file), not
+/// in the status endpoint, not in what a refused sender is told.
+#[test]
+fn secrets_never_show() {
+    let secrets = [
+        "signing-S3CRET-7f3a9c",
+        "sink-token-S3CRET-b81e",
+        "admin-token-S3CRET-44d0",
+        "mqtt-password-S3CRET-12ab",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("signing"), secrets[0]).unwrap();
+    std::fs::write(dir.path().join("admin"), secrets[2]).unwrap();
+    let addr = support::free_addr();
+    let config = dir.path().join("vestibule.toml");
+    let text = format!(
+        r#"
+        [server]
+        listen = "{addr}"
+        [admin]
+        token_file = "admin"
+        [[sources]]
+        name = "office"
+        vendor = "unifi-access"
+        secret_file = "signing"
+        [[plugins]]
+        name = "lights"
+        world = "action"
+        path = "{lights}"
+        sinks = ["lights"]
+        [plugins.config.entities]
+        "Front Door" = "light.front_door"
+        [[sinks]]
+        name = "lights"
+        kind = "http"
+        url = "http://127.0.0.1:9/api"
+        attempts = 2
+        backoff = "10ms"
+        [sinks.headers]
+        Authorization = {{ secret_env = "SINK_TOKEN", prefix = "Bearer " }}
+        [[sinks]]
+        name = "alarms"
+        kind = "mqtt"
+        url = "mqtt://127.0.0.1:9"
+        topic = "alarms"
+        username = "vestibule"
+        password = {{ secret_env = "MQTT_PASSWORD" }}
+        "#,
+        lights = plugin("lights-on-unlock").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let run = |args: &[&str]| {
+        let output = vestibule()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("SINK_TOKEN", secrets[1])
+            .env("MQTT_PASSWORD", secrets[3])
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let mut seen = vec![run(&["check"])];
+    assert!(seen[0].contains(": ok"), "{}", seen[0]);
+
+    let host = vestibule()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("SINK_TOKEN", secrets[1])
+        .env("MQTT_PASSWORD", secrets[3])
+        .env("RUST_LOG", "debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let host = support::Process::adopt(host);
+    let send = |secret: &str| String::from_utf8_lossy(&send_unlock(&addr.to_string(), secret).stdout).into_owned();
+    seen.push(send(secrets[0]));
+    assert!(seen[1].starts_with("200 "), "{}", seen[1]);
+    seen.push(send("a-wrong-secret"));
+    let status = |token: &str| {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let request = format!(
+            "GET /admin/status HTTP/1.1\r\nHost: vestibule\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut stream, request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+        answer
+    };
+    seen.push(status(secrets[2]));
+    assert!(seen.last().unwrap().contains("\"plugins\""), "{}", seen.last().unwrap());
+    seen.push(status("a-wrong-token"));
+    // A secret file that breaks: the reload error names the file, not its content.
+    std::fs::write(dir.path().join("signing"), "").unwrap();
+    host.signal("HUP");
+    host.wait_for_log("Reload refused", std::time::Duration::from_secs(10));
+    host.wait_for_log("Command dead-lettered", std::time::Duration::from_secs(10));
+    seen.extend(host.log());
+    drop(host);
+
+    let everything = seen.join("\n");
+    for secret in secrets {
+        assert!(!everything.contains(secret), "`{secret}` shows in:\n{everything}");
+    }
+    assert!(everything.contains("signature_invalid") && everything.contains("is empty"));
 }

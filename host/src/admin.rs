@@ -1,7 +1,10 @@
 //! The host's own endpoints, under `/admin/` on the ingest listener:
 //! `GET /admin/status` and `POST /admin/reload`. Off (404) unless `[admin]`
-//! names a token; every request must carry it as `Authorization: Bearer …`.
+//! names a token; every request must carry it as `Authorization: Bearer …`;
+//! and only over loopback unless `[admin] public = true`, so a host
+//! listening on a public address does not offer its controls to the world.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -33,12 +36,17 @@ impl Admin {
         }
     }
 
-    /// Answer one request under `/admin/`.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// Answer one request under `/admin/` from `peer`.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         let generation = self.live.current();
         let Some(token) = &generation.admin_token else {
             return error(StatusCode::NOT_FOUND, "not_found");
         };
+        let public = generation.config.admin.as_ref().is_some_and(|a| a.public);
+        if !reachable(peer, public) {
+            tracing::warn!(%peer, path = %request.uri().path(), "Admin request from another machine refused ([admin] public is off).");
+            return error(StatusCode::NOT_FOUND, "not_found");
+        }
         let presented = request
             .headers()
             .get(hyper::header::AUTHORIZATION)
@@ -129,6 +137,27 @@ impl Admin {
     }
 }
 
+/// Whether a request from `peer` may reach the admin endpoints.
+fn reachable(peer: SocketAddr, public: bool) -> bool {
+    public || peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback()
+}
+
 fn error(status: StatusCode, reason: &str) -> Response<Full<Bytes>> {
     json(status, &format!(r#"{{"error":"{reason}"}}"#))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_unless_public() {
+        let peer = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert!(reachable(peer("127.0.0.1:5000"), false));
+        assert!(reachable(peer("[::1]:5000"), false));
+        assert!(reachable(peer("[::ffff:127.0.0.1]:5000"), false));
+        assert!(!reachable(peer("10.0.0.7:5000"), false));
+        assert!(!reachable(peer("[2001:db8::7]:5000"), false));
+        assert!(reachable(peer("10.0.0.7:5000"), true));
+    }
 }

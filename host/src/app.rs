@@ -6,24 +6,19 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::config::{ADMIN_PREFIX, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::ingest::Ingest;
+use crate::ingest::listener::Listener;
 use crate::live::{Generation, Live};
 use crate::plugins::Runtime;
 use crate::reload::{Channels, Reloader};
 use crate::store::{Journal, JournalFeeds, Settings, Store};
 use crate::{dispatch, outbox, reload};
 
-/// How long a slow client may take to send its request headers.
-const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long shutdown waits for open requests to finish, and then for
 /// accepted events to be processed and their commands tried once.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -79,7 +74,7 @@ impl App {
     /// Serve on `listener` until `shutdown` resolves, then stop accepting,
     /// let open requests finish, and give accepted events and their
     /// commands a last chance (see [`DRAIN_TIMEOUT`]) before returning.
-    pub async fn run(self, mut listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let journal = self.journal;
         let reloader = self.reloader;
         let Channels { mut rebinds, watch_set } = self.channels;
@@ -102,62 +97,14 @@ impl App {
         let ingest = Arc::new(Ingest::new(self.live.clone(), journal.clone()));
         let admin = Arc::new(Admin::new(self.live.clone(), reloader.clone(), journal.clone()));
 
-        let mut server = auto::Builder::new(TokioExecutor::new());
-        server
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT);
-        let graceful = GracefulShutdown::new();
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                Some(new) = rebinds.recv() => {
-                    // The old port closes; connections on it finish.
-                    if let Ok(addr) = new.local_addr() {
-                        tracing::info!(%addr, "Listening.");
-                    }
-                    listener = new;
-                    continue;
-                }
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off
-                        // rather than spin.
-                        tracing::warn!(error = %e, "Accept failed.");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                () = &mut shutdown => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let (ingest, admin) = (ingest.clone(), admin.clone());
-            let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let (ingest, admin) = (ingest.clone(), admin.clone());
-                async move {
-                    if request.uri().path().starts_with(ADMIN_PREFIX) {
-                        Ok(admin.handle(request).await)
-                    } else {
-                        ingest.handle(request).await
-                    }
-                }
-            });
-            let connection = server.serve_connection(TokioIo::new(stream), service).into_owned();
-            let connection = graceful.watch(connection);
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(%peer, error = %e, "Connection ended with an error.");
-                }
-            });
-        }
+        let server = Listener::new(self.live.clone(), ingest, admin);
+        server.run(listener, &mut rebinds, shutdown).await;
 
         tracing::info!("Shutting down: finishing open requests.");
-        drop(listener);
         let _ = stop_watching.send(true);
         let _ = watcher.await;
         reloader.stop().await;
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        if !server.drain(DRAIN_TIMEOUT).await {
             tracing::warn!("Some connections were still open after {DRAIN_TIMEOUT:?}; closing them.");
         }
         drain(&journal).await;

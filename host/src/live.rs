@@ -29,6 +29,8 @@ pub struct Generation {
     pub dialers: Vec<UnifiWs>,
     /// The bearer token of the `/admin/` endpoints; `None` turns them off.
     pub admin_token: Option<Secret>,
+    /// HTTPS for new connections (`[server.tls]`); `None` serves plain HTTP.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// When it was built (ms).
     pub loaded_at: i64,
 }
@@ -45,6 +47,7 @@ impl Generation {
         previous: Option<&Generation>,
     ) -> Result<Generation, ConfigError> {
         let routes = Routes::from_config(&config)?;
+        let tls = crate::ingest::tls::acceptor(&config)?;
         let mut dialers = Vec::new();
         for (i, source) in config.sources.iter().enumerate() {
             if source.vendor.dials_out() {
@@ -73,6 +76,7 @@ impl Generation {
             sinks: Arc::new(sinks),
             dialers,
             admin_token,
+            tls,
             loaded_at: now_ms(),
             config,
         })

@@ -219,3 +219,28 @@ impl std::fmt::Debug for Pipeline {
         f.debug_struct("Pipeline").field("plugins", &names).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_enricher_may_add_but_not_rewrite_what_identifies_the_event() {
+        let before: Event =
+            serde_json::from_str(include_str!("../../examples/events/normalized/front-door-granted.json")).unwrap();
+        let mut after = before.clone();
+        after.attr("floor", "7");
+        after.door = None;
+        assert_eq!(check_enriched(&before, &after), Ok(()));
+        for (what, change) in [
+            ("id", (|e: &mut Event| e.id.push('x')) as fn(&mut Event)),
+            ("source or vendor", |e| e.source = "elsewhere".into()),
+            ("source or vendor", |e| e.vendor = "verkada".into()),
+            ("raw", |e| e.raw.clear()),
+        ] {
+            let mut changed = before.clone();
+            change(&mut changed);
+            assert_eq!(check_enriched(&before, &changed), Err(what));
+        }
+    }
+}

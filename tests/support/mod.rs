@@ -171,11 +171,16 @@ pub const SECRET: &str = "6601f1243d2ff70f";
 impl Host {
     /// Start the host on `config` (TOML, see [`write_config`]).
     pub async fn start(config: &str) -> Host {
+        Host::start_on(config, "127.0.0.1:0").await
+    }
+
+    /// Start the host on `config`, listening on `addr`.
+    pub async fn start_on(config: &str, addr: &str) -> Host {
         let (dir, config) = write_config(config);
         let file = config.file.clone();
         let runtime = Runtime::new().unwrap();
         let app = App::build(config, &runtime).unwrap_or_else(|e| panic!("{e}"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run(listener, async {

@@ -20,7 +20,7 @@ pub struct Process {
 impl Process {
     /// Start `vestibule serve` on `config`; returns once it listens.
     pub fn start(config: &Path) -> Process {
-        let mut child = vestibule()
+        let child = vestibule()
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
@@ -28,6 +28,12 @@ impl Process {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        Process::adopt(child)
+    }
+
+    /// Watch a `vestibule serve` started with its standard error piped;
+    /// returns once it listens.
+    pub fn adopt(mut child: Child) -> Process {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let mut seen = Vec::new();
         loop {

@@ -20,7 +20,7 @@ use sha2::Digest;
 
 pub use plugin::{Clock, OnError, PluginConfig, World};
 pub use secret::{HeaderValue, Secret, SecretHeader, SecretRef, SecretValue};
-pub use server::{AdminConfig, ReloadConfig, ServerConfig, StoreConfig};
+pub use server::{AdminConfig, ReloadConfig, ServerConfig, StoreConfig, TlsConfig};
 pub use sink::{SinkConfig, SinkKind};
 pub use source::{BasicAuthConfig, OneOrMany, SignaturePolicy, SourceConfig, VendorKind};
 pub use units::{ByteSize, Duration};
@@ -266,11 +266,11 @@ mod tests {
 
     #[test]
     fn a_parse_error_fits_on_one_line_for_logs() {
-        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\n  lisen = 3\n").unwrap_err();
+        let err = parse("[store]\npath = \"data\"\n  retain = \"7d\"\n").unwrap_err();
         assert_eq!(
             err.one_line(),
-            "/etc/vestibule/test.toml: line 3, column 3 (`lisen = 3`): unknown field `lisen`, \
-             expected one of `listen`, `max_body`, `queue`"
+            "/etc/vestibule/test.toml: line 3, column 3 (`retain = \"7d\"`): unknown field `retain`, \
+             expected one of `path`, `dedup_window`, `retention`"
         );
     }
 

@@ -18,6 +18,29 @@ pub struct ServerConfig {
     /// `queue`: events accepted but not yet through the pipeline. When full,
     /// senders get 503 and retry later.
     pub queue: usize,
+    /// `header_timeout`: how long a client may take to send a request's
+    /// headers (and, with TLS, its handshake); then the connection is closed.
+    pub header_timeout: Duration,
+    /// `body_timeout`: how long a client may take to send a request's body;
+    /// then it gets 408.
+    pub body_timeout: Duration,
+    /// `max_header_size`: request headers above this get 431 (at least 8KiB).
+    pub max_header_size: ByteSize,
+    /// `max_connections`: connections open at once; more are answered 503
+    /// and closed.
+    pub max_connections: usize,
+    /// `[server.tls]`: serve HTTPS with this certificate and key.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// `cert_file`: the certificate chain, PEM, leaf first.
+    pub cert_file: PathBuf,
+    /// `key_file`: its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -26,6 +49,11 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body: ByteSize(1024 * 1024),
             queue: 1024,
+            header_timeout: Duration(std::time::Duration::from_secs(10)),
+            body_timeout: Duration(std::time::Duration::from_secs(10)),
+            max_header_size: ByteSize(16 * 1024),
+            max_connections: 1024,
+            tls: None,
         }
     }
 }
@@ -63,6 +91,11 @@ pub struct AdminConfig {
     /// require (`Authorization: Bearer …`).
     pub token_env: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// `public`: also answer requests from other machines. Off, the admin
+    /// endpoints answer only over loopback (127.0.0.1, ::1), whatever
+    /// address the server listens on.
+    #[serde(default)]
+    pub public: bool,
 }
 
 /// `[reload]`
@@ -85,6 +118,9 @@ impl Default for ReloadConfig {
         }
     }
 }
+
+/// The smallest `max_header_size` the HTTP/1 parser works with.
+const MIN_HEADER_SIZE: u64 = 8192;
 
 /// The longest `[reload] debounce`: past it, a change waits longer than an
 /// operator would believe it was noticed.
@@ -109,6 +145,20 @@ impl Config {
         }
         if self.server.queue == 0 {
             return Err(self.error("server.queue", "must be at least 1"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(self.error("server.max_connections", "must be at least 1"));
+        }
+        if self.server.max_header_size.0 < MIN_HEADER_SIZE {
+            return Err(self.error("server.max_header_size", "must be at least 8KiB"));
+        }
+        for (key, value) in [
+            ("server.header_timeout", self.server.header_timeout),
+            ("server.body_timeout", self.server.body_timeout),
+        ] {
+            if value.0.is_zero() {
+                return Err(self.error(key, "must be more than 0"));
+            }
         }
         Ok(())
     }

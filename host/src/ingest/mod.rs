@@ -4,6 +4,9 @@
 //! and retry. [`unifi_ws`] is the other way in: a WebSocket we dial.
 
 pub mod dialers;
+pub mod listener;
+pub mod replay;
+pub mod tls;
 pub mod unifi_ws;
 
 use std::collections::HashMap;
@@ -19,6 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
+use replay::ReplayGuard;
 
 /// One configured source: a path, a name and a vendor's rules.
 struct Route {
@@ -32,6 +36,7 @@ struct Route {
 pub struct Routes {
     by_path: HashMap<String, Route>,
     max_body: u64,
+    body_timeout: std::time::Duration,
     /// Events waiting for the pipeline, at most; then 503.
     capacity: usize,
 }
@@ -40,6 +45,8 @@ pub struct Routes {
 pub struct Ingest {
     live: Arc<Live>,
     journal: Arc<Journal>,
+    /// Timestamped requests accepted lately; outlives reloads.
+    replays: ReplayGuard,
 }
 
 /// Why a request was not accepted. The sender sees only the status and the
@@ -54,6 +61,8 @@ pub enum IngestError {
     TooLarge(u64),
     #[error("reading the body failed: {0}")]
     Body(String),
+    #[error("the body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error(transparent)]
@@ -72,6 +81,7 @@ impl IngestError {
             IngestError::NotFound => StatusCode::NOT_FOUND,
             IngestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             IngestError::Body(_) | IngestError::Malformed(_) => StatusCode::BAD_REQUEST,
             IngestError::Verify(_) => StatusCode::UNAUTHORIZED,
             IngestError::Overloaded | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -85,6 +95,7 @@ impl IngestError {
             IngestError::MethodNotAllowed => "method_not_allowed",
             IngestError::TooLarge(_) => "body_too_large",
             IngestError::Body(_) => "body_unreadable",
+            IngestError::BodyTimeout(_) => "body_timeout",
             IngestError::Verify(e) => e.reason(),
             IngestError::Malformed(_) => "malformed_body",
             IngestError::Overloaded => "overloaded",
@@ -115,6 +126,7 @@ impl Routes {
         Ok(Routes {
             by_path,
             max_body: config.server.max_body.0,
+            body_timeout: config.server.body_timeout.0,
             capacity: config.server.queue,
         })
     }
@@ -122,7 +134,11 @@ impl Routes {
 
 impl Ingest {
     pub fn new(live: Arc<Live>, journal: Arc<Journal>) -> Ingest {
-        Ingest { live, journal }
+        Ingest {
+            live,
+            journal,
+            replays: ReplayGuard::default(),
+        }
     }
 
     /// Answer one request.
@@ -167,9 +183,9 @@ impl Ingest {
         if declared.is_some_and(|n| n > max_body) {
             return Err(IngestError::TooLarge(max_body));
         }
-        let body = Limited::new(body, max_body as usize)
-            .collect()
+        let body = tokio::time::timeout(routes.body_timeout, Limited::new(body, max_body as usize).collect())
             .await
+            .map_err(|_| IngestError::BodyTimeout(routes.body_timeout))?
             .map_err(|e| {
                 if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                     IngestError::TooLarge(max_body)
@@ -187,6 +203,15 @@ impl Ingest {
         };
         route.auth.check_request(&parts.headers)?;
         let verified = route.vendor.verify(&request, &route.auth)?;
+        let replay = verified
+            .signed_at
+            .zip(verified.replayable_until)
+            .map(|(signed_at, until)| (ReplayGuard::key(&route.name, signed_at, &body), until));
+        if let Some((key, _)) = &replay
+            && self.replays.seen(key)
+        {
+            return Err(VerifyError::Replayed.into());
+        }
         let event = route.vendor.normalize(&request, verified)?;
         let id = event.id.clone();
         if self.journal.backlog() >= routes.capacity {
@@ -196,6 +221,9 @@ impl Ingest {
             StoreError::Closed => IngestError::ShuttingDown,
             e => IngestError::Journal(e),
         })?;
+        if let Some((key, until)) = replay {
+            self.replays.accepted(key, until);
+        }
         tracing::debug!(source = %route.name, event = %id, ?appended, "Event accepted.");
         Ok((id, appended))
     }

@@ -42,7 +42,11 @@ impl Vendor for BasIp {
         let signed_at = header(request.headers, "x-webhook-timestamp")?
             .and_then(time::parse_iso8601)
             .map(|ms| ms / 1000);
-        Ok(Verified { signed_at })
+        // The timestamp is not signed: nothing to tell a replay by.
+        Ok(Verified {
+            signed_at,
+            replayable_until: None,
+        })
     }
 
     fn normalize(&self, request: &Request<'_>, _verified: Verified) -> Result<Event, NormalizeError> {

@@ -36,6 +36,9 @@ pub struct Request<'a> {
 pub struct Verified {
     /// The signed timestamp, seconds since the epoch, if the scheme has one.
     pub signed_at: Option<i64>,
+    /// For schemes that sign a timestamp: until when (ms) the same request
+    /// would pass verification again, and so must be refused as a replay.
+    pub replayable_until: Option<i64>,
 }
 
 /// Why a request was not accepted as coming from the vendor. Each maps to a
@@ -52,6 +55,8 @@ pub enum VerifyError {
     AuthMissing(&'static str),
     #[error("{0}")]
     AuthInvalid(&'static str),
+    #[error("this signed request was accepted before")]
+    Replayed,
 }
 
 impl VerifyError {
@@ -63,6 +68,7 @@ impl VerifyError {
             VerifyError::TimestampOutOfRange { .. } => "timestamp_out_of_range",
             VerifyError::AuthMissing(_) => "auth_missing",
             VerifyError::AuthInvalid(_) => "auth_invalid",
+            VerifyError::Replayed => "replayed",
         }
     }
 }
@@ -191,12 +197,14 @@ pub fn verify_timestamped(
     check_timestamp(signed_at, request.received_at, auth.tolerance)?;
     Ok(Verified {
         signed_at: Some(signed_at),
+        replayable_until: Some((signed_at + auth.tolerance.as_secs() as i64 + 1) * 1000),
     })
 }
 
 /// Whether `signed_at` (seconds) is within `tolerance` of `now_ms`.
 pub fn check_timestamp(signed_at: i64, now_ms: i64, tolerance: std::time::Duration) -> Result<(), VerifyError> {
-    let skew_secs = now_ms.div_euclid(1000) - signed_at;
+    // Saturating: a signed time of i64::MIN must not overflow the subtraction.
+    let skew_secs = now_ms.div_euclid(1000).saturating_sub(signed_at);
     if skew_secs.unsigned_abs() > tolerance.as_secs() {
         return Err(VerifyError::TimestampOutOfRange {
             skew_secs,
@@ -262,6 +270,14 @@ mod tests {
         assert!(hex_matches(&mac, &lower.to_uppercase()));
         assert!(!hex_matches(&mac, &lower[..62]));
         assert!(!hex_matches(&mac, "zz"));
+    }
+
+    #[test]
+    fn absurd_signed_times_are_out_of_range_not_a_panic() {
+        let tol = std::time::Duration::from_secs(300);
+        for t in [i64::MIN, i64::MAX, -1] {
+            assert!(check_timestamp(t, 1_695_902_233_000, tol).is_err());
+        }
     }
 
     #[test]

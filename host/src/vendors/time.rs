@@ -7,10 +7,15 @@ use serde_json::Value;
 /// year 5138, 10^11 ms is 1973.
 const MS_THRESHOLD: i64 = 100_000_000_000;
 
+/// The last millisecond of the year 9999: later (or negative) vendor times
+/// are nonsense, and treated as absent rather than carried into arithmetic.
+const LATEST: i64 = 253_402_300_799_999;
+
 /// A vendor time in JSON: a number of seconds or milliseconds, or an
-/// ISO-8601 / RFC 3339 text (a numeric text counts as a number).
+/// ISO-8601 / RFC 3339 text (a numeric text counts as a number). `None` for
+/// anything else, and for times before 1970 or after 9999.
 pub fn from_json(value: &Value) -> Option<i64> {
-    match value {
+    let ms = match value {
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).map(seconds_or_ms),
         Value::String(s) => s
             .trim()
@@ -19,11 +24,17 @@ pub fn from_json(value: &Value) -> Option<i64> {
             .map(seconds_or_ms)
             .or_else(|| parse_iso8601(s)),
         _ => None,
-    }
+    }?;
+    (0..=LATEST).contains(&ms).then_some(ms)
 }
 
 fn seconds_or_ms(n: i64) -> i64 {
-    if n.abs() < MS_THRESHOLD { n * 1000 } else { n }
+    // `unsigned_abs`: `abs` of i64::MIN (a float too large, saturated) overflows.
+    if n.unsigned_abs() < MS_THRESHOLD as u64 {
+        n * 1000
+    } else {
+        n
+    }
 }
 
 /// `2022-01-01T10:35:24.083Z`, `2025-04-29T20:39:14Z`,
@@ -135,6 +146,15 @@ mod tests {
         ] {
             assert_eq!(parse_iso8601(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn absurd_times_are_absent() {
+        // Found by the fuzzer: a float far below i64::MIN.
+        assert_eq!(from_json(&serde_json::json!(-5.042912211793282e184)), None);
+        assert_eq!(from_json(&serde_json::json!(i64::MAX)), None);
+        assert_eq!(from_json(&serde_json::json!(-1)), None);
+        assert_eq!(from_json(&serde_json::json!("99999-01-01T00:00:00Z")), None);
     }
 
     #[test]

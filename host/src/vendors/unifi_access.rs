@@ -333,7 +333,14 @@ mod tests {
     fn sample(event_type: &str) -> Event {
         let body = SAMPLES.iter().find(|(t, _)| *t == event_type).unwrap().1.as_bytes();
         let h = HeaderMap::new();
-        normalize(&request(&h, body, T), Verified { signed_at: Some(T) }).unwrap()
+        normalize(
+            &request(&h, body, T),
+            Verified {
+                signed_at: Some(T),
+                replayable_until: None,
+            },
+        )
+        .unwrap()
     }
 
     #[test]
