@@ -150,3 +150,36 @@ async fn chunked_body_over_the_limit_is_refused() {
     assert!(answer.ends_with(r#"{"error":"body_too_large"}"#), "{answer}");
     host.stop().await;
 }
+
+/// `off_after`: the lights go off through a delayed command, due that long
+/// after the unlock; a second unlock before it is due restarts the timer,
+/// so only the second unlock's "off" is sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn lights_go_off_after_the_last_unlock() {
+    let sink = Sink::start().await;
+    let text = lights_config("", &sink.url("/on"))
+        .replace("sinks = [\"lights\"]", "sinks = [\"lights\", \"lights-off\"]")
+        .replace(
+            "[plugins.config.entities]",
+            "[plugins.config]\noff_after = \"1s\"\n[plugins.config.entities]",
+        );
+    let text = format!(
+        "[store]\npath = \"data\"\n{text}\n[[sinks]]\nname = \"lights-off\"\nkind = \"http\"\nurl = \"{}\"\n",
+        sink.url("/off")
+    );
+    let host = Host::start(&text).await;
+    for n in 0..2 {
+        let body = unifi_unlock("Lobby").replacen('{', &format!("{{\"n\":{n},"), 1);
+        assert_eq!(host.post_unifi(body).await.0, 200);
+    }
+    let paths = |received: &[support::Received]| -> Vec<String> { received.iter().map(|r| r.path.clone()).collect() };
+    sink.wait_for(std::time::Duration::from_secs(10), |r| {
+        paths(r).contains(&"/off".to_string())
+    })
+    .await;
+    // Longer than the delay again: a second "off" would have come by now.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(paths(&sink.received()), ["/on", "/on", "/off"]);
+    assert_eq!(sink.received()[2].body, r#"{"entity_id":"light.lobby"}"#);
+    host.stop().await;
+}

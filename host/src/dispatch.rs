@@ -86,6 +86,7 @@ async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journ
                 plugin: emitted.plugin,
                 index: emitted.index,
                 command: emitted.command,
+                delay_ms: emitted.delay_ms,
             })
             .collect();
         journal.processed(Processed {

@@ -10,11 +10,16 @@
 //! Every attempt uses the sinks that are live at that moment: after a
 //! reload, a command waiting for its retry goes to the sink's new URL with
 //! its new credentials and is retried by its new policy.
+//!
+//! A delayed command (`send-later`) waits on its own, not in its lane, so
+//! it holds back nothing; when it is due it is sent — unless a later
+//! delayed command from the same plugin to the same sink about the same
+//! door replaced it meanwhile (an unlock restarts the lights' timer).
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -54,6 +59,7 @@ pub async fn run(
 ) {
     let mut lanes: HashMap<(String, String), mpsc::UnboundedSender<PendingCommand>> = HashMap::new();
     let mut tasks = JoinSet::new();
+    let latest = Arc::new(Mutex::new(HashMap::new()));
     loop {
         let command = tokio::select! {
             command = feed.recv() => match command {
@@ -62,6 +68,19 @@ pub async fn run(
             },
             _ = stop.wait_for(|stop| *stop) => break,
         };
+        if command.delayed() {
+            let slot = (
+                command.plugin.clone(),
+                command.command.sink.clone(),
+                command.door.clone(),
+            );
+            latest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(slot.clone(), command.id);
+            tasks.spawn(delayed(command, slot, latest.clone(), live.clone(), journal.clone()));
+            continue;
+        }
         let key = (command.command.sink.clone(), command.door.clone());
         let lane = lanes.entry(key).or_insert_with(|| {
             let (sender, queue) = mpsc::unbounded_channel();
@@ -79,16 +98,50 @@ pub async fn run(
 async fn lane(mut queue: mpsc::UnboundedReceiver<PendingCommand>, live: Arc<Live>, journal: Arc<Journal>) {
     while let Some(command) = queue.recv().await {
         let id = command.id;
-        let update = deliver(command, &live, &journal).await;
+        let update = deliver(command, &live, &journal, true).await;
         journal.delivery(id, update);
     }
 }
 
-/// Try `command` until it is delivered or given up on.
-async fn deliver(mut command: PendingCommand, live: &Live, journal: &Journal) -> DeliveryUpdate {
+/// The newest delayed command of each (plugin, sink, door).
+type Latest = Arc<Mutex<HashMap<(String, String, String), i64>>>;
+
+/// Wait until `command` is due; then send it, unless a newer delayed
+/// command took its `slot`.
+async fn delayed(
+    command: PendingCommand,
+    slot: (String, String, String),
+    latest: Latest,
+    live: Arc<Live>,
+    journal: Arc<Journal>,
+) {
+    // Waiting does not hold up shutdown: it stays stored for the next start.
+    journal.attempted();
+    sleep_ms(command.next_at - now_ms()).await;
+    let id = command.id;
+    let superseded = {
+        let mut latest = latest.lock().unwrap_or_else(|e| e.into_inner());
+        let newest = latest.get(&slot).copied();
+        if newest == Some(id) {
+            latest.remove(&slot);
+        }
+        newest != Some(id)
+    };
+    let update = if superseded {
+        tracing::debug!(sink = %slot.1, key = %command.key, "Delayed command replaced by a later one.");
+        DeliveryUpdate::Superseded
+    } else {
+        deliver(command, &live, &journal, false).await
+    };
+    journal.delivery(id, update);
+}
+
+/// Try `command` until it is delivered or given up on. `counted`: its first
+/// attempt still counts as outstanding for shutdown.
+async fn deliver(mut command: PendingCommand, live: &Live, journal: &Journal, counted: bool) -> DeliveryUpdate {
     let sink = command.command.sink.clone();
     // Count the first attempt off once, however this command ends.
-    let mut counted = true;
+    let mut counted = counted;
     let release = |counted: &mut bool| {
         if std::mem::take(counted) {
             journal.attempted();

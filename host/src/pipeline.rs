@@ -46,6 +46,8 @@ pub struct Emitted {
     /// Its place among this plugin's commands for this event.
     pub index: usize,
     pub command: Command,
+    /// How long after the event it is due (`send-later`); 0 for now.
+    pub delay_ms: u64,
 }
 
 impl std::ops::Deref for Emitted {
@@ -145,10 +147,11 @@ impl Pipeline {
                     let n = commands.len();
                     outcome
                         .commands
-                        .extend(commands.into_iter().enumerate().map(|(index, command)| Emitted {
+                        .extend(commands.into_iter().enumerate().map(|(index, out)| Emitted {
                             plugin: name.clone(),
                             index,
-                            command,
+                            command: out.command,
+                            delay_ms: out.delay_ms,
                         }));
                     format!("{n} command{}", if n == 1 { "" } else { "s" })
                 }

@@ -28,15 +28,22 @@
 extern crate self as vestibule_plugin_sdk;
 
 mod bindings;
+mod command;
 mod event;
+mod imports;
 pub mod kind;
 pub mod log;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
+mod units;
 
 pub use bindings::action::Guest as Action;
 pub use bindings::enricher::Guest as Enricher;
 pub use bindings::filter::{Guest as Filter, Verdict};
 pub use bindings::sinks::{Command, SendError};
 pub use bindings::types::{Actor, Attribute, Credential, Device, Door, Error, Event, Timestamp};
+
+pub use units::Duration;
 
 #[doc(hidden)]
 pub use bindings::__private;
@@ -58,8 +65,14 @@ pub use bindings::__private;
 /// }
 /// ```
 pub fn config<T: serde::de::DeserializeOwned>() -> Result<T, Error> {
-    let text = bindings::host::config();
-    serde_json::from_str(&text).map_err(|e| Error::Config(e.to_string()))
+    let text = imports::config();
+    serde_json::from_str(&text).map_err(|e| {
+        // The JSON is the host's rendering of the operator's TOML: its line
+        // and column would point nowhere the operator can see.
+        let message = e.to_string();
+        let message = message.split(" at line ").next().unwrap_or(&message);
+        Error::Config(format!("[plugins.config]: {message}"))
+    })
 }
 
 /// Ask the host to deliver `body` to the sink named `sink`.
@@ -67,17 +80,14 @@ pub fn config<T: serde::de::DeserializeOwned>() -> Result<T, Error> {
 /// Only action plugins may call this (the other roles do not import it, and a
 /// component that tries is refused at load time). The command is delivered
 /// after [`Action::act`] returns `Ok`; if the call fails, nothing is sent.
+/// For JSON bodies and headers, see [`Command::json`].
 pub fn send(sink: &str, body: impl Into<String>) -> Result<(), SendError> {
-    send_command(&Command {
-        sink: sink.to_string(),
-        body: body.into(),
-        headers: Vec::new(),
-    })
+    send_command(&Command::text(sink, body))
 }
 
 /// [`send`] with full control: extra headers for HTTP sinks.
 pub fn send_command(command: &Command) -> Result<(), SendError> {
-    bindings::sinks::send(command)
+    imports::send(command, 0)
 }
 
 /// Make this crate's component export `$ty` as a plugin of the given role:

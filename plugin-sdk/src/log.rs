@@ -1,11 +1,11 @@
 //! Structured logging through the host. Lines are attributed to the plugin
 //! and appear in the host's log with their fields.
 
-use crate::bindings::host::{self, Level};
+use crate::bindings::host::Level;
 
 fn emit(level: Level, message: &str, fields: &[(&str, &str)]) {
     let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    host::log(level, message, &fields);
+    crate::imports::log(level, message, &fields);
 }
 
 /// Log at debug level.

@@ -21,13 +21,13 @@ use wasmtime::{Engine, Store};
 use crate::config::{OnError, PluginConfig, World};
 use crate::event::Event;
 use crate::secrecy::Secrecy;
-use crate::wit::{action, enricher, filter, sinks::Command};
+use crate::wit::{action, enricher, filter};
 
 pub use compiled::{Compiled, Components, Origin};
 pub use health::{Breaker, Health};
 use slots::Slots;
-pub use state::LogLine;
 use state::{LimitExceeded, PluginState};
+pub use state::{LogLine, MAX_DELAY_MS, Outgoing};
 
 /// The most memory any one plugin may be given (`memory` in its config).
 pub const MAX_PLUGIN_MEMORY: u64 = 256 << 20;
@@ -107,7 +107,7 @@ pub enum Decision {
     /// An enricher returned the event, changed.
     Enriched(Box<Event>),
     /// An action asked for these commands to be delivered.
-    Commands(Vec<Command>),
+    Commands(Vec<Outgoing>),
 }
 
 /// The outcome of one call, with what the plugin logged.
@@ -312,6 +312,7 @@ impl Plugin {
             _ if state.overflow.is_some() => {
                 Err(PluginFailure::OutputTooLarge(state.overflow.take().unwrap_or_default()))
             }
+            _ if state.invalid.is_some() => Err(PluginFailure::Returned(state.invalid.take().unwrap_or_default())),
             Err(e) => Err(self.classify(e, &state)),
             Ok(Ok(Decision::Commands(_))) => self.check_output(Decision::Commands(std::mem::take(&mut state.commands))),
             Ok(Ok(decision)) => self.check_output(decision),

@@ -62,7 +62,10 @@ pub(crate) struct PluginState {
     table: ResourceTable,
     pub limits: Limits,
     pub logs: Vec<LogLine>,
-    pub commands: Vec<sinks::Command>,
+    pub commands: Vec<Outgoing>,
+    /// A request the host cannot honour (a delay over a day): the call
+    /// fails with `error` however it returns.
+    pub invalid: Option<String>,
     /// What this call produced beyond its limits (commands, log lines):
     /// the call fails with `output_too_large` however it returns.
     pub overflow: Option<String>,
@@ -100,6 +103,7 @@ impl PluginState {
             commands: Vec::new(),
             overflow: None,
             refused: None,
+            invalid: None,
         }
     }
 }
@@ -187,8 +191,41 @@ impl host::Host for PluginState {
     }
 }
 
+/// The longest delay `send-later` accepts.
+pub const MAX_DELAY_MS: u64 = 24 * 3600 * 1000;
+
+/// A command a call asked for, and how long after the event it is due.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub command: sinks::Command,
+    pub delay_ms: u64,
+}
+
+impl std::ops::Deref for Outgoing {
+    type Target = sinks::Command;
+
+    fn deref(&self) -> &sinks::Command {
+        &self.command
+    }
+}
+
 impl sinks::Host for PluginState {
     fn send(&mut self, command: sinks::Command) -> Result<(), sinks::SendError> {
+        self.queue(command, 0)
+    }
+
+    fn send_later(&mut self, command: sinks::Command, delay_ms: u64) -> Result<(), sinks::SendError> {
+        if delay_ms > MAX_DELAY_MS {
+            self.invalid
+                .get_or_insert_with(|| format!("asked for a delay of {delay_ms} ms; at most {MAX_DELAY_MS}"));
+            return Err(sinks::SendError::TooMany);
+        }
+        self.queue(command, delay_ms)
+    }
+}
+
+impl PluginState {
+    fn queue(&mut self, command: sinks::Command, delay_ms: u64) -> Result<(), sinks::SendError> {
         if !self.settings.sinks.contains(&command.sink) {
             // Logged once per call (by the pipeline, with the failure), however
             // often the plugin tries.
@@ -200,7 +237,7 @@ impl sinks::Host for PluginState {
                 .get_or_insert_with(|| format!("more than {} commands", self.settings.max_commands));
             return Err(sinks::SendError::TooMany);
         }
-        self.commands.push(command);
+        self.commands.push(Outgoing { command, delay_ms });
         Ok(())
     }
 }

@@ -583,7 +583,7 @@ impl Writer {
             [now - self.settings.dedup_window.as_millis() as i64],
         )?;
         let commands = tx.execute(
-            "DELETE FROM outbox WHERE state = 'delivered' AND done_at < ?1",
+            "DELETE FROM outbox WHERE (state = 'delivered' OR dead_reason = 'superseded') AND done_at < ?1",
             [retained],
         )?;
         // An event goes once none of its commands is waiting or dead.
@@ -670,11 +670,15 @@ fn record_processed(
     }
     let mut stored = Vec::new();
     for (new, json) in processed.commands.iter().zip(commands) {
+        // A delayed command is due `delay_ms` after its event arrived (now,
+        // if that has passed), and its `max_age` counts from then.
+        let due = processed.received_at + new.delay_ms as i64;
+        let next_at = due.max(now);
         let inserted = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO outbox
                    (seq, plugin, idx, sink, door, idempotency_key, command, received_at, created_at, state, next_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?9)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10)",
             )?
             .execute(params![
                 processed.seq,
@@ -684,19 +688,22 @@ fn record_processed(
                 new.door,
                 new.key,
                 json,
-                processed.received_at,
-                now
+                due,
+                now,
+                next_at
             ])?;
         if inserted == 1 {
             stored.push(PendingCommand {
                 id: tx.last_insert_rowid(),
                 key: new.key.clone(),
                 door: new.door.clone(),
+                plugin: new.plugin.clone(),
                 command: new.command.clone(),
-                received_at: processed.received_at,
+                created_at: now,
+                received_at: due,
                 attempts: 0,
                 first_attempt_at: None,
-                next_at: now,
+                next_at,
             });
         }
     }
@@ -721,6 +728,9 @@ fn record_delivery(tx: &Transaction<'_>, id: i64, update: &DeliveryUpdate) -> Re
                 "UPDATE outbox SET attempts = ?2, first_attempt_at = ?3, next_at = ?4, last_error = ?5 WHERE id = ?1",
             )?
             .execute(params![id, attempts, first_attempt_at, next_at, error])?,
+        DeliveryUpdate::Superseded => tx
+            .prepare_cached("UPDATE outbox SET state = 'dead', dead_reason = 'superseded', done_at = ?2 WHERE id = ?1")?
+            .execute(params![id, now])?,
         DeliveryUpdate::Dead {
             attempts,
             reason,

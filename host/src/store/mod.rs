@@ -166,7 +166,10 @@ impl Store {
 
     /// Commands that were given up on, oldest first.
     pub fn dead_letters(&self) -> Result<Vec<CommandRow>, StoreError> {
-        self.commands("WHERE state = 'dead' ORDER BY id", [])
+        self.commands(
+            "WHERE state = 'dead' AND dead_reason IS NOT 'superseded' ORDER BY id",
+            [],
+        )
     }
 
     /// Events a plugin stopped, oldest first.
@@ -228,7 +231,7 @@ impl Store {
             tx.execute(
                 "UPDATE outbox SET state = 'pending', attempts = 0, first_attempt_at = NULL, next_at = ?2,
                         dead_reason = NULL, done_at = NULL
-                 WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)",
+                 WHERE state = 'dead' AND dead_reason IS NOT 'superseded' AND (?1 IS NULL OR id = ?1)",
                 params![id, now],
             )
         })
@@ -238,7 +241,7 @@ impl Store {
     pub fn drop_dead_letters(&mut self, ids: &[i64]) -> Result<usize, StoreError> {
         self.for_dead_letters(ids, |tx, id| {
             tx.execute(
-                "DELETE FROM outbox WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)",
+                "DELETE FROM outbox WHERE state = 'dead' AND dead_reason IS NOT 'superseded' AND (?1 IS NULL OR id = ?1)",
                 params![id],
             )
         })
@@ -304,7 +307,7 @@ impl Store {
         Ok((
             count("SELECT COUNT(*) FROM events WHERE state = 'pending'")?,
             count("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")?,
-            count("SELECT COUNT(*) FROM outbox WHERE state = 'dead'")?,
+            count("SELECT COUNT(*) FROM outbox WHERE state = 'dead' AND dead_reason IS NOT 'superseded'")?,
         ))
     }
 

@@ -33,6 +33,8 @@ pub struct NewCommand {
     pub key: String,
     pub door: String,
     pub command: Command,
+    /// Due this long after the event was received (`send-later`).
+    pub delay_ms: u64,
 }
 
 /// A stored command waiting for delivery.
@@ -40,8 +42,12 @@ pub struct NewCommand {
 pub struct PendingCommand {
     pub id: i64,
     pub key: String,
+    /// The action plugin that asked for it.
+    pub plugin: String,
     pub door: String,
     pub command: Command,
+    /// When it was stored (ms).
+    pub created_at: i64,
     /// When its event arrived (ms): `max_age` counts from here.
     pub received_at: i64,
     pub attempts: u32,
@@ -51,9 +57,14 @@ pub struct PendingCommand {
 }
 
 impl PendingCommand {
+    /// Whether it was asked for with a delay (`send-later`) and is not due
+    /// yet: stored due later than when it was stored, and never tried.
+    pub fn delayed(&self) -> bool {
+        self.attempts == 0 && self.next_at > self.created_at
+    }
     /// The `outbox` columns [`from_row`](Self::from_row) reads, in order.
     pub(super) const COLUMNS: &str =
-        "id, idempotency_key, door, command, received_at, attempts, first_attempt_at, next_at";
+        "id, idempotency_key, door, command, received_at, attempts, first_attempt_at, next_at, plugin, created_at";
 
     pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<PendingCommand> {
         let json: String = row.get(3)?;
@@ -68,6 +79,8 @@ impl PendingCommand {
             attempts: row.get(5)?,
             first_attempt_at: row.get(6)?,
             next_at: row.get(7)?,
+            plugin: row.get(8)?,
+            created_at: row.get(9)?,
         })
     }
 }
@@ -85,6 +98,9 @@ pub enum DeliveryUpdate {
         next_at: i64,
         error: String,
     },
+    /// A later delayed command from the same plugin to the same sink about
+    /// the same door replaced it before it was due.
+    Superseded,
     /// Given up: `reason` is `exhausted`, `expired`, `rejected` or `unknown_sink`.
     Dead {
         attempts: u32,
