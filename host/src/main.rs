@@ -1,13 +1,14 @@
 //! The `vestibule` command.
 
 mod journal_cli;
+mod plugin_cli;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vestibule::config::{Config, PluginConfig, VendorKind, World};
-use vestibule::plugins::{Decision, Runtime};
+use vestibule::config::{Config, VendorKind};
+use vestibule::plugins::Runtime;
 use vestibule::{App, send};
 
 #[derive(Parser)]
@@ -59,7 +60,7 @@ enum Command {
     /// Work with plugin components.
     Plugin {
         #[command(subcommand)]
-        command: PluginCommand,
+        command: plugin_cli::PluginCommand,
     },
     /// Look at the journal: recent events and what each plugin did.
     Events {
@@ -84,39 +85,25 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum PluginCommand {
-    /// Run one plugin on one event and print what it decided.
-    Run {
-        /// The component (.wasm).
-        plugin: PathBuf,
-        /// A normalized event as JSON.
-        #[arg(long)]
-        event: PathBuf,
-        /// The plugin's config as a TOML file (its `[plugins.config]` table).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Sinks the plugin may send to (action plugins).
-        #[arg(long = "sink")]
-        sinks: Vec<String>,
-    },
-}
-
 fn parse_vendor(text: &str) -> Result<VendorKind, String> {
     serde_json::from_value(serde_json::Value::String(text.into()))
         .map_err(|_| "known vendors: unifi-access".to_string())
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `plugin run` prints the plugin's log lines itself.
+    let default_filter = match cli.command {
+        Command::Plugin { .. } => "warn,vestibule::plugin=off",
+        _ => "info,wasmtime=warn,cranelift=warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
     let result = runtime.block_on(async {
         match cli.command {
@@ -131,15 +118,7 @@ fn main() -> ExitCode {
                 basic,
                 door,
             } => send_event(vendor, event, body, door, &to, secret.as_deref(), basic.as_deref()).await,
-            Command::Plugin {
-                command:
-                    PluginCommand::Run {
-                        plugin,
-                        event,
-                        config,
-                        sinks,
-                    },
-            } => run_plugin(&plugin, &event, config.as_deref(), sinks),
+            Command::Plugin { command } => plugin_cli::run(command),
             Command::Events { command } => journal_cli::events(command),
             Command::DeadLetters { command } => journal_cli::dead_letters(command),
             Command::Replay { config, since, source } => journal_cli::replay(&config, &since, source.as_deref()),
@@ -259,61 +238,6 @@ async fn send_event(
     } else {
         Err(format!("the host answered {status}"))
     }
-}
-
-fn run_plugin(plugin: &Path, event: &Path, config: Option<&Path>, sinks: Vec<String>) -> Result<(), String> {
-    let event_text = std::fs::read_to_string(event).map_err(|e| format!("{}: {e}", event.display()))?;
-    let event: vestibule::event::Event =
-        serde_json::from_str(&event_text).map_err(|e| format!("{}: not a normalized event: {e}", event.display()))?;
-    let table: toml::Table = match config {
-        Some(file) => {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
-        }
-        None => toml::Table::new(),
-    };
-    let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
-    let mut errors = Vec::new();
-    for world in [World::Filter, World::Enricher, World::Action] {
-        let name = plugin.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
-        let mut spec = PluginConfig::new(name, world, plugin);
-        spec.sinks = sinks.clone();
-        spec.config = table.clone();
-        let loaded = match runtime.load(&spec, plugin) {
-            Ok(loaded) => loaded,
-            Err(e @ vestibule::plugins::LoadError::WrongWorld { .. }) => {
-                errors.push(e.to_string());
-                continue;
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        let call = loaded.call(&event);
-        println!("world: {world}");
-        for line in &call.logs {
-            println!("log: {:?} {} {:?}", line.level, line.message, line.fields);
-        }
-        match call.result {
-            Ok(Decision::Keep) => println!("decision: keep"),
-            Ok(Decision::Drop(reason)) => println!("decision: drop ({reason})"),
-            Ok(Decision::Enriched(event)) => {
-                println!("event: {}", serde_json::to_string_pretty(&event).unwrap_or_default())
-            }
-            Ok(Decision::Commands(commands)) => {
-                println!("commands: {}", commands.len());
-                for c in commands {
-                    println!("  -> {}: {}", c.sink, c.body);
-                }
-            }
-            Err(failure) => println!("failed: {failure}"),
-        }
-        println!("time: {:?}", call.elapsed);
-        return Ok(());
-    }
-    Err(format!(
-        "{} fits no plugin world:\n  {}",
-        plugin.display(),
-        errors.join("\n  ")
-    ))
 }
 
 async fn shutdown_signal() {

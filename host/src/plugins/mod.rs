@@ -26,8 +26,8 @@ use crate::wit::{action, enricher, filter};
 pub use compiled::{Compiled, Components, Origin};
 pub use health::{Breaker, Health};
 use slots::Slots;
+pub use state::{ANY_SINK, LogLine, MAX_DELAY_MS, Outgoing};
 use state::{LimitExceeded, PluginState};
-pub use state::{LogLine, MAX_DELAY_MS, Outgoing};
 
 /// The most memory any one plugin may be given (`memory` in its config).
 pub const MAX_PLUGIN_MEMORY: u64 = 256 << 20;

@@ -48,12 +48,29 @@ pub(crate) struct Settings {
     pub clock: Clock,
 }
 
+/// In a plugin's `sinks`, allows any sink: for `vestibule plugin run`, where
+/// there is no host config (a config's sink names cannot be `*`).
+pub const ANY_SINK: &str = "*";
+
 /// A line a plugin logged during a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
     pub level: host::Level,
     pub message: String,
     pub fields: Vec<(String, String)>,
+}
+
+impl LogLine {
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub fn level_name(&self) -> &'static str {
+        match self.level {
+            host::Level::Trace => "trace",
+            host::Level::Debug => "debug",
+            host::Level::Info => "info",
+            host::Level::Warn => "warn",
+            host::Level::Error => "error",
+        }
+    }
 }
 
 pub(crate) struct PluginState {
@@ -226,7 +243,7 @@ impl sinks::Host for PluginState {
 
 impl PluginState {
     fn queue(&mut self, command: sinks::Command, delay_ms: u64) -> Result<(), sinks::SendError> {
-        if !self.settings.sinks.contains(&command.sink) {
+        if !self.settings.sinks.iter().any(|s| s == &command.sink || s == ANY_SINK) {
             // Logged once per call (by the pipeline, with the failure), however
             // often the plugin tries.
             self.refused.get_or_insert_with(|| command.sink.clone());
