@@ -40,8 +40,8 @@ pub struct FakeHost {
 pub struct Run<R> {
     /// What the closure returned.
     pub result: R,
-    /// What it logged: level (`"info"`, …), message and fields.
-    pub logs: Vec<(String, String, Vec<(String, String)>)>,
+    /// What it logged.
+    pub logs: Vec<Logged>,
     /// The commands it sent, in order.
     pub commands: Vec<Command>,
     /// How long after the event each command is due (ms; 0 for `send`).
@@ -95,6 +95,15 @@ impl FakeHost {
             delays: state.commands.iter().map(|(_, d)| *d).collect(),
         }
     }
+}
+
+/// A line a plugin logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// `"trace"`, `"debug"`, `"info"`, `"warn"` or `"error"`.
+    pub level: String,
+    pub message: String,
+    pub fields: Vec<(String, String)>,
 }
 
 /// An event for tests; see [`Event::builder`].
@@ -177,6 +186,15 @@ impl EventBuilder {
         self
     }
 
+    /// The person, known only by their vendor id.
+    pub fn actor_id(mut self, id: &str) -> Self {
+        self = self.actor(id, "");
+        if let Some(actor) = &mut self.0.actor {
+            actor.name = None;
+        }
+        self
+    }
+
     /// What was presented: how (`"nfc"`, `"pin"`, …) and the value.
     pub fn credential(mut self, method: &str, value: &str) -> Self {
         self.0.credential = Some(crate::Credential {
@@ -231,7 +249,7 @@ pub(crate) mod fake {
     #[derive(Default)]
     pub struct State {
         pub host: FakeHost,
-        pub logs: Vec<(String, String, Vec<(String, String)>)>,
+        pub logs: Vec<super::Logged>,
         pub commands: Vec<(Command, u64)>,
     }
 
@@ -262,7 +280,13 @@ pub(crate) mod fake {
             Level::Error => "error",
         }
         .to_string();
-        with(|state| state.logs.push((level, message.to_string(), fields.to_vec())))
+        with(|state| {
+            state.logs.push(super::Logged {
+                level,
+                message: message.to_string(),
+                fields: fields.to_vec(),
+            })
+        })
     }
 
     pub fn send(command: &Command, delay_ms: u64) -> Result<(), SendError> {

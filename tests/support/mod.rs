@@ -39,6 +39,11 @@ const PLUGINS: &[&str] = &[
     "big-enricher",
     "sink-thief",
     "probe",
+    "after-hours",
+    "directory",
+    "elevator-call",
+    "doorbell-notify",
+    "forced-door-alarm",
 ];
 
 /// The `.wasm` file of each plugin package, built once per test binary.

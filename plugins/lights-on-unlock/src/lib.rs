@@ -102,7 +102,7 @@ mod tests {
             ]
         );
         assert_eq!(run.delays, [0, 300_000]);
-        assert_eq!(run.logs[0].1, "Lights on.");
+        assert_eq!(run.logs[0].message, "Lights on.");
     }
 
     #[test]
