@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use vestibule::{App, Config, Runtime};
 
+pub mod mqtt;
 pub mod process;
 mod wasm;
 
