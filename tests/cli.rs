@@ -278,3 +278,68 @@ fn secrets_never_show() {
     }
     assert!(everything.contains("signature_invalid") && everything.contains("is empty"));
 }
+
+/// `vestibule plugin new`: every world's crate passes its own test; made
+/// inside a workspace whose members take it, it joins that workspace;
+/// anywhere else it is a workspace of its own.
+#[test]
+fn plugin_new_makes_crates_that_pass_their_tests_in_or_out_of_a_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let workspace_root = dir.path().join("building");
+    std::fs::create_dir_all(workspace_root.join("plugins")).unwrap();
+    std::fs::write(
+        workspace_root.join("Cargo.toml"),
+        "[workspace]\nresolver = \"3\"\nmembers = [\"plugins/*\"]\n",
+    )
+    .unwrap();
+    let new = |name: &str, world: &str, parent: &Path| {
+        let output = vestibule()
+            .args(["plugin", "new", name, "--world", world, "--path"])
+            .arg(parent)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        parent.join(name)
+    };
+    let root_of = |crate_dir: &Path| {
+        let output = Command::new(env!("CARGO"))
+            .args(["metadata", "--no-deps", "--format-version", "1"])
+            .current_dir(crate_dir)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        std::path::PathBuf::from(metadata["workspace_root"].as_str().unwrap())
+    };
+
+    let member = new("gate", "filter", &workspace_root.join("plugins"));
+    assert_eq!(root_of(&member), workspace_root.canonicalize().unwrap());
+    let alone = new("zones", "enricher", dir.path());
+    assert_eq!(root_of(&alone), alone.canonicalize().unwrap());
+    let refused = vestibule()
+        .args(["plugin", "new", "zones", "--world", "enricher", "--path"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("already exists"));
+
+    // Their own tests pass (sharing this workspace's lock and target, so
+    // nothing is compiled twice).
+    for crate_dir in [&member, &alone] {
+        std::fs::copy(workspace().join("Cargo.lock"), root_of(crate_dir).join("Cargo.lock")).unwrap();
+        let output = Command::new(env!("CARGO"))
+            .arg("test")
+            .current_dir(crate_dir)
+            .env("CARGO_TARGET_DIR", workspace().join("target"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(text.contains("test result: ok. 1 passed"), "{text}");
+    }
+}

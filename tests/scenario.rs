@@ -151,7 +151,14 @@ async fn a_day_in_the_building() {
         Some("Lobby"),
     )
     .await;
-    send(&host, VendorKind::Pdk, "warehouse", "door.alarm.forced", Some("Server Room")).await;
+    send(
+        &host,
+        VendorKind::Pdk,
+        "warehouse",
+        "door.alarm.forced",
+        Some("Server Room"),
+    )
+    .await;
     send(&host, VendorKind::Verkada, "intercoms", "intercom_call_triggered", None).await;
 
     let received = sink.wait_for(Duration::from_secs(20), |r| r.len() >= 4).await;
