@@ -677,8 +677,9 @@ fn record_processed(
         let inserted = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO outbox
-                   (seq, plugin, idx, sink, door, idempotency_key, command, received_at, created_at, state, next_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10)",
+                   (seq, plugin, idx, sink, door, idempotency_key, command, received_at, created_at, state, next_at,
+                    delay_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11)",
             )?
             .execute(params![
                 processed.seq,
@@ -690,7 +691,8 @@ fn record_processed(
                 json,
                 due,
                 now,
-                next_at
+                next_at,
+                new.delay_ms as i64
             ])?;
         if inserted == 1 {
             stored.push(PendingCommand {
@@ -699,7 +701,7 @@ fn record_processed(
                 door: new.door.clone(),
                 plugin: new.plugin.clone(),
                 command: new.command.clone(),
-                created_at: now,
+                delay_ms: new.delay_ms,
                 received_at: due,
                 attempts: 0,
                 first_attempt_at: None,
@@ -830,6 +832,67 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("not within 5 s");
+    }
+
+    /// A delayed command waits on its own; once a dead letter and retried,
+    /// it is an ordinary command again, sent now and in its lane.
+    #[tokio::test]
+    async fn a_retried_delayed_command_is_no_longer_delayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, mut feeds) = Journal::start(Store::open(dir.path()).unwrap(), settings()).unwrap();
+        let mut now = event();
+        now.received_at = now_ms();
+        let Appended::Accepted { seq } = journal.append(now).await.unwrap() else {
+            panic!("a new event is accepted");
+        };
+        let queued = feeds.events.recv().await.unwrap();
+        let command = crate::wit::sinks::Command {
+            sink: "lights-off".into(),
+            body: "{}".into(),
+            headers: Vec::new(),
+        };
+        journal.processed(Processed {
+            seq,
+            steps: Vec::new(),
+            commands: vec![NewCommand {
+                plugin: "lights".into(),
+                index: 0,
+                key: "k".into(),
+                door: "Lobby".into(),
+                command,
+                delay_ms: 60_000,
+            }],
+            dead_letter: None,
+            received_at: queued.event.received_at,
+        });
+        let pending = feeds.commands.recv().await.unwrap();
+        assert!(pending.delayed());
+        assert_eq!(pending.next_at, queued.event.received_at + 60_000);
+        journal.delivery(
+            pending.id,
+            DeliveryUpdate::Dead {
+                attempts: 1,
+                reason: "exhausted",
+                error: "down".into(),
+            },
+        );
+        let mut other = Store::open(dir.path()).unwrap();
+        let mut retried = 0;
+        for _ in 0..500 {
+            retried = other.retry_dead_letters(&[]).unwrap();
+            if retried > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(retried, 1);
+        let again = tokio::time::timeout(Duration::from_secs(5), feeds.commands.recv())
+            .await
+            .expect("handed out again")
+            .unwrap();
+        assert_eq!(again.id, pending.id);
+        assert!(!again.delayed(), "retried: sent now, in order");
+        journal.close().await;
     }
 
     #[tokio::test]

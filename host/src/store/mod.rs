@@ -27,7 +27,11 @@ pub const DB_FILE: &str = "vestibule.db";
 
 /// The schema, one step per version (`PRAGMA user_version`): a database at
 /// version n gets the steps after the n-th.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("dead_events.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("dead_events.sql"),
+    include_str!("delayed_commands.sql"),
+];
 
 /// The schema version this build writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -230,7 +234,7 @@ impl Store {
         self.for_dead_letters(ids, |tx, id| {
             tx.execute(
                 "UPDATE outbox SET state = 'pending', attempts = 0, first_attempt_at = NULL, next_at = ?2,
-                        dead_reason = NULL, done_at = NULL
+                        dead_reason = NULL, done_at = NULL, delay_ms = 0
                  WHERE state = 'dead' AND dead_reason IS NOT 'superseded' AND (?1 IS NULL OR id = ?1)",
                 params![id, now],
             )
@@ -318,5 +322,37 @@ impl Store {
             .query_row("SELECT MAX(seq) FROM events", [], |row| row.get(0))
             .optional()?
             .flatten())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data folder written by the first release (schema 1) opens, and is
+    /// brought to this schema without losing what it holds.
+    #[test]
+    fn an_older_data_folder_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO outbox (seq, plugin, idx, sink, idempotency_key, command, received_at, created_at, state, next_at)
+                 VALUES (1, 'lights', 0, 'lights', 'k', '{}', 0, 0, 'pending', 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let version: i64 = store.conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let delay: i64 = store.conn.query_row("SELECT delay_ms FROM outbox", [], |row| row.get(0)).unwrap();
+        assert_eq!(delay, 0, "the command is kept, not delayed");
+        assert!(store.dead_events().unwrap().is_empty());
+        drop(store);
+        // Opening again changes nothing.
+        Store::open(dir.path()).unwrap();
     }
 }

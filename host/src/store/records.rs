@@ -46,8 +46,9 @@ pub struct PendingCommand {
     pub plugin: String,
     pub door: String,
     pub command: Command,
-    /// When it was stored (ms).
-    pub created_at: i64,
+    /// How long after its event it was asked to go (`send-later`); 0 once
+    /// a dead letter is retried.
+    pub delay_ms: u64,
     /// When its event arrived (ms): `max_age` counts from here.
     pub received_at: i64,
     pub attempts: u32,
@@ -57,14 +58,14 @@ pub struct PendingCommand {
 }
 
 impl PendingCommand {
-    /// Whether it was asked for with a delay (`send-later`) and is not due
-    /// yet: stored due later than when it was stored, and never tried.
+    /// Whether it was asked for with a delay (`send-later`) and never tried:
+    /// it waits on its own until due, not in its lane.
     pub fn delayed(&self) -> bool {
-        self.attempts == 0 && self.next_at > self.created_at
+        self.delay_ms > 0 && self.attempts == 0
     }
     /// The `outbox` columns [`from_row`](Self::from_row) reads, in order.
     pub(super) const COLUMNS: &str =
-        "id, idempotency_key, door, command, received_at, attempts, first_attempt_at, next_at, plugin, created_at";
+        "id, idempotency_key, door, command, received_at, attempts, first_attempt_at, next_at, plugin, delay_ms";
 
     pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<PendingCommand> {
         let json: String = row.get(3)?;
@@ -80,7 +81,7 @@ impl PendingCommand {
             first_attempt_at: row.get(6)?,
             next_at: row.get(7)?,
             plugin: row.get(8)?,
-            created_at: row.get(9)?,
+            delay_ms: row.get::<_, i64>(9)?.max(0) as u64,
         })
     }
 }
