@@ -129,14 +129,18 @@ async fn every_misbehaviour_is_contained_counted_and_the_good_plugins_go_on() {
     for n in 0..EVENTS {
         unlock(&host, "Front Door", n).await;
     }
-    let received = sink.wait_for(Duration::from_secs(30), |r| r.len() >= EVENTS).await;
+    sink.wait_for(Duration::from_secs(30), |r| r.len() >= EVENTS).await;
+    // Long enough for a stray delivery to show.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = status(&host).await;
     host.stop().await;
 
     // The good plugins did their work on every event, and only theirs arrived.
-    let received = sink.received().len().max(received.len());
-    assert_eq!(received, EVENTS, "one delivery per event, from `echo` alone");
+    assert_eq!(
+        sink.received().len(),
+        EVENTS,
+        "one delivery per event, from `echo` alone"
+    );
     for delivery in sink.received() {
         assert_eq!(delivery.path, "/echo", "nothing reached the vault");
         let event: Value = serde_json::from_str(&delivery.body).unwrap();

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::mqtt::{Broker, subscribe, wait_for};
-use support::{Host, SECRET, Sink, free_addr, now, plugin, post};
+use support::{Host, Sink, free_addr, plugin};
 use vestibule::config::VendorKind;
 use vestibule::vendors;
 
@@ -128,9 +128,7 @@ async fn send(host: &Host, vendor: VendorKind, source: &str, event_type: &str, d
     if let Some(door) = door {
         body = vestibule::send::with_door(&body, door).unwrap();
     }
-    let headers = vendors::get(vendor).sign(SECRET, now(), body.as_bytes());
-    let headers: Vec<(&str, String)> = headers.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let (status, answer) = post(&host.url(&format!("/ingest/{source}")), &headers, body).await;
+    let (status, answer) = host.post_signed(source, vendor, body).await;
     assert_eq!(status, 200, "{source}: {answer}");
 }
 

@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Host, SECRET, Sink, now, plugin, post};
+use support::{Host, Sink, plugin};
 use vestibule::config::VendorKind;
 use vestibule::vendors;
 
@@ -70,9 +70,7 @@ async fn each_level_sees_exactly_what_it_is_cleared_for() {
     let host = Host::start(&config(&sink)).await;
     let cases = cases();
     for (vendor, body, ..) in &cases {
-        let headers = vendors::get(*vendor).sign(SECRET, now(), body.as_bytes());
-        let headers: Vec<(&str, String)> = headers.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let (status, answer) = post(&host.url(&format!("/ingest/{vendor}")), &headers, body.clone()).await;
+        let (status, answer) = host.post_signed(vendor.as_str(), *vendor, body.clone()).await;
         assert_eq!(status, 200, "{vendor}: {answer}");
     }
     let received = sink.wait_for(Duration::from_secs(20), |r| r.len() >= 9).await;

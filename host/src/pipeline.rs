@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, OnError};
 use crate::event::Event;
 use crate::plugins::{Breaker, Components, Decision, Plugin, PluginFailure, Runtime};
-use crate::secrecy;
+use crate::secrecy::{self, Secrecy};
 use crate::store::Step;
 use crate::wit::sinks::Command;
 
@@ -99,8 +99,8 @@ impl Pipeline {
     /// runtime's threads.
     pub fn run(&self, mut event: Event) -> Outcome {
         let mut outcome = Outcome::default();
-        // The event as each secrecy level sees it, made when first needed
-        // and made again after an enricher changed the event.
+        // The event as levels 1 and 2 see it, made when first needed and
+        // made again after an enricher changed the event.
         let mut views: [Option<Event>; 3] = Default::default();
         for plugin in &self.plugins {
             let name = &plugin.name;
@@ -108,7 +108,11 @@ impl Pipeline {
                 Err(until) => Err(PluginFailure::Suspended(until)),
                 Ok(()) => {
                     let level = plugin.secrecy;
-                    let seen = views[level as usize].get_or_insert_with(|| secrecy::redact(&event, level));
+                    // Level 0 sees the event itself: no copy to make.
+                    let seen = match level {
+                        Secrecy::Everything => &event,
+                        _ => &*views[level as usize].get_or_insert_with(|| secrecy::redact(&event, level)),
+                    };
                     let decision = plugin.call(seen).result.and_then(|decision| match decision {
                         Decision::Enriched(returned) => match check_enriched(seen, &returned) {
                             Ok(()) => Ok(Decision::Enriched(Box::new(secrecy::restore(&event, seen, *returned)))),

@@ -216,6 +216,19 @@ impl Host {
         .await
     }
 
+    /// POST `body` to source `source`, signed now as `vendor` signs with
+    /// [`SECRET`]; the status and the answer.
+    pub async fn post_signed(
+        &self,
+        source: &str,
+        vendor: vestibule::config::VendorKind,
+        body: String,
+    ) -> (u16, String) {
+        let signed = vestibule::vendors::get(vendor).sign(SECRET, now(), body.as_bytes());
+        let headers: Vec<(&str, String)> = signed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        post(&self.url(&format!("/ingest/{source}")), &headers, body).await
+    }
+
     /// Stop, after every accepted event has gone through the pipeline and
     /// its commands were delivered.
     pub async fn stop(self) {

@@ -346,9 +346,15 @@ mod tests {
             .unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        let version: i64 = store.conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        let delay: i64 = store.conn.query_row("SELECT delay_ms FROM outbox", [], |row| row.get(0)).unwrap();
+        let delay: i64 = store
+            .conn
+            .query_row("SELECT delay_ms FROM outbox", [], |row| row.get(0))
+            .unwrap();
         assert_eq!(delay, 0, "the command is kept, not delayed");
         assert!(store.dead_events().unwrap().is_empty());
         drop(store);
