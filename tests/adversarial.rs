@@ -175,12 +175,12 @@ async fn every_misbehaviour_is_contained_counted_and_the_good_plugins_go_on() {
 
 /// The same plugins run through the pipeline alone: each failure says what
 /// happened, in words an operator can act on.
-#[test]
-fn each_failure_is_reported_with_its_reason() {
+#[tokio::test]
+async fn each_failure_is_reported_with_its_reason() {
     let (_dir, config) = write_config(&rogues_gallery("http://127.0.0.1:9"));
     let pipeline = Pipeline::from_config(&config, &Runtime::new().unwrap()).unwrap();
     let event = serde_json::from_str(include_str!("../examples/events/normalized/front-door-granted.json")).unwrap();
-    let outcome = pipeline.run(event);
+    let outcome = pipeline.run(event).await;
     let failures: Vec<(&str, &str, String)> = outcome
         .failures
         .iter()
@@ -344,9 +344,9 @@ fn a_component_must_fit_its_declared_world() {
 /// A plugin reaches nothing the WIT contract does not hand it: no files,
 /// no environment, no network; its clock reads the time the event was
 /// received and stands still — unless the operator gives it the real one.
-#[test]
-fn a_plugin_reaches_no_files_environment_network_or_clock() {
-    let probe = |clock: &str| {
+#[tokio::test]
+async fn a_plugin_reaches_no_files_environment_network_or_clock() {
+    let probe = async |clock: &str| {
         let text = format!(
             "[[plugins]]\nname = \"probe\"\nworld = \"enricher\"\npath = \"{}\"\ndeadline = \"1s\"\n{clock}\n",
             plugin("probe").display()
@@ -356,7 +356,7 @@ fn a_plugin_reaches_no_files_environment_network_or_clock() {
         let event: vestibule::event::Event =
             serde_json::from_str(include_str!("../examples/events/normalized/front-door-granted.json")).unwrap();
         let received_at = event.received_at;
-        let outcome = pipeline.run(event);
+        let outcome = pipeline.run(event).await;
         assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
         let event = outcome.event.unwrap();
         let seen = |key: &str| {
@@ -373,7 +373,7 @@ fn a_plugin_reaches_no_files_environment_network_or_clock() {
         )
     };
 
-    let (received_at, clock, monotonic, env, files, net) = probe("");
+    let (received_at, clock, monotonic, env, files, net) = probe("").await;
     assert_eq!(clock, received_at.to_string(), "the wall clock reads the event's time");
     assert_eq!(monotonic, "still");
     assert_eq!(env, "0", "no environment");
@@ -384,8 +384,120 @@ fn a_plugin_reaches_no_files_environment_network_or_clock() {
     assert_ne!(net, "connected");
 
     let before = now() as u128 * 1000;
-    let (_, clock, monotonic, ..) = probe("clock = \"real\"");
+    let (_, clock, monotonic, ..) = probe("clock = \"real\"").await;
     let clock: u128 = clock.parse().unwrap();
     assert!(clock >= before && clock < before + 60_000, "the real clock: {clock}");
     assert_eq!(monotonic, "moves");
+}
+
+/// The `misbehave` filter doing `what`, with `settings` (TOML lines).
+fn misbehaving(name: &str, what: &str, settings: &str) -> String {
+    format!(
+        "[[plugins]]\nname = \"{name}\"\nworld = \"filter\"\npath = \"{}\"\n{settings}\n\
+         [plugins.config]\nmisbehave = \"{what}\"\n",
+        plugin("misbehave").display()
+    )
+}
+
+fn front_door_event() -> vestibule::event::Event {
+    serde_json::from_str(include_str!("../examples/events/normalized/front-door-granted.json")).unwrap()
+}
+
+/// A plugin that sleeps for an hour waits in a WASI clock subscription —
+/// host code, where epoch interruption never fires. Its deadline still
+/// bounds the call, with the event's clock and with the real one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeping_plugin_is_stopped_at_its_deadline_with_either_clock() {
+    for clock in ["event", "real"] {
+        let text = misbehaving(
+            "sleeper",
+            "sleep",
+            &format!("deadline = \"200ms\"\nclock = \"{clock}\""),
+        );
+        let (_dir, config) = write_config(&text);
+        let spec = &config.plugins[0];
+        let plugin = Runtime::new().unwrap().load(spec, &config.resolve(&spec.path)).unwrap();
+        let call = tokio::time::timeout(Duration::from_secs(60), plugin.call(&front_door_event()))
+            .await
+            .unwrap_or_else(|_| panic!("clock {clock}: the call was still running a minute later"));
+        assert_eq!(
+            call.result,
+            Err(PluginFailure::Timeout(Duration::from_millis(200))),
+            "clock {clock}"
+        );
+        // Reported at its deadline, not when the sleep would have ended
+        // (bound generous for a loaded machine).
+        assert!(
+            call.elapsed < Duration::from_secs(10),
+            "clock {clock}: {:?}",
+            call.elapsed
+        );
+    }
+}
+
+/// In the host, the sleeper times out on every event, is counted, and its
+/// breaker opens; the events behind it go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeping_plugin_does_not_stall_the_pipeline() {
+    const EVENTS: usize = 8;
+    let sink = Sink::start().await;
+    let config = format!(
+        "[admin]\ntoken_file = \"{{secret_file}}\"\n{}",
+        lights_config(&misbehaving("sleeper", "sleep", ""), &sink.url("/on"))
+    );
+    let host = Host::start(&config).await;
+    for n in 0..EVENTS {
+        unlock(&host, "Front Door", n).await;
+    }
+    let received = sink.wait_for(Duration::from_secs(60), |r| r.len() >= EVENTS).await;
+    assert_eq!(received.len(), EVENTS, "every event went on past the sleeper");
+    let health = status(&host).await["plugins"][0]["health"].clone();
+    host.stop().await;
+    assert_eq!(health["failures"]["timeout"], 5, "{health}");
+    assert_eq!(health["calls"], 5, "{health}");
+    assert_eq!(health["skipped_while_suspended"], 3, "{health}");
+    assert_eq!(health["state"], "suspended", "{health}");
+}
+
+/// SIGTERM while a plugin sleeps: the host stops cleanly, and what it had
+/// not processed runs at the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_stopped_while_a_plugin_sleeps_stops_cleanly_and_catches_up() {
+    // More sleeping than shutdown waits for (10 s): some are left over.
+    const EVENTS: usize = 7;
+    let sink = Sink::start().await;
+    let sleeper = misbehaving("sleeper", "sleep", "deadline = \"2s\"\nsuspend_after = 0");
+    let addr = support::free_addr();
+    let config = format!(
+        "[store]\npath = \"data\"\n{}",
+        lights_config(&sleeper, &sink.url("/on"))
+    )
+    .replacen("[server]\n", &format!("[server]\nlisten = \"{addr}\"\n"), 1);
+    let (dir, config) = write_config(&config);
+    let host = support::Process::start(&config.file);
+    let url = format!("http://{addr}/ingest/office");
+    for n in 0..EVENTS {
+        let body = unifi_unlock("Front Door").replacen('{', &format!("{{\"n\":{n},"), 1);
+        let (status, answer) = support::post(&url, &support::unifi_signature(SECRET, now(), &body), body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    host.signal("TERM");
+    let (code, log) = host.wait_exit(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{}", log.join("\n"));
+    assert!(!log.iter().any(|l| l.contains("panicked")), "{}", log.join("\n"));
+    assert!(
+        log.iter().any(|l| l.contains("Left in the journal for the next start")),
+        "{}",
+        log.join("\n")
+    );
+
+    let host = support::Process::start(&config.file);
+    let received = sink.wait_for(Duration::from_secs(60), |r| r.len() >= EVENTS).await;
+    drop(host);
+    drop(dir);
+    assert_eq!(
+        received.len(),
+        EVENTS,
+        "every accepted event was processed, after the restart if not before"
+    );
 }

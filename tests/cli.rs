@@ -343,3 +343,45 @@ fn plugin_new_makes_crates_that_pass_their_tests_in_or_out_of_a_workspace() {
         assert!(text.contains("test result: ok. 1 passed"), "{text}");
     }
 }
+
+/// `plugin run` reports a plugin that panics, prints, sleeps or opens a
+/// socket the way the host does, as the plugin's failure or its result —
+/// never by aborting itself.
+#[test]
+fn plugin_run_reports_what_the_host_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let event = workspace().join("examples/events/normalized/front-door-granted.json");
+    let run = |component: &Path, misbehave: Option<&str>| {
+        let mut command = vestibule();
+        command
+            .arg("plugin")
+            .arg("run")
+            .arg(component)
+            .arg("--event")
+            .arg(&event);
+        if let Some(what) = misbehave {
+            let config = dir.path().join(format!("{what}.toml"));
+            std::fs::write(&config, format!("misbehave = \"{what}\"\n")).unwrap();
+            command.arg("--config").arg(config);
+        }
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_ne!(
+            output.status.code(),
+            Some(101),
+            "{misbehave:?} aborted:\n{stdout}{stderr}"
+        );
+        stdout
+    };
+    let misbehave = plugin("misbehave");
+    let said = run(&misbehave, Some("trap"));
+    assert!(said.contains("limit or failure: trap: "), "{said}");
+    let said = run(&misbehave, Some("sleep"));
+    assert!(said.contains("limit or failure: timeout: "), "{said}");
+    let said = run(&misbehave, Some("print"));
+    assert!(said.contains("decision: keep"), "{said}");
+    let said = run(&plugin("probe"), None);
+    assert!(said.contains("decision: enriched"), "{said}");
+    assert!(said.contains("limit or failure: none"), "{said}");
+}

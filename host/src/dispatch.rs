@@ -8,8 +8,10 @@
 //! pipeline meanwhile.
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -59,11 +61,11 @@ async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journ
         // commands keep the lane the event came in.
         let door = lane_key(&event);
         let (source, id, received_at) = (event.source.clone(), event.id.clone(), event.received_at);
-        let outcome = match tokio::task::spawn_blocking(move || runner.run(event)).await {
+        let outcome = match AssertUnwindSafe(runner.run(event)).catch_unwind().await {
             Ok(outcome) => outcome,
-            Err(e) => {
+            Err(_) => {
                 // The plugins are sandboxed; this is a bug in the host.
-                tracing::error!(seq, error = %e, "A pipeline worker panicked; the event is recorded as failed.");
+                tracing::error!(seq, "The pipeline panicked; the event is recorded as failed.");
                 journal.processed(Processed {
                     seq,
                     steps: vec![Step {

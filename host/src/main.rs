@@ -118,7 +118,7 @@ fn main() -> ExitCode {
                 basic,
                 door,
             } => send_event(vendor, event, body, door, &to, secret.as_deref(), basic.as_deref()).await,
-            Command::Plugin { command } => plugin_cli::run(command),
+            Command::Plugin { command } => plugin_cli::run(command).await,
             Command::Events { command } => journal_cli::events(command),
             Command::DeadLetters { command } => journal_cli::dead_letters(command),
             Command::Replay { config, since, source } => journal_cli::replay(&config, &since, source.as_deref()),

@@ -95,9 +95,8 @@ impl Pipeline {
         self.plugins.iter()
     }
 
-    /// Run `event` through every plugin. Blocking: call it off the async
-    /// runtime's threads.
-    pub fn run(&self, mut event: Event) -> Outcome {
+    /// Run `event` through every plugin.
+    pub async fn run(&self, mut event: Event) -> Outcome {
         let mut outcome = Outcome::default();
         // The event as levels 1 and 2 see it, made when first needed and
         // made again after an enricher changed the event.
@@ -113,7 +112,7 @@ impl Pipeline {
                         Secrecy::Everything => &event,
                         _ => &*views[level as usize].get_or_insert_with(|| secrecy::redact(&event, level)),
                     };
-                    let decision = plugin.call(seen).result.and_then(|decision| match decision {
+                    let decision = plugin.call(seen).await.result.and_then(|decision| match decision {
                         Decision::Enriched(returned) => match check_enriched(seen, &returned) {
                             Ok(()) => Ok(Decision::Enriched(Box::new(secrecy::restore(&event, seen, *returned)))),
                             Err(what) => Err(PluginFailure::Returned(format!(

@@ -90,6 +90,25 @@ impl Process {
         assert!(status.success(), "kill -{signal}");
     }
 
+    /// Wait up to `within` for the host to exit; its exit code (`None`
+    /// if a signal ended it) and everything it logged.
+    pub fn wait_exit(mut self, within: Duration) -> (Option<i32>, Vec<String>) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // The reader thread drains the pipe to its end.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status.code(), self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running {within:?} later:\n{}",
+                self.log().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL, and wait for it to be gone.
     pub fn kill(self) {
         drop(self);

@@ -144,7 +144,7 @@ pub async fn run(options: &Options) -> Value {
     let reloads = reload::run(dir.path(), &plugins, &sizes.reload).await;
 
     eprintln!("one plugin call, fresh instance vs native…");
-    let micro = micro(&plugins["door-filter"], sizes.calls);
+    let micro = micro(&plugins["door-filter"], sizes.calls).await;
 
     eprintln!("idle memory…");
     let rss_1 = idle_rss(dir.path(), &plugins["door-filter"], 1).await;
@@ -312,13 +312,17 @@ async fn stop_host(stop: Stop, task: tokio::task::JoinHandle<std::io::Result<()>
 /// Only the plugin-call micro-benchmark (`cargo bench -p vestibule -- --micro`).
 pub fn plugin_call_only() -> Value {
     let plugins = wasm::plugins(&["door-filter"]);
-    micro(&plugins["door-filter"], 5000)
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(micro(&plugins["door-filter"], 5000))
 }
 
 /// One call of door-filter in a fresh sandboxed instance, against the same
 /// decision in native Rust (config parsed from JSON on every call in both,
 /// as the plugin does).
-fn micro(door_filter: &Path, calls: usize) -> Value {
+async fn micro(door_filter: &Path, calls: usize) -> Value {
     let runtime = Runtime::new().unwrap();
     let mut spec = vestibule::config::PluginConfig::new("door-filter", vestibule::config::World::Filter, door_filter);
     spec.config = toml::from_str("doors = [\"Front Door\"]").unwrap();
@@ -329,29 +333,27 @@ fn micro(door_filter: &Path, calls: usize) -> Value {
     .unwrap();
     let config_json = serde_json::to_string(&spec.config).unwrap();
 
-    let time = |f: &mut dyn FnMut()| {
-        for _ in 0..calls.min(200) {
-            f();
+    let samples = 5;
+    for _ in 0..calls.min(200) {
+        assert!(plugin.call(&event).await.result.is_ok());
+    }
+    let mut wasm = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        for _ in 0..calls {
+            assert!(plugin.call(&event).await.result.is_ok());
         }
-        let mut samples: Vec<f64> = (0..5)
-            .map(|_| {
-                let started = Instant::now();
-                for _ in 0..calls {
-                    f();
-                }
-                started.elapsed().as_secs_f64() * 1e6 / calls as f64
-            })
-            .collect();
-        samples.sort_by(f64::total_cmp);
-        samples[2]
-    };
-    let wasm_us = time(&mut || {
-        let call = plugin.call(&event);
-        assert!(call.result.is_ok());
-    });
-    let native_us = time(&mut || {
-        std::hint::black_box(native_door_filter(&config_json, std::hint::black_box(&event)));
-    });
+        wasm.push(started.elapsed().as_secs_f64() * 1e6 / calls as f64);
+    }
+    let mut native = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        for _ in 0..calls {
+            std::hint::black_box(native_door_filter(&config_json, std::hint::black_box(&event)));
+        }
+        native.push(started.elapsed().as_secs_f64() * 1e6 / calls as f64);
+    }
+    let (wasm_us, native_us) = (median(wasm), median(native));
     json!({
         "plugin": "door-filter (filter world)",
         "fresh_instance_us": (wasm_us * 100.0).round() / 100.0,
@@ -360,6 +362,12 @@ fn micro(door_filter: &Path, calls: usize) -> Value {
         "ratio": (wasm_us / native_us).round(),
         "calls_per_sample": calls,
     })
+}
+
+/// The middle of `samples`.
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
 }
 
 /// door-filter's decision, natively.

@@ -59,7 +59,7 @@ fn parse_world(text: &str) -> Result<World, String> {
         .map_err(|_| "expected filter, enricher or action".to_string())
 }
 
-pub fn run(command: PluginCommand) -> Result<(), String> {
+pub async fn run(command: PluginCommand) -> Result<(), String> {
     match command {
         PluginCommand::New { name, world, path, sdk } => new::create(&name, world, &path, sdk.as_deref()),
         PluginCommand::Run {
@@ -83,8 +83,8 @@ pub fn run(command: PluginCommand) -> Result<(), String> {
                 sinks,
             };
             match (event, events) {
-                (Some(event), _) => run::one(&options, &event),
-                (None, Some(dir)) => run::golden(&options, &dir, bless),
+                (Some(event), _) => run::one(&options, &event).await,
+                (None, Some(dir)) => run::golden(&options, &dir, bless).await,
                 (None, None) => Err("give --event FILE or --events DIR".into()),
             }
         }

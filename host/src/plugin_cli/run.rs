@@ -30,9 +30,9 @@ struct Report {
 }
 
 /// Run the plugin on the event in `event` and print what happened.
-pub fn one(options: &Options, event: &Path) -> Result<(), String> {
+pub async fn one(options: &Options, event: &Path) -> Result<(), String> {
     let plugin = load(options)?;
-    let report = call(&plugin, &read_event(event)?, options.secrecy);
+    let report = call(&plugin, &read_event(event)?, options.secrecy).await;
     println!("plugin: {} ({})", options.plugin.display(), report.world);
     println!("decision: {}", report.decision);
     for command in &report.commands {
@@ -88,7 +88,7 @@ pub fn one(options: &Options, event: &Path) -> Result<(), String> {
 /// Run the plugin on every `NAME.json` in `dir` and compare what it did with
 /// `NAME.expected.json` beside it (with `bless`, write those instead).
 /// `Err` when any differs.
-pub fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), String> {
+pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), String> {
     let plugin = load(options)?;
     let mut fixtures: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
@@ -107,7 +107,7 @@ pub fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), String> 
     for fixture in &fixtures {
         let name = fixture.file_stem().and_then(|n| n.to_str()).unwrap_or_default();
         let expected_file = fixture.with_file_name(format!("{name}.expected.json"));
-        let report = call(&plugin, &read_event(fixture)?, options.secrecy);
+        let report = call(&plugin, &read_event(fixture)?, options.secrecy).await;
         let got = outcome(&report);
         if bless {
             let text = serde_json::to_string_pretty(&got).unwrap_or_default() + "\n";
@@ -190,9 +190,9 @@ fn load(options: &Options) -> Result<Plugin, String> {
 }
 
 /// Call the plugin on `event` as a plugin cleared to `level` sees it.
-fn call(plugin: &Plugin, event: &Event, level: Secrecy) -> Report {
+async fn call(plugin: &Plugin, event: &Event, level: Secrecy) -> Report {
     let seen = secrecy::redact(event, level);
-    let call = plugin.call(&seen);
+    let call = plugin.call(&seen).await;
     let mut report = Report {
         world: plugin.world,
         decision: String::new(),

@@ -5,6 +5,14 @@
 //! time into an `InstancePre`; a call then costs one `Store` and one
 //! instantiation from the pooling allocator, so no state leaks from one event
 //! to the next and a plugin that misbehaves takes only its own call down.
+//!
+//! A call's `deadline` bounds its wall-clock time wherever the time goes.
+//! Calls run asynchronously: the plugin's code yields back to the caller at
+//! every epoch tick, and every WASI function that waits (a sleep, a poll)
+//! waits asynchronously, so the timer around the call cuts it off at the
+//! deadline even while it sleeps in host code, where epoch interruption
+//! alone never fires. A call cut off is dropped with its store; nothing of
+//! it runs on.
 
 mod compiled;
 mod health;
@@ -32,8 +40,14 @@ use state::{LimitExceeded, PluginState};
 /// The most memory any one plugin may be given (`memory` in its config).
 pub const MAX_PLUGIN_MEMORY: u64 = 256 << 20;
 
-/// How often the epoch advances; plugin deadlines are counted in these ticks.
+/// How often the epoch advances: how often a running plugin gives its
+/// thread back, and so how late a deadline may be noticed at most.
 const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A call was still running at its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline passed")]
+struct DeadlinePassed;
 
 /// The wasmtime engine and one linker per world.
 #[derive(Clone)]
@@ -177,6 +191,9 @@ impl Runtime {
         pool.pagemap_scan(wasmtime::Enabled::Auto);
         pool.linear_memory_keep_resident(4 << 20);
         pool.table_keep_resident(64 << 10);
+        // Each call runs on a fiber stack of its own (see `call`); one per
+        // instance that can run at once.
+        pool.total_stacks(256);
 
         let mut config = wasmtime::Config::new();
         config
@@ -185,7 +202,10 @@ impl Runtime {
             .wasm_component_model(true)
             // Deep recursion traps cleanly at 512 KiB instead of eating the
             // host thread's stack.
-            .max_wasm_stack(512 * 1024);
+            .max_wasm_stack(512 * 1024)
+            // The fiber a call runs on holds the plugin's stack (above) and
+            // the host functions it calls.
+            .async_stack_size(2 << 20);
         let engine = Engine::new(&config)?;
         spawn_epoch_ticker(&engine);
 
@@ -288,9 +308,10 @@ impl Runtime {
 
 impl Plugin {
     /// Run the plugin once on `event`, in a fresh instance, once one of its
-    /// `instances` is free.
-    pub fn call(&self, event: &Event) -> Call {
-        let _slot = self.slots.take();
+    /// `instances` is free. The deadline counts from when the call starts,
+    /// not while it waits for an instance.
+    pub async fn call(&self, event: &Event) -> Call {
+        let _slot = self.slots.take().await;
         let started = Instant::now();
         let engine = match &self.pre {
             Pre::Filter(p) => p.engine(),
@@ -299,11 +320,16 @@ impl Plugin {
         };
         let mut store = Store::new(engine, PluginState::new(self.settings.clone(), event.received_at));
         store.limiter(|s| &mut s.limits);
-        let ticks = self.settings.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
-        store.set_epoch_deadline(ticks.max(1));
-        store.epoch_deadline_trap();
+        // Give the thread back at every tick, so that the timer below can
+        // fire while the plugin computes, and other work goes on meanwhile.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
 
-        let result = self.invoke(&mut store, event);
+        let deadline = self.settings.deadline;
+        let result = match tokio::time::timeout(deadline, self.invoke(&mut store, event)).await {
+            Ok(result) => result,
+            Err(_) => Err(wasmtime::Error::new(DeadlinePassed)),
+        };
         let mut state = store.into_data();
         // Going past a limit or a grant is the failure, however the call
         // ended: a log storm cut off at its deadline is `output_too_large`.
@@ -328,26 +354,32 @@ impl Plugin {
         }
     }
 
-    fn invoke(
+    async fn invoke(
         &self,
         store: &mut Store<PluginState>,
         event: &Event,
     ) -> wasmtime::Result<Result<Decision, crate::wit::types::Error>> {
         Ok(match &self.pre {
             Pre::Filter(pre) => pre
-                .instantiate(&mut *store)?
-                .call_filter(store, event)?
+                .instantiate_async(&mut *store)
+                .await?
+                .call_filter(store, event)
+                .await?
                 .map(|v| match v {
                     filter::Verdict::Keep => Decision::Keep,
                     filter::Verdict::Drop(reason) => Decision::Drop(reason),
                 }),
             Pre::Enricher(pre) => pre
-                .instantiate(&mut *store)?
-                .call_enrich(store, event)?
+                .instantiate_async(&mut *store)
+                .await?
+                .call_enrich(store, event)
+                .await?
                 .map(|e| Decision::Enriched(Box::new(e))),
             Pre::Action(pre) => pre
-                .instantiate(&mut *store)?
-                .call_act(store, event)?
+                .instantiate_async(&mut *store)
+                .await?
+                .call_act(store, event)
+                .await?
                 .map(|()| Decision::Commands(Vec::new())),
         })
     }
@@ -387,7 +419,7 @@ impl Plugin {
             Some(LimitExceeded::Tables) => return PluginFailure::Tables(self.settings.table_limit),
             None => {}
         }
-        if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
+        if error.downcast_ref::<DeadlinePassed>().is_some() {
             return PluginFailure::Timeout(self.settings.deadline);
         }
         match error.downcast_ref::<wasmtime::Trap>() {
@@ -436,8 +468,10 @@ fn linker(
 ) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     // Rust's standard library on wasm32-wasip2 imports WASI; the context
-    // behind it grants nothing (see `PluginState::new`).
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    // behind it grants nothing (see `PluginState::new`). The asynchronous
+    // versions: a WASI function that waits must not hold the thread past
+    // the call's deadline.
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     add_world(&mut linker)?;
     Ok(linker)
 }

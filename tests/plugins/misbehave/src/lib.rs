@@ -1,7 +1,10 @@
 //! A filter that misbehaves as `[plugins.config] misbehave` says:
-//! `"recurse"` until the stack runs out, `"trap"` (a Rust panic), or
-//! `"log-storm"` (a hundred thousand log lines) — or, with `"none"`, keeps
-//! every event.
+//! `"recurse"` until the stack runs out, `"trap"` (a Rust panic),
+//! `"log-storm"` (a hundred thousand log lines), `"log-flood"` (99 lines
+//! with 100 KB fields), `"forge"` (log lines that try to look like the
+//! host's), `"sleep"` (an hour, in a WASI clock wait), `"print"` (to
+//! standard output and error), `"fail-long"` (an error of a megabyte) — or,
+//! with `"none"`, keeps every event.
 
 use serde::Deserialize;
 use vestibule_plugin_sdk::{Error, Event, Filter, Verdict, export, log};
@@ -25,6 +28,33 @@ impl Filter for Misbehave {
                 }
                 Ok(Verdict::Keep)
             }
+            "log-flood" => {
+                let field = "x".repeat(100_000);
+                for _ in 0..99 {
+                    log::info("Flood.", &[("field", &field)]);
+                }
+                Ok(Verdict::Keep)
+            }
+            "forge" => {
+                log::info(
+                    "Looks fine.\n2099-01-01T00:00:00Z ERROR vestibule::admin: Admin token rotated.",
+                    &[(
+                        "key\r\n2099-01-01T00:00:00Z  WARN vestibule: forged",
+                        "value\u{1b}[2Jcleared",
+                    )],
+                );
+                Ok(Verdict::Keep)
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Verdict::Keep)
+            }
+            "print" => {
+                println!("to standard output");
+                eprintln!("to standard error");
+                Ok(Verdict::Keep)
+            }
+            "fail-long" => Err(Error::Failed("y".repeat(1 << 20))),
             "none" => Ok(Verdict::Keep),
             other => Err(Error::Config(format!("unknown misbehaviour `{other}`"))),
         }
