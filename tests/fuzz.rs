@@ -176,6 +176,8 @@ fn auth(vendor: VendorKind, dir: &Path) -> Option<Auth> {
     Some(vendors::build(&config, 0, &config.sources[0]).unwrap().1)
 }
 
+const ID_KEY: vestibule::event::IdKey = vestibule::event::IdKey::new([7; 32]);
+
 /// One input the way a request takes it: Basic and required headers,
 /// signature, normalization; then what plugins and the journal do with the
 /// event. Refusals are fine; panics are not.
@@ -185,6 +187,7 @@ fn one_request(vendor: VendorKind, auth: Option<&Auth>, headers: &HeaderMap, bod
         headers,
         body,
         received_at: vestibule::event::now_ms(),
+        id_key: &ID_KEY,
     };
     let event = match auth {
         None => vendors::unifi_access_ws::normalize(&request).map_err(|e| e.to_string())?,
@@ -398,6 +401,7 @@ fn normalize(vendor: VendorKind, body: &[u8]) -> Result<(), NormalizeError> {
         headers: &headers,
         body,
         received_at: 1_763_805_600_000,
+        id_key: &ID_KEY,
     };
     let event = match vendor {
         VendorKind::UnifiAccessWs => vendors::unifi_access_ws::normalize(&request)?,

@@ -108,3 +108,48 @@ async fn each_level_sees_exactly_what_it_is_cleared_for() {
         }
     }
 }
+
+/// An event id derived from a PIN says nothing about the PIN: a plugin
+/// cleared only to level 2 tries every 4-digit PIN against the id of a
+/// Verkada code entry (which has no `event_id`, so its id is derived from
+/// its fields, `input_value` among them) and finds nothing. The same event
+/// sent again keeps its id, also after a restart on the same data folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_derived_id_gives_no_redacted_field_away() {
+    let sink = Sink::start().await;
+    let config = format!(
+        "[store]\npath = \"data\"\n\
+         [[sources]]\nname = \"verkada\"\nvendor = \"verkada\"\nsecret_file = \"{{secret_file}}\"\n\
+         [[plugins]]\nname = \"cracker\"\nworld = \"action\"\npath = \"{}\"\nsinks = [\"echo\"]\nsecrecy = 2\ndeadline = \"5s\"\n\
+         [[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"{}\"\n",
+        plugin("pin-cracker").display(),
+        sink.url("/echo"),
+    );
+    let body = vendors::sample(VendorKind::Verkada, "door_code_entered_accepted").unwrap();
+    assert!(body.contains(r#""input_value": "4711""#));
+    let (dir, config) = support::write_config(&config);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let runtime = vestibule::Runtime::new().unwrap();
+        let app = vestibule::App::build(vestibule::Config::load(&config.file).unwrap(), &runtime).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/ingest/verkada", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(listener, async {
+            let _ = stopped.await;
+        }));
+        let headers = vendors::get(VendorKind::Verkada).sign(support::SECRET, support::now(), body.as_bytes());
+        let headers: Vec<(&str, String)> = headers.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let (status, answer) = support::post(&url, &headers, body.to_string()).await;
+        assert_eq!(status, 200, "{answer}");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        ids.push(answer["id"].as_str().unwrap().to_string());
+        let _ = stop.send(());
+        task.await.unwrap().unwrap();
+    }
+    drop(dir);
+    assert_eq!(ids[0], ids[1], "the same event, the same id, across a restart");
+    let received = sink.received();
+    assert_eq!(received.len(), 1, "the second delivery was a duplicate");
+    assert_eq!(received[0].body, "not found");
+}

@@ -40,7 +40,9 @@ impl App {
     /// and link plugins, set up sinks. Any problem is reported against the
     /// config file.
     pub fn build(config: Config, runtime: &Runtime) -> Result<App, ConfigError> {
-        let store = Store::for_config(&config).map_err(|e| config.error("store.path", e.to_string()))?;
+        let store = Store::for_config(&config)
+            .and_then(Store::with_id_key)
+            .map_err(|e| config.error("store.path", e.to_string()))?;
         let (journal, feeds) = Journal::start(store, Settings::from_config(&config))
             .map_err(|e| config.error("store.path", e.to_string()))?;
         let journal = Arc::new(journal);

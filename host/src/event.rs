@@ -3,7 +3,8 @@
 
 pub use crate::wit::types::{Actor, Attribute, Credential, Device, Door, Event};
 
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 /// The normalized kinds the vendor mappings produce. Plugins see them as
 /// strings (`Kind::AccessGranted.as_str() == "access.granted"`), so adding one
@@ -120,16 +121,55 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The event id derived from the body: a retried delivery of the same body
-/// gets the same id. Vendors with an event id of their own replace it.
-pub fn body_id(body: &[u8]) -> String {
-    let digest = Sha256::digest(body);
-    hex::encode(&digest[..16])
+/// The key event ids are derived with, when the vendor sends no id of its
+/// own. Derived ids are keyed so that they say nothing about what they are
+/// derived from: the body, or the vendor's fields, hold PINs and card
+/// numbers that a plugin cleared only to a higher secrecy level must not
+/// recover by hashing guesses. Kept in the data folder (see
+/// [`crate::store`]), so an event gets the same id across restarts and
+/// vendor retries.
+#[derive(Clone)]
+pub struct IdKey([u8; 32]);
+
+impl IdKey {
+    pub const fn new(bytes: [u8; 32]) -> IdKey {
+        IdKey(bytes)
+    }
+
+    /// A fresh key from the operating system's random source.
+    pub fn random() -> IdKey {
+        let mut bytes = [0; 32];
+        getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+        IdKey(bytes)
+    }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The id of an event known by `parts` (its body, or the vendor's
+    /// fields that identify it): 32 hex digits of HMAC-SHA256, each part
+    /// length-prefixed so that different splits never collide.
+    pub fn derive(&self, parts: &[&[u8]]) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+}
+
+impl std::fmt::Debug for IdKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdKey([redacted])")
+    }
 }
 
 impl Event {
     /// A new event for `request`, with the fields every vendor mapping fills
-    /// in; the mapping adds door, actor, credential and device.
+    /// in; the mapping adds door, actor, credential and device. Its id is
+    /// derived from the body; a vendor with an id of its own replaces it.
     pub fn new(
         request: &crate::vendors::Request<'_>,
         vendor: &str,
@@ -138,7 +178,7 @@ impl Event {
         occurred_at: i64,
     ) -> Event {
         Event {
-            id: body_id(request.body),
+            id: request.id_key.derive(&[request.body]),
             source: request.source.to_string(),
             vendor: vendor.to_string(),
             vendor_event_type: vendor_event_type.to_string(),
@@ -160,5 +200,21 @@ impl Event {
             key: key.to_string(),
             value: value.into(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_depend_on_the_key_and_on_every_part() {
+        let (a, b) = (IdKey::new([1; 32]), IdKey::new([2; 32]));
+        let id = a.derive(&[b"door", b"4711"]);
+        assert_eq!(id.len(), 32);
+        assert_eq!(id, a.derive(&[b"door", b"4711"]), "stable for one key");
+        assert_ne!(id, b.derive(&[b"door", b"4711"]), "another key, another id");
+        assert_ne!(id, a.derive(&[b"door4", b"711"]), "parts do not run together");
+        assert_eq!(format!("{a:?}"), "IdKey([redacted])");
     }
 }

@@ -29,6 +29,7 @@ pub mod app;
 pub mod config;
 pub mod dispatch;
 pub mod event;
+pub mod files;
 pub mod ingest;
 pub mod live;
 pub mod outbox;

@@ -200,6 +200,7 @@ impl Ingest {
             headers: &parts.headers,
             body: &body,
             received_at: now_ms(),
+            id_key: self.journal.id_key(),
         };
         route.auth.check_request(&parts.headers)?;
         let verified = route.vendor.verify(&request, &route.auth)?;

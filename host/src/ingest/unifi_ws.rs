@@ -187,6 +187,7 @@ impl UnifiWs {
                 headers: &headers,
                 body,
                 received_at: now_ms(),
+                id_key: journal.id_key(),
             };
             match unifi_access_ws::normalize(&request) {
                 Ok(event) => {

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::records::{DeadEvent, DeliveryUpdate, NewCommand, PendingCommand, Queued, Step};
 use super::{Store, StoreError};
-use crate::event::{Event, now_ms};
+use crate::event::{Event, IdKey, now_ms};
 
 /// The most requests applied in one transaction.
 const MAX_BATCH: usize = 1024;
@@ -101,6 +101,8 @@ enum Request {
 /// The handle the rest of the host writes through. Cheap to share.
 pub struct Journal {
     requests: std_mpsc::Sender<Request>,
+    /// What event ids are derived with (the store's).
+    id_key: IdKey,
     backlog: Arc<AtomicUsize>,
     unattempted: Arc<AtomicUsize>,
     durable: bool,
@@ -124,6 +126,7 @@ impl Journal {
         let backlog = Arc::new(AtomicUsize::new(0));
         let unattempted = Arc::new(AtomicUsize::new(0));
         let durable = store.path().is_some();
+        let id_key = store.id_key().clone();
         let mut writer = Writer {
             data_version: 0,
             store,
@@ -156,6 +159,7 @@ impl Journal {
         Ok((
             Journal {
                 requests,
+                id_key,
                 backlog,
                 unattempted,
                 durable,
@@ -227,6 +231,11 @@ impl Journal {
     /// it aside to retry later): shutdown need not wait for it.
     pub fn attempted(&self) {
         self.unattempted.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// What the ids of events the vendor gives no id for are derived with.
+    pub fn id_key(&self) -> &IdKey {
+        &self.id_key
     }
 
     /// Whether what the journal holds survives a crash.

@@ -7,6 +7,7 @@
 //! list, retry, drop and replay; the host notices those changes through
 //! `PRAGMA data_version` and picks them up within a second.
 
+mod id_key;
 mod journal;
 mod records;
 
@@ -20,7 +21,7 @@ pub use records::{
 };
 
 use crate::config::Config;
-use crate::event::now_ms;
+use crate::event::{IdKey, now_ms};
 
 /// The database file inside the data folder.
 pub const DB_FILE: &str = "vestibule.db";
@@ -62,6 +63,9 @@ pub struct Store {
     conn: Connection,
     /// Where the file is; `None` in memory.
     path: Option<PathBuf>,
+    /// What event ids are derived with: the data folder's (see
+    /// [`Store::with_id_key`]), or one of this process's own.
+    id_key: IdKey,
 }
 
 impl Store {
@@ -87,7 +91,11 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(|e| open_error(format!("cannot create the data folder: {e}")))?;
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path).map_err(|e| open_error(e.to_string()))?;
-        let mut store = Store { conn, path: Some(path) };
+        let mut store = Store {
+            conn,
+            path: Some(path),
+            id_key: IdKey::random(),
+        };
         store.prepare().map_err(|e| open_error(e.to_string()))?;
         Ok(store)
     }
@@ -97,6 +105,7 @@ impl Store {
         let mut store = Store {
             conn: Connection::open_in_memory()?,
             path: None,
+            id_key: IdKey::random(),
         };
         store.prepare()?;
         Ok(store)
@@ -105,6 +114,22 @@ impl Store {
     /// The database file, if on disk.
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// Use the data folder's event-id key, creating it the first time: what
+    /// the host does, so that ids stay the same across restarts. In memory
+    /// the store keeps a key of its own, gone with the process like the
+    /// events.
+    pub fn with_id_key(mut self) -> Result<Store, StoreError> {
+        if let Some(dir) = self.path.as_deref().and_then(Path::parent) {
+            self.id_key = id_key::load_or_create(dir)?;
+        }
+        Ok(self)
+    }
+
+    /// What event ids are derived with.
+    pub fn id_key(&self) -> &IdKey {
+        &self.id_key
     }
 
     fn prepare(&mut self) -> Result<(), StoreError> {

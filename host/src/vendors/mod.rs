@@ -17,7 +17,7 @@ use hyper::HeaderMap;
 pub use auth::Auth;
 
 use crate::config::{Config, ConfigError, SourceConfig, VendorKind};
-use crate::event::Event;
+use crate::event::{Event, IdKey};
 use crate::secrecy::Secrecy;
 
 /// One request as a vendor module sees it.
@@ -29,6 +29,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
     /// When we received it, ms since the epoch.
     pub received_at: i64,
+    /// What ids the vendor does not send are derived with.
+    pub id_key: &'a IdKey,
 }
 
 /// What verification established, for normalization to use.

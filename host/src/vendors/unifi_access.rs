@@ -204,6 +204,7 @@ mod tests {
 
     const SECRET: &str = "6601f1243d2ff70f";
     const T: i64 = 1695902233;
+    const ID_KEY: crate::event::IdKey = crate::event::IdKey::new([0; 32]);
 
     fn request<'a>(headers: &'a HeaderMap, body: &'a [u8], now_s: i64) -> Request<'a> {
         Request {
@@ -211,6 +212,7 @@ mod tests {
             headers,
             body,
             received_at: now_s * 1000,
+            id_key: &ID_KEY,
         }
     }
 

@@ -14,7 +14,7 @@ use super::{
     hmac_sha256, json, verify_timestamped,
 };
 use crate::config::SignaturePolicy;
-use crate::event::{Actor, Credential, Event, Kind, body_id};
+use crate::event::{Actor, Credential, Event, Kind};
 
 pub const VENDOR: &str = "verkada";
 
@@ -73,7 +73,7 @@ impl Vendor for Verkada {
         event.id = match json::text(data, &["event_id"]) {
             Some(id) => id,
             None => {
-                let key = [
+                let fields = [
                     "device_id",
                     "door_id",
                     "created",
@@ -81,9 +81,8 @@ impl Vendor for Verkada {
                     "notification_type",
                     "input_value",
                 ]
-                .map(|k| json::text(data, &[k]).unwrap_or_default())
-                .join("|");
-                body_id(key.as_bytes())
+                .map(|k| json::text(data, &[k]).unwrap_or_default());
+                request.id_key.derive(&fields.each_ref().map(|f| f.as_bytes()))
             }
         };
         event.door = door(
