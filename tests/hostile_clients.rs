@@ -101,12 +101,22 @@ async fn oversized_headers_get_431() {
     host.stop().await;
 }
 
+/// Headers of a signed request whose body never comes: the connection is
+/// busy answering it until the body timeout.
+fn busy(host: &Host) -> TcpStream {
+    raw(
+        host,
+        b"POST /ingest/office HTTP/1.1\r\nHost: vestibule\r\nContent-Length: 1000\r\n\r\n",
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_beyond_the_limit_are_refused() {
+async fn connections_beyond_the_limit_are_refused_when_none_is_idle() {
     let sink = Sink::start().await;
-    let host = Host::start(&config(&sink, "max_connections = 2", "")).await;
-    let first = raw(&host, b"");
-    let second = raw(&host, b"");
+    let server = "max_connections = 2\nbody_timeout = \"5s\"";
+    let host = Host::start(&config(&sink, server, "").replace("body_timeout = \"1s\"\n", "")).await;
+    let first = busy(&host);
+    let second = busy(&host);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut third = raw(&host, b"");
     let answer = tokio::task::spawn_blocking(move || read_to_close(&mut third))
@@ -118,6 +128,98 @@ async fn connections_beyond_the_limit_are_refused() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (status, _) = host.post_unifi(unifi_unlock("Front Door")).await;
     assert_eq!(status, 200, "served again once connections closed");
+    host.stop().await;
+}
+
+/// What clients that connect and then say nothing send first.
+const SILENCES: [&[u8]; 4] = [
+    b"",
+    b"P",
+    // Half an HTTP/2 preface.
+    b"PRI * HTTP/2.0\r\n",
+    // The whole preface and an empty SETTINGS frame.
+    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+];
+
+/// A connection with no request in progress is closed at the header
+/// timeout, whatever protocol it started to speak.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_at_the_header_timeout() {
+    let sink = Sink::start().await;
+    let host = Host::start(&config(&sink, "", "")).await;
+    let addr = host.addr;
+    let closed = tokio::task::spawn_blocking(move || {
+        let streams: Vec<(usize, TcpStream)> = SILENCES
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                stream.write_all(bytes).unwrap();
+                (i, stream)
+            })
+            .collect();
+        let started = Instant::now();
+        streams
+            .into_iter()
+            .map(|(i, mut stream)| {
+                let mut buffer = [0u8; 1024];
+                // Closed: end of stream (or a reset), not the read timeout.
+                let closed = loop {
+                    match stream.read(&mut buffer) {
+                        Ok(0) => break true,
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break false,
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => break false,
+                        Err(_) => break true,
+                    }
+                };
+                (i, closed, started.elapsed())
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (i, closed, after) in closed {
+        assert!(closed, "silence {i} was still open after {after:?}");
+    }
+    host.stop().await;
+}
+
+/// 2,000 connections that say nothing, held open, and every vendor's
+/// signed events are still accepted: at the connection limit a new
+/// connection takes the place of the longest idle one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_silent_connections_do_not_lock_the_vendors_out() {
+    const SILENT: usize = 2000;
+    const EVENTS: usize = 20;
+    let sink = Sink::start().await;
+    // Long enough that none of the silent ones is closed for idleness
+    // during the test: only the limit makes room.
+    let host =
+        Host::start(&config(&sink, "header_timeout = \"60s\"", "").replace("header_timeout = \"1s\"\n", "")).await;
+    let addr = host.addr;
+    let held = tokio::task::spawn_blocking(move || {
+        (0..SILENT)
+            .filter_map(|i| {
+                let mut stream = TcpStream::connect(addr).ok()?;
+                let _ = stream.write_all(SILENCES[i % SILENCES.len()]);
+                Some(stream)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(held.len(), SILENT);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for n in 0..EVENTS {
+        let body = unifi_unlock("Front Door").replacen('{', &format!("{{\"n\":{n},"), 1);
+        let (status, answer) = host.post_unifi(body).await;
+        assert_eq!(status, 200, "event {n}: {answer}");
+    }
+    let received = sink.wait_for(Duration::from_secs(20), |r| r.len() >= EVENTS).await;
+    assert_eq!(received.len(), EVENTS);
+    drop(held);
     host.stop().await;
 }
 

@@ -18,16 +18,19 @@ pub struct ServerConfig {
     /// `queue`: events accepted but not yet through the pipeline. When full,
     /// senders get 503 and retry later.
     pub queue: usize,
-    /// `header_timeout`: how long a client may take to send a request's
-    /// headers (and, with TLS, its handshake); then the connection is closed.
+    /// `header_timeout`: how long a connection may go without a request in
+    /// progress — from when it opens (TLS handshake included) to its first
+    /// request's headers, and between requests — whatever protocol it
+    /// speaks; then it is closed.
     pub header_timeout: Duration,
     /// `body_timeout`: how long a client may take to send a request's body;
     /// then it gets 408.
     pub body_timeout: Duration,
     /// `max_header_size`: request headers above this get 431 (at least 8KiB).
     pub max_header_size: ByteSize,
-    /// `max_connections`: connections open at once; more are answered 503
-    /// and closed.
+    /// `max_connections`: connections open at once. One more takes the
+    /// place of the connection idle the longest; only when none is idle is
+    /// it answered 503 and closed.
     pub max_connections: usize,
     /// `[server.tls]`: serve HTTPS with this certificate and key.
     pub tls: Option<TlsConfig>,

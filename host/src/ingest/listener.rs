@@ -1,12 +1,23 @@
 //! The listener: accepts connections within `max_connections`, shakes hands
-//! over TLS when `[server.tls]` is set, bounds how long a client may take to
-//! send its headers and how large they may be, and hands each request to
-//! the admin endpoints or to ingest. Every limit is read from the live set
-//! when a connection arrives, so a reload changes them for new connections.
+//! over TLS when `[server.tls]` is set, bounds how large a client's headers
+//! may be and how long it may keep a connection without a request in
+//! progress, and hands each request to the admin endpoints or to ingest.
+//! Every limit is read from the live set when a connection arrives, so a
+//! reload changes them for new connections.
+//!
+//! A connection that has no request in progress for `header_timeout` —
+//! from when it opens (TLS handshake included), or since its last answer —
+//! is closed, whatever it sent: nothing, half an HTTP/2 preface, a preface
+//! and SETTINGS and then silence. At `max_connections`, a new connection
+//! takes the place of the connection idle the longest; only when every
+//! open connection is answering a request is the new one refused. So
+//! clients that connect and say nothing cannot lock the vendors out.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -15,7 +26,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::Ingest;
 use crate::admin::Admin;
@@ -32,15 +43,145 @@ pub struct Listener {
     admin: Arc<Admin>,
     /// Connections open now.
     open: Arc<AtomicUsize>,
+    /// The open connections, for choosing one to close at the limit.
+    connections: Arc<Connections>,
     graceful: GracefulShutdown,
 }
 
-/// Counts a connection as open while it lives.
-struct Open(Arc<AtomicUsize>);
+/// Counts a connection as open while it lives, and forgets it when it ends.
+struct Open {
+    count: Arc<AtomicUsize>,
+    connections: Arc<Connections>,
+    id: u64,
+}
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.connections.forget(self.id);
+    }
+}
+
+/// The open connections by id.
+struct Connections {
+    by_id: Mutex<HashMap<u64, Arc<Tracked>>>,
+    next_id: AtomicU64,
+    /// What `Tracked::idle_since` counts from.
+    epoch: Instant,
+}
+
+/// One open connection, as the listener follows it.
+struct Tracked {
+    /// Requests being answered on it now.
+    in_flight: AtomicUsize,
+    /// Since when it has had none (ms after [`Connections::epoch`]).
+    idle_since: AtomicU64,
+    /// Told to close: it was idle when a new connection needed its place.
+    evicted: Notify,
+}
+
+impl Connections {
+    fn new() -> Connections {
+        Connections {
+            by_id: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Tracked>>> {
+        // Nothing panics while holding it.
+        self.by_id.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self) -> (u64, Arc<Tracked>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let tracked = Arc::new(Tracked {
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(self.now()),
+            evicted: Notify::new(),
+        });
+        self.lock().insert(id, tracked.clone());
+        (id, tracked)
+    }
+
+    fn forget(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Close the connection idle the longest, if any is idle; whether one was.
+    fn evict_idlest(&self) -> bool {
+        let mut by_id = self.lock();
+        let idlest = by_id
+            .iter()
+            .filter(|(_, c)| c.in_flight.load(Ordering::Relaxed) == 0)
+            .min_by_key(|(_, c)| c.idle_since.load(Ordering::Relaxed))
+            .map(|(id, _)| *id);
+        match idlest.and_then(|id| by_id.remove(&id)) {
+            Some(connection) => {
+                connection.evicted.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A request in progress on a connection, from when its headers arrived
+/// until it was answered — or given up, when its future is dropped (an
+/// HTTP/2 stream the client reset).
+struct Answering {
+    connection: Arc<Tracked>,
+    connections: Arc<Connections>,
+}
+
+impl Answering {
+    fn begin(connection: &Arc<Tracked>, connections: &Arc<Connections>) -> Answering {
+        connection.in_flight.fetch_add(1, Ordering::Relaxed);
+        Answering {
+            connection: connection.clone(),
+            connections: connections.clone(),
+        }
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        let connection = &self.connection;
+        connection.idle_since.store(self.connections.now(), Ordering::Relaxed);
+        connection.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Tracked {
+    /// Resolves once the connection has had no request in progress for
+    /// `timeout`, or was evicted.
+    async fn idle_for(&self, timeout: Duration, connections: &Connections) {
+        let evicted = self.evicted.notified();
+        tokio::pin!(evicted);
+        loop {
+            let since = self.idle_since.load(Ordering::Relaxed);
+            let due = connections.epoch + Duration::from_millis(since) + timeout;
+            tokio::select! {
+                () = &mut evicted => return,
+                () = tokio::time::sleep_until(due.into()) => {}
+            }
+            let busy = self.in_flight.load(Ordering::Relaxed) > 0;
+            if !busy && self.idle_since.load(Ordering::Relaxed) == since {
+                return;
+            }
+            if busy {
+                // Check again a timeout after it next goes idle at the latest.
+                tokio::select! {
+                    () = &mut evicted => return,
+                    () = tokio::time::sleep(timeout) => {}
+                }
+            }
+        }
     }
 }
 
@@ -51,6 +192,7 @@ impl Listener {
             ingest,
             admin,
             open: Arc::new(AtomicUsize::new(0)),
+            connections: Arc::new(Connections::new()),
             graceful: GracefulShutdown::new(),
         }
     }
@@ -99,9 +241,17 @@ impl Listener {
     fn connection(&self, mut stream: TcpStream, peer: SocketAddr) {
         let live = self.live.current();
         let server = &live.config.server;
-        let open = Open(self.open.clone());
-        if self.open.fetch_add(1, Ordering::Relaxed) >= server.max_connections {
-            tracing::warn!(%peer, limit = server.max_connections, "Connection refused: too many open.");
+        let at_limit = self.open.fetch_add(1, Ordering::Relaxed) >= server.max_connections;
+        // Make room before joining: a new connection is idle too.
+        let room = !at_limit || self.connections.evict_idlest();
+        let (id, tracked) = self.connections.add();
+        let open = Open {
+            count: self.open.clone(),
+            connections: self.connections.clone(),
+            id,
+        };
+        if !room {
+            tracing::warn!(%peer, limit = server.max_connections, "Connection refused: too many open, none idle.");
             let tls = live.tls.is_some();
             tokio::spawn(async move {
                 if !tls {
@@ -123,10 +273,13 @@ impl Listener {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(server.max_header_size.0 as u32);
-        let (ingest, admin) = (self.ingest.clone(), self.admin.clone());
+        let (ingest, admin, connections) = (self.ingest.clone(), self.admin.clone(), self.connections.clone());
+        let connection = tracked.clone();
         let service = service_fn(move |request: hyper::Request<Incoming>| {
             let (ingest, admin) = (ingest.clone(), admin.clone());
+            let answering = Answering::begin(&connection, &connections);
             async move {
+                let _answering = answering;
                 if request.uri().path().starts_with(ADMIN_PREFIX) {
                     Ok(admin.handle(request, peer).await)
                 } else {
@@ -134,16 +287,23 @@ impl Listener {
                 }
             }
         });
-        let handshake_timeout = server.header_timeout.0;
-        let (tls, watcher) = (live.tls.clone(), self.graceful.watcher());
+        let idle_timeout = server.header_timeout.0;
+        let (tls, watcher, connections) = (live.tls.clone(), self.graceful.watcher(), self.connections.clone());
         tokio::spawn(async move {
-            match tls {
-                None => serve(builder, stream, service, watcher, peer).await,
-                Some(tls) => match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
-                    Ok(Ok(stream)) => serve(builder, stream, service, watcher, peer).await,
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed."),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out."),
-                },
+            let serving = async {
+                match tls {
+                    None => serve(builder, stream, service, watcher, peer).await,
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(stream) => serve(builder, stream, service, watcher, peer).await,
+                        Err(e) => tracing::debug!(%peer, error = %e, "TLS handshake failed."),
+                    },
+                }
+            };
+            tokio::select! {
+                () = serving => {}
+                () = tracked.idle_for(idle_timeout, &connections) => {
+                    tracing::debug!(%peer, "Connection closed: no request in progress for {idle_timeout:?}.");
+                }
             }
             drop(open);
         });
