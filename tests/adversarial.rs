@@ -501,3 +501,67 @@ async fn a_host_stopped_while_a_plugin_sleeps_stops_cleanly_and_catches_up() {
         "every accepted event was processed, after the restart if not before"
     );
 }
+
+/// What a plugin writes reaches the host's log bounded and escaped: a flood
+/// of long lines is cut at 4 KiB a line and 64 KiB a call, and fails the
+/// call; a newline or a terminal escape cannot start a line that looks like
+/// the host's; a megabyte of error message is cut to a kilobyte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_plugin_logs_is_bounded_and_cannot_forge_host_lines() {
+    const EVENTS: usize = 3;
+    let sink = Sink::start().await;
+    let addr = support::free_addr();
+    let plugins = [
+        misbehaving("flood", "log-flood", "suspend_after = 0"),
+        misbehaving("forger", "forge", ""),
+        misbehaving("liar", "fail-long", "suspend_after = 0"),
+    ]
+    .concat();
+    let config = lights_config(&plugins, &sink.url("/on")).replacen(
+        "[server]\n",
+        &format!("[server]\nlisten = \"{addr}\"\n"),
+        1,
+    );
+    let (dir, config) = write_config(&config);
+    let host = support::Process::start(&config.file);
+    for n in 0..EVENTS {
+        let body = unifi_unlock("Front Door").replacen('{', &format!("{{\"n\":{n},"), 1);
+        let url = format!("http://{addr}/ingest/office");
+        let (status, answer) = support::post(&url, &support::unifi_signature(SECRET, now(), &body), body).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    sink.wait_for(Duration::from_secs(30), |r| r.len() >= EVENTS).await;
+    host.wait_for_log("more than 65536 bytes of log lines", Duration::from_secs(10));
+    let log = host.log();
+    drop(host);
+    drop(dir);
+
+    let bytes: usize = log.iter().map(|l| l.len() + 1).sum();
+    // Without the bounds: 3 × 99 lines of 100 KB, and 3 MB of error.
+    assert!(bytes < 512 << 10, "{bytes} bytes of log");
+    let longest = log.iter().map(String::len).max().unwrap();
+    assert!(longest < 6 << 10, "a line of {longest} bytes");
+    assert!(
+        log.iter()
+            .all(|l| !l.starts_with("2099") && !l.chars().any(|c| c.is_control())),
+        "a forged line: {log:#?}"
+    );
+    let forged: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("vestibule::plugin: Looks fine."))
+        .collect();
+    assert_eq!(forged.len(), EVENTS, "{log:#?}");
+    assert!(
+        forged[0].contains(r"Looks fine.\n2099-01-01T00:00:00Z ERROR vestibule::admin"),
+        "{}",
+        forged[0]
+    );
+    assert!(forged[0].contains(r"key\r\n2099"), "{}", forged[0]);
+    assert!(forged[0].contains(r"value\u{1b}[2Jcleared"), "{}", forged[0]);
+    let lies: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("Plugin failed") && l.contains("plugin=liar"))
+        .collect();
+    assert_eq!(lies.len(), EVENTS, "{lies:#?}");
+    assert!(lies.iter().all(|l| l.len() < 2048), "{lies:#?}");
+}

@@ -186,6 +186,17 @@ impl Config {
             .collect()
     }
 
+    /// `value` at `key` must be from `min` to `max` bytes.
+    fn in_range(&self, key: &str, value: ByteSize, min: u64, max: u64) -> Result<(), ConfigError> {
+        if (min..=max).contains(&value.0) {
+            return Ok(());
+        }
+        Err(self.error(
+            key,
+            format!("{value} is out of range: from {} to {}", ByteSize(min), ByteSize(max)),
+        ))
+    }
+
     /// Checks that need nothing but the file itself.
     fn validate(&self) -> Result<(), ConfigError> {
         self.validate_host()?;

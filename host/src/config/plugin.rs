@@ -42,6 +42,10 @@ pub struct PluginConfig {
     pub max_commands: u32,
     #[serde(default = "default_max_log_lines")]
     pub max_log_lines: u32,
+    /// `max_log_bytes`: the most one call may log, all lines together as
+    /// written (each line is cut at 4 KiB). More is `output_too_large`.
+    #[serde(default = "default_max_log_bytes")]
+    pub max_log_bytes: ByteSize,
     #[serde(default = "default_max_attributes")]
     pub max_attributes: u32,
     /// `secrecy`: what of the event the plugin may see: 0 everything, 1 no
@@ -113,6 +117,7 @@ impl PluginConfig {
             max_output: default_max_output(),
             max_commands: default_max_commands(),
             max_log_lines: default_max_log_lines(),
+            max_log_bytes: default_max_log_bytes(),
             max_attributes: default_max_attributes(),
             secrecy: Secrecy::default(),
             clock: Clock::default(),
@@ -153,6 +158,10 @@ fn default_max_commands() -> u32 {
 
 fn default_max_log_lines() -> u32 {
     100
+}
+
+fn default_max_log_bytes() -> ByteSize {
+    ByteSize(64 * 1024)
 }
 
 fn default_max_attributes() -> u32 {
@@ -210,21 +219,23 @@ impl Config {
         if plugin.deadline.0.is_zero() {
             return Err(self.error(format!("{key}.deadline"), "must be more than 0"));
         }
-        if plugin.memory.0 > crate::plugins::MAX_PLUGIN_MEMORY {
-            return Err(self.error(
-                format!("{key}.memory"),
-                format!("at most {} bytes", crate::plugins::MAX_PLUGIN_MEMORY),
-            ));
-        }
+        // A Rust component's stack alone takes 1 MiB of its memory.
+        self.in_range(
+            &format!("{key}.memory"),
+            plugin.memory,
+            1 << 20,
+            crate::plugins::MAX_PLUGIN_MEMORY,
+        )?;
         if !(1..=MAX_INSTANCES).contains(&plugin.instances) {
             return Err(self.error(format!("{key}.instances"), format!("from 1 to {MAX_INSTANCES}")));
         }
-        if plugin.max_output.0 < 1024 || plugin.max_output.0 > crate::plugins::MAX_PLUGIN_MEMORY {
-            return Err(self.error(
-                format!("{key}.max_output"),
-                format!("from 1KiB to {} bytes", crate::plugins::MAX_PLUGIN_MEMORY),
-            ));
-        }
+        self.in_range(
+            &format!("{key}.max_output"),
+            plugin.max_output,
+            1 << 10,
+            crate::plugins::MAX_PLUGIN_MEMORY,
+        )?;
+        self.in_range(&format!("{key}.max_log_bytes"), plugin.max_log_bytes, 4 << 10, 16 << 20)?;
         for (name, value) in [
             ("tables", plugin.tables),
             ("max_commands", plugin.max_commands),

@@ -122,6 +122,9 @@ impl Default for ReloadConfig {
     }
 }
 
+/// The largest `max_body`: no vendor's event comes near it.
+const MAX_BODY: u64 = 64 << 20;
+
 /// The smallest `max_header_size` the HTTP/1 parser works with.
 const MIN_HEADER_SIZE: u64 = 8192;
 
@@ -152,9 +155,13 @@ impl Config {
         if self.server.max_connections == 0 {
             return Err(self.error("server.max_connections", "must be at least 1"));
         }
-        if self.server.max_header_size.0 < MIN_HEADER_SIZE {
-            return Err(self.error("server.max_header_size", "must be at least 8KiB"));
-        }
+        self.in_range(
+            "server.max_header_size",
+            self.server.max_header_size,
+            MIN_HEADER_SIZE,
+            1 << 20,
+        )?;
+        self.in_range("server.max_body", self.server.max_body, 1 << 10, MAX_BODY)?;
         for (key, value) in [
             ("server.header_timeout", self.server.header_timeout),
             ("server.body_timeout", self.server.body_timeout),

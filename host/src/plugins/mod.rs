@@ -18,6 +18,7 @@ mod compiled;
 mod health;
 mod slots;
 mod state;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +44,12 @@ pub const MAX_PLUGIN_MEMORY: u64 = 256 << 20;
 /// How often the epoch advances: how often a running plugin gives its
 /// thread back, and so how late a deadline may be noticed at most.
 const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// The most of a plugin's error message that is kept, in bytes.
+const MAX_ERROR: usize = 1024;
+
+/// The most of a filter's drop reason that is kept, in bytes.
+pub const MAX_REASON: usize = 1024;
 
 /// A call was still running at its deadline.
 #[derive(Debug, thiserror::Error)]
@@ -295,6 +302,7 @@ impl Runtime {
                 sinks: config.sinks.clone(),
                 max_commands: config.max_commands,
                 max_log_lines: config.max_log_lines,
+                max_log_bytes: config.max_log_bytes.0,
                 clock: config.clock,
             }),
             output: OutputLimits {
@@ -342,9 +350,11 @@ impl Plugin {
             Err(e) => Err(self.classify(e, &state)),
             Ok(Ok(Decision::Commands(_))) => self.check_output(Decision::Commands(std::mem::take(&mut state.commands))),
             Ok(Ok(decision)) => self.check_output(decision),
+            // The plugin's own words go to the log and the journal: escaped
+            // and bounded.
             Ok(Err(e)) => Err(PluginFailure::Returned(match e {
-                crate::wit::types::Error::Config(m) => format!("config: {m}"),
-                crate::wit::types::Error::Failed(m) => m,
+                crate::wit::types::Error::Config(m) => format!("config: {}", text::shown(&m, MAX_ERROR)),
+                crate::wit::types::Error::Failed(m) => text::shown(&m, MAX_ERROR),
             })),
         };
         Call {
@@ -410,7 +420,11 @@ impl Plugin {
         if size > limit {
             return too_large(format!("{size} bytes, at most {limit}"));
         }
-        Ok(decision)
+        Ok(match decision {
+            // Written to the log and the journal: escaped and bounded.
+            Decision::Drop(reason) => Decision::Drop(text::shown(&reason, MAX_REASON)),
+            other => other,
+        })
     }
 
     fn classify(&self, error: wasmtime::Error, state: &PluginState) -> PluginFailure {

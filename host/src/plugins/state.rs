@@ -6,11 +6,16 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::text;
 use crate::config::Clock;
 use crate::wit::{host, sinks};
 
-/// Longest log message kept, in bytes; the rest is cut off.
-const MAX_LOG_BYTES: usize = 4096;
+/// The most one log line may hold — message, field names and values
+/// together, as written — in bytes; the rest is cut off.
+pub const MAX_LOG_LINE: usize = 4096;
+/// Of that, the most for one field name, and for one field value.
+const MAX_FIELD_NAME: usize = 128;
+const MAX_FIELD_VALUE: usize = 2048;
 
 /// A clock that always reads the same time.
 struct FixedClock(u64);
@@ -45,6 +50,7 @@ pub(crate) struct Settings {
     pub sinks: Vec<String>,
     pub max_commands: u32,
     pub max_log_lines: u32,
+    pub max_log_bytes: u64,
     pub clock: Clock,
 }
 
@@ -61,6 +67,36 @@ pub struct LogLine {
 }
 
 impl LogLine {
+    /// The line as the host writes it: every part escaped (see
+    /// [`text`](super::text)), and all of it within [`MAX_LOG_LINE`] bytes;
+    /// fields that do not fit are left out, and an `…` field says so.
+    fn shown(level: host::Level, message: &str, fields: &[(String, String)]) -> LogLine {
+        let message = text::shown(message, MAX_LOG_LINE / 2);
+        let mut used = message.len();
+        let mut shown = Vec::with_capacity(fields.len());
+        for (name, value) in fields {
+            let name = text::shown(name, MAX_FIELD_NAME);
+            let value = text::shown(value, MAX_FIELD_VALUE);
+            // `name=value` and the space before it.
+            used += name.len() + value.len() + 2;
+            if used > MAX_LOG_LINE {
+                shown.push(("…".to_string(), format!("{} more fields", fields.len() - shown.len())));
+                break;
+            }
+            shown.push((name, value));
+        }
+        LogLine {
+            level,
+            message,
+            fields: shown,
+        }
+    }
+
+    /// Its bytes, as written.
+    fn len(&self) -> usize {
+        self.message.len() + self.fields.iter().map(|(k, v)| k.len() + v.len() + 2).sum::<usize>()
+    }
+
     /// `trace`, `debug`, `info`, `warn` or `error`.
     pub fn level_name(&self) -> &'static str {
         match self.level {
@@ -79,6 +115,8 @@ pub(crate) struct PluginState {
     table: ResourceTable,
     pub limits: Limits,
     pub logs: Vec<LogLine>,
+    /// The bytes of `logs`, as written.
+    log_bytes: u64,
     pub commands: Vec<Outgoing>,
     /// A request the host cannot honour (a delay over a day): the call
     /// fails with `error` however it returns.
@@ -117,6 +155,7 @@ impl PluginState {
             table: ResourceTable::new(),
             limits,
             logs: Vec::new(),
+            log_bytes: 0,
             commands: Vec::new(),
             overflow: None,
             refused: None,
@@ -175,24 +214,25 @@ impl wasmtime::ResourceLimiter for Limits {
 
 impl host::Host for PluginState {
     fn log(&mut self, level: host::Level, message: String, fields: Vec<(String, String)>) {
-        // A storm of log lines must not flood the host's log: past the
-        // limit nothing more is written, and the call fails.
-        if self.logs.len() >= self.settings.max_log_lines as usize {
-            self.overflow
-                .get_or_insert_with(|| format!("more than {} log lines", self.settings.max_log_lines));
+        // A storm of log lines, or of long ones, must not flood the host's
+        // log: past either limit nothing more is written, and the call fails.
+        if self.overflow.is_some() {
             return;
         }
-        let mut message = message;
-        if message.len() > MAX_LOG_BYTES {
-            let mut end = MAX_LOG_BYTES;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
+        if self.logs.len() >= self.settings.max_log_lines as usize {
+            self.overflow = Some(format!("more than {} log lines", self.settings.max_log_lines));
+            return;
+        }
+        let line = LogLine::shown(level, &message, &fields);
+        self.log_bytes += line.len() as u64;
+        if self.log_bytes > self.settings.max_log_bytes {
+            self.overflow = Some(format!("more than {} bytes of log lines", self.settings.max_log_bytes));
+            return;
         }
         let plugin = &self.settings.name;
-        let shown: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let shown: Vec<String> = line.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let shown = shown.join(" ");
+        let message = &line.message;
         match level {
             host::Level::Trace => tracing::trace!(target: "vestibule::plugin", %plugin, fields = %shown, "{message}"),
             host::Level::Debug => tracing::debug!(target: "vestibule::plugin", %plugin, fields = %shown, "{message}"),
@@ -200,7 +240,7 @@ impl host::Host for PluginState {
             host::Level::Warn => tracing::warn!(target: "vestibule::plugin", %plugin, fields = %shown, "{message}"),
             host::Level::Error => tracing::error!(target: "vestibule::plugin", %plugin, fields = %shown, "{message}"),
         }
-        self.logs.push(LogLine { level, message, fields });
+        self.logs.push(line);
     }
 
     fn config(&mut self) -> String {
@@ -246,7 +286,7 @@ impl PluginState {
         if !self.settings.sinks.iter().any(|s| s == &command.sink || s == ANY_SINK) {
             // Logged once per call (by the pipeline, with the failure), however
             // often the plugin tries.
-            self.refused.get_or_insert_with(|| command.sink.clone());
+            self.refused.get_or_insert_with(|| text::shown(&command.sink, 256));
             return Err(sinks::SendError::UnknownSink(command.sink));
         }
         if self.commands.len() >= self.settings.max_commands as usize {
