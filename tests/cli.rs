@@ -385,3 +385,57 @@ fn plugin_run_reports_what_the_host_would() {
     assert!(said.contains("decision: enriched"), "{said}");
     assert!(said.contains("limit or failure: none"), "{said}");
 }
+
+/// A config, plugin, secret or certificate that is a device or a FIFO is
+/// refused by `vestibule check` with the file named — at once, not after
+/// reading `/dev/zero` into memory or waiting on the FIFO.
+#[test]
+fn check_refuses_special_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let zero = dir.path().join("zero.wasm");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+    let source = "[[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n";
+    let cases = [
+        (
+            "a plugin",
+            format!("{source}[[plugins]]\nname = \"p\"\nworld = \"filter\"\npath = \"zero.wasm\"\n"),
+            "zero.wasm: is not a regular file",
+        ),
+        (
+            "a secret",
+            source.replace("secret_file = \"secret\"", "secret_file = \"fifo\""),
+            "sources[0].secret_file: cannot read secret file",
+        ),
+        (
+            "a certificate",
+            format!("[server.tls]\ncert_file = \"/dev/urandom\"\nkey_file = \"fifo\"\n{source}"),
+            "server.tls.cert_file: /dev/urandom: is not a regular file",
+        ),
+    ];
+    let check = |config: &Path| {
+        let output = vestibule()
+            .current_dir(dir.path())
+            .args(["check", "--config"])
+            .arg(config)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    for (what, text, says) in cases {
+        let config = dir.path().join("vestibule.toml");
+        std::fs::write(&config, text).unwrap();
+        let (code, stderr) = check(&config);
+        assert_eq!(code, Some(1), "{what}: {stderr}");
+        assert!(stderr.contains(says), "{what}: `{says}` is not in {stderr}");
+        assert!(stderr.contains("is not a regular file"), "{what}: {stderr}");
+    }
+    let (code, stderr) = check(&fifo);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("fifo: cannot read: is not a regular file"), "{stderr}");
+}

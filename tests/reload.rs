@@ -607,3 +607,64 @@ async fn admin_endpoints_need_their_token() {
     );
     host.stop().await;
 }
+
+/// A device or a FIFO where a plugin or a secret should be is refused at
+/// reload with the file named — the host neither reads `/dev/zero` into
+/// memory nor waits on a FIFO — and a good change after it applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn special_files_are_refused_on_reload_and_the_next_change_applies() {
+    let sink = Sink::start().await;
+    let (_folder, stamp, host) = stamp_host(&sink.url("/echo")).await;
+    let good_stamp = std::fs::read(&stamp).unwrap();
+    let good = std::fs::read_to_string(&host.config).unwrap();
+
+    // The plugin swapped for a symlink to /dev/zero: the watcher sees it.
+    std::fs::remove_file(&stamp).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &stamp).unwrap();
+    let refused = status_until(&host, "/dev/zero", |s| reloads(s, "failed") == 1).await;
+    let error = refused["reloads"]["last"]["error"].as_str().unwrap().to_string();
+    assert!(error.contains(&stamp.display().to_string()), "{error}");
+    assert!(error.contains("is not a regular file"), "{error}");
+    std::fs::remove_file(&stamp).unwrap();
+    std::fs::write(&stamp, &good_stamp).unwrap();
+    status_until(&host, "plugin back", |s| reloads(s, "ok") == 1).await;
+
+    // A sink's secret file that is a FIFO nobody writes: the reload answers.
+    let fifo = host.config.parent().unwrap().join("token-fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let with_fifo = good.replace(
+        "[[sinks]]\n        name = \"echo\"",
+        &format!(
+            "[[sinks]]\n        name = \"echo\"\n        headers = {{ Authorization = {{ secret_file = \"{}\" }} }}",
+            fifo.display()
+        ),
+    );
+    assert_ne!(with_fifo, good);
+    std::fs::write(&host.config, &with_fifo).unwrap();
+    let (code, answer) = tokio::time::timeout(Duration::from_secs(30), async {
+        try_post(&host.url("/admin/reload"), &admin(), "").await.unwrap()
+    })
+    .await
+    .expect("POST /admin/reload answered");
+    assert_eq!(code, 422, "{answer}");
+    assert!(
+        answer.contains("token-fifo") && answer.contains("is not a regular file"),
+        "{answer}"
+    );
+
+    // And the next good change goes through.
+    std::fs::write(
+        &host.config,
+        good.replace("debounce = \"200ms\"", "debounce = \"300ms\""),
+    )
+    .unwrap();
+    let applied = status_until(&host, "a good change", |s| reloads(s, "ok") == 2).await;
+    assert_eq!(applied["reloads"]["last"]["result"], "ok");
+    host.stop().await;
+}

@@ -220,7 +220,8 @@ async fn send_event(
         ));
     }
     let mut body = match (event, body) {
-        (_, Some(file)) => std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?,
+        (_, Some(file)) => vestibule::files::read_text(&file, vestibule::files::INPUT_LIMIT)
+            .map_err(|e| format!("{}: {e}", file.display()))?,
         (Some(event), None) => send::sample(vendor, &event)?.to_string(),
         (None, None) => return Err("give --event TYPE (a sample) or --body FILE".into()),
     };

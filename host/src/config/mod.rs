@@ -116,7 +116,7 @@ impl Config {
     /// Read and parse `file`. Checks that need the outside world (secrets,
     /// plugin files) happen when the parts are built, see [`crate::app`].
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        let text = crate::files::read_text(file, crate::files::CONFIG_LIMIT).map_err(|source| ConfigError::Read {
             file: file.to_path_buf(),
             source,
         })?;
@@ -182,7 +182,14 @@ impl Config {
     ) -> Result<Vec<Secret>, ConfigError> {
         env.map(|var| SecretRef::Env(var.clone()))
             .chain(file.map(|path| SecretRef::File(self.resolve(path))))
-            .map(|reference| reference.read().map_err(|message| self.error(key, message)))
+            .map(|reference| {
+                // `key` names the `…_env` setting; a file's error names its `…_file`.
+                let key = match (&reference, key.strip_suffix("_env")) {
+                    (SecretRef::File(_), Some(stem)) => format!("{stem}_file"),
+                    _ => key.to_string(),
+                };
+                reference.read().map_err(|message| self.error(key, message))
+            })
             .collect()
     }
 

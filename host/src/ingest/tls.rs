@@ -9,6 +9,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ConfigError};
+use crate::files;
 
 /// The acceptor `[server.tls]` asks for, or `None` for plain HTTP.
 pub fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>, ConfigError> {
@@ -16,8 +17,11 @@ pub fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>, ConfigError> {
         return Ok(None);
     };
     let cert_file = config.resolve(&tls.cert_file);
-    let certs = CertificateDer::pem_file_iter(&cert_file)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+    let read = |key: &str, file: &std::path::Path| {
+        files::read(file, files::PEM_LIMIT).map_err(|e| config.error(key, format!("{}: {e}", file.display())))
+    };
+    let certs = CertificateDer::pem_slice_iter(&read("server.tls.cert_file", &cert_file)?)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| config.error("server.tls.cert_file", format!("{}: {e}", cert_file.display())))?;
     if certs.is_empty() {
         return Err(config.error(
@@ -27,7 +31,7 @@ pub fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>, ConfigError> {
     }
     let key_file = config.resolve(&tls.key_file);
     // The error never quotes the key.
-    let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+    let key = PrivateKeyDer::from_pem_slice(&read("server.tls.key_file", &key_file)?).map_err(|e| {
         config.error(
             "server.tls.key_file",
             format!("{}: not a PEM private key ({e})", key_file.display()),

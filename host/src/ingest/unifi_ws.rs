@@ -63,7 +63,7 @@ impl UnifiWs {
         let ca_pem = match &source.ca_file {
             Some(file) => {
                 let file = config.resolve(file);
-                let pem = std::fs::read(&file)
+                let pem = crate::files::read(&file, crate::files::PEM_LIMIT)
                     .map_err(|e| config.error(key("ca_file"), format!("cannot read {}: {e}", file.display())))?;
                 Some(pem)
             }

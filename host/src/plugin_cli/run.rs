@@ -115,7 +115,7 @@ pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), St
             println!("wrote {}", expected_file.display());
             continue;
         }
-        let expected: Option<Value> = std::fs::read_to_string(&expected_file)
+        let expected: Option<Value> = vestibule::files::read_text(&expected_file, vestibule::files::INPUT_LIMIT)
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok());
         match expected {
@@ -151,7 +151,8 @@ pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), St
 }
 
 fn read_event(file: &Path) -> Result<Event, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let text = vestibule::files::read_text(file, vestibule::files::INPUT_LIMIT)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not a normalized event: {e}", file.display()))
 }
 
@@ -159,7 +160,8 @@ fn read_event(file: &Path) -> Result<Event, String> {
 fn load(options: &Options) -> Result<Plugin, String> {
     let table: toml::Table = match &options.config {
         Some(file) => {
-            let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let text = vestibule::files::read_text(file, vestibule::files::INPUT_LIMIT)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
             toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
         }
         None => toml::Table::new(),

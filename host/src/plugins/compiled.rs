@@ -106,8 +106,10 @@ impl Components {
             origin,
             loaded_at: now_ms(),
         };
+        // Only a regular file: the cache is the host's, but a device or
+        // FIFO planted in it must not hang or flood the load.
         if let Some(file) = &file
-            && file.exists()
+            && std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() <= crate::files::COMPILED_LIMIT)
         {
             // SAFETY: deserializing runs the machine code in the file. The
             // cache is inside the host's own data folder and written only

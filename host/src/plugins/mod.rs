@@ -243,7 +243,7 @@ impl Runtime {
     /// `components` (reused, cached, or compiled now).
     pub fn load_with(&self, config: &PluginConfig, path: &Path, components: &Components) -> Result<Plugin, LoadError> {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        let bytes = crate::files::read(path, crate::files::PLUGIN_LIMIT).map_err(|source| LoadError::Read {
             path: shown.clone(),
             source,
         })?;

@@ -33,6 +33,10 @@ use crate::store::{Journal, Settings};
 use crate::vendors::time::format_iso8601;
 use watch::WatchSet;
 
+/// The longest a reload may take to build the next set (compiling plugins
+/// included) before it is given up and the running set stays.
+const BUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What asked for a reload.
 #[derive(Debug, Clone)]
 pub enum Trigger {
@@ -189,12 +193,18 @@ impl Reloader {
             self.compiled.clone(),
             current.clone(),
         );
-        let built = tokio::task::spawn_blocking(move || {
+        let building = tokio::task::spawn_blocking(move || {
             let config = Config::load(&file).map_err(|e| e.one_line())?;
             Generation::build(config, &runtime, compiled.as_deref(), Some(&previous)).map_err(|e| e.one_line())
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("building the new set failed: {e}")));
+        });
+        // Files are read within limits and never waited on, but whatever
+        // else could hold a build up must not hold every later reload too.
+        let built = match tokio::time::timeout(BUILD_TIMEOUT, building).await {
+            Ok(built) => built.unwrap_or_else(|e| Err(format!("building the new set failed: {e}"))),
+            Err(_) => Err(format!(
+                "building the new set took longer than {BUILD_TIMEOUT:?}; gave up on it"
+            )),
+        };
         let applied = match built {
             Ok(next) => self.apply(&mut running, &current, next).await,
             Err(error) => Err(error),

@@ -174,7 +174,7 @@ fn folder(file: &Path) -> PathBuf {
 fn changed_files(set: &WatchSet, known: &mut HashMap<PathBuf, Option<String>>) -> Vec<PathBuf> {
     let mut changed = Vec::new();
     for (path, _) in &set.files {
-        let now = std::fs::read(path)
+        let now = crate::files::read(path, crate::files::PLUGIN_LIMIT)
             .ok()
             .map(|bytes| hex::encode(Sha256::digest(&bytes)));
         if known.get(path) != Some(&now) {
