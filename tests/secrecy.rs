@@ -153,3 +153,100 @@ async fn a_derived_id_gives_no_redacted_field_away() {
     assert_eq!(received.len(), 1, "the second delivery was a duplicate");
     assert_eq!(received[0].body, "not found");
 }
+
+/// The echo actions at levels 0, 1 and 2 after `enricher` (a `[[plugins]]`
+/// table), with source `unifi-access`.
+fn after(enricher: &str, sink: &Sink) -> String {
+    let levels = config(sink);
+    let unifi = levels.split("[[sources]]").nth(1).unwrap();
+    let plugins = &levels[levels.find("[[plugins]]").unwrap()..];
+    format!("[[sources]]{unifi}{enricher}\n{plugins}")
+}
+
+/// What the echo plugin at each level received, as events.
+async fn seen_by_level(sink: &Sink) -> Vec<Value> {
+    let received = sink.wait_for(Duration::from_secs(20), |r| r.len() >= 3).await;
+    (0..3)
+        .map(|level| {
+            let body = &received.iter().find(|r| r.path == format!("/{level}")).unwrap().body;
+            serde_json::from_str(body).unwrap()
+        })
+        .collect()
+}
+
+/// A level-0 enricher that copies the card number and the name into an
+/// attribute and into the door's name hands them to level 0 alone; marked
+/// `public_output` by the operator, what it writes reaches every level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_privileged_enricher_adds_stays_at_its_level() {
+    let body = vendors::sample(VendorKind::UnifiAccess, "access.door.unlock").unwrap();
+    let card = "04A1B2C3D4E5F6";
+    for public in [false, true] {
+        let sink = Sink::start().await;
+        let enricher = format!(
+            "[[plugins]]\nname = \"leaky\"\nworld = \"enricher\"\npath = \"{}\"\nsecrecy = 0\npublic_output = {public}\n\
+             [plugins.config]\nleak = \"copy\"\n",
+            plugin("leaky-enricher").display()
+        );
+        let host = Host::start(&after(&enricher, &sink)).await;
+        let (status, answer) = host
+            .post_signed("unifi-access", VendorKind::UnifiAccess, body.to_string())
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let seen = seen_by_level(&sink).await;
+        host.stop().await;
+        let stolen = |event: &Value| {
+            let attributes = event["attributes"].as_array().unwrap();
+            let found = attributes.iter().find(|a| a["key"] == "stolen");
+            found.map(|a| a["value"].as_str().unwrap().to_string())
+        };
+        assert_eq!(stolen(&seen[0]), Some(format!("{card}/Ada Lovelace")));
+        assert_eq!(seen[0]["door"]["name"], format!("{card}/Ada Lovelace"));
+        for level in 1..3 {
+            let text = seen[level].to_string();
+            if public {
+                // The operator's choice: what it wrote reaches every level.
+                assert_eq!(stolen(&seen[level]), stolen(&seen[0]), "public, level {level}: {text}");
+            } else {
+                assert!(!text.contains(card), "level {level}: {text}");
+                assert!(!text.contains("Ada Lovelace/"), "level {level}: {text}");
+                assert_eq!(stolen(&seen[level]), None, "level {level}: {text}");
+                assert_eq!(seen[level]["door"]["name"], "Front Door", "level {level}");
+            }
+        }
+    }
+}
+
+/// A level-2 enricher that forges the credential and clears the actor
+/// changes nothing the level-0 plugins after it see of either, but for the
+/// fields it could see.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enricher_cannot_overwrite_what_it_cannot_see() {
+    let body = vendors::sample(VendorKind::UnifiAccess, "access.door.unlock").unwrap();
+    let sink = Sink::start().await;
+    let enricher = format!(
+        "[[plugins]]\nname = \"leaky\"\nworld = \"enricher\"\npath = \"{}\"\nsecrecy = 2\n\
+         [plugins.config]\nleak = \"overwrite\"\n",
+        plugin("leaky-enricher").display()
+    );
+    let host = Host::start(&after(&enricher, &sink)).await;
+    let (status, answer) = host
+        .post_signed("unifi-access", VendorKind::UnifiAccess, body.to_string())
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let seen = seen_by_level(&sink).await;
+    host.stop().await;
+    assert_eq!(seen[0]["credential"]["value"], "04A1B2C3D4E5F6", "{}", seen[0]);
+    assert_eq!(seen[0]["actor"]["name"], "Ada Lovelace", "{}", seen[0]);
+    assert_eq!(seen[1]["actor"]["name"], "Ada Lovelace", "{}", seen[1]);
+    assert!(
+        seen[0]["actor"]["id"].is_null(),
+        "the id it saw, it may clear: {}",
+        seen[0]
+    );
+    assert!(
+        seen[2]["actor"].is_null(),
+        "at its own level the actor is gone: {}",
+        seen[2]
+    );
+}

@@ -41,6 +41,7 @@ const PLUGINS: &[&str] = &[
     "sink-thief",
     "probe",
     "pin-cracker",
+    "leaky-enricher",
     "after-hours",
     "directory",
     "elevator-call",

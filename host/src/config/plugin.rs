@@ -53,6 +53,11 @@ pub struct PluginConfig {
     /// phone numbers (see [`crate::secrecy`]).
     #[serde(default)]
     pub secrecy: Secrecy,
+    /// `public_output` (enrichers): what it adds or changes is seen by every
+    /// plugin after it. Without it, only by plugins cleared to its
+    /// `secrecy` level or a more privileged one (see [`crate::secrecy`]).
+    #[serde(default)]
+    pub public_output: bool,
     /// `clock`: what the plugin's clocks read.
     #[serde(default)]
     pub clock: Clock,
@@ -120,6 +125,7 @@ impl PluginConfig {
             max_log_bytes: default_max_log_bytes(),
             max_attributes: default_max_attributes(),
             secrecy: Secrecy::default(),
+            public_output: false,
             clock: Clock::default(),
             on_error: OnError::default(),
             suspend_after: default_suspend_after(),
@@ -207,6 +213,15 @@ impl Config {
                 format!("{key}.sinks"),
                 format!(
                     "only action plugins send to sinks; `{}` is a {}",
+                    plugin.name, plugin.world
+                ),
+            ));
+        }
+        if plugin.public_output && plugin.world != World::Enricher {
+            return Err(self.error(
+                format!("{key}.public_output"),
+                format!(
+                    "only enrichers change the event; `{}` is a {}",
                     plugin.name, plugin.world
                 ),
             ));

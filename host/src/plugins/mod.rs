@@ -151,6 +151,8 @@ pub struct Plugin {
     pub on_error: OnError,
     /// What of the event it may see.
     pub secrecy: Secrecy,
+    /// An enricher whose changes every later plugin sees, whatever its level.
+    pub public_output: bool,
     /// Its calls, failures and circuit breaker; replaced by the pipeline
     /// with the running plugin's of the same name, so counts outlive reloads.
     pub health: Arc<Health>,
@@ -291,6 +293,7 @@ impl Runtime {
             compiled,
             on_error: config.on_error,
             secrecy: config.secrecy,
+            public_output: config.public_output,
             health,
             pre,
             settings: Arc::new(state::Settings {

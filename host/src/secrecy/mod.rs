@@ -14,8 +14,12 @@
 //! adds later is not leaked. Removed means absent: the key is gone, not
 //! blanked. docs/security.md lists every field, vendor by vendor.
 
+mod views;
+
 use serde::Deserialize;
 use serde_json::Value;
+
+pub use views::{Views, check_enriched};
 
 use crate::config::VendorKind;
 use crate::event::Event;
@@ -114,38 +118,6 @@ pub fn redact_raw(vendor: &str, raw: &str, level: Secrecy) -> String {
     json.to_string()
 }
 
-/// The event an enricher cleared to a lower level returned, with what it
-/// could not see put back: `original` is the event before the call, `seen`
-/// what the plugin was given, `returned` what it gave back. A field the
-/// plugin set itself is kept.
-pub fn restore(original: &Event, seen: &Event, mut returned: Event) -> Event {
-    returned.raw = original.raw.clone();
-    if let (Some(back), Some(before), Some(given)) = (&mut returned.credential, &original.credential, &seen.credential)
-        && back.value == given.value
-    {
-        back.value = before.value.clone();
-    }
-    if let (Some(back), Some(before), Some(given)) = (&mut returned.actor, &original.actor, &seen.actor) {
-        for (field, before, given) in [
-            (&mut back.id, &before.id, &given.id),
-            (&mut back.name, &before.name, &given.name),
-            (&mut back.email, &before.email, &given.email),
-            (&mut back.phone, &before.phone, &given.phone),
-        ] {
-            if field == given {
-                field.clone_from(before);
-            }
-        }
-    }
-    for attribute in &original.attributes {
-        let hidden = !seen.attributes.iter().any(|a| a.key == attribute.key);
-        if hidden && !returned.attributes.iter().any(|a| a.key == attribute.key) {
-            returned.attributes.push(attribute.clone());
-        }
-    }
-    returned
-}
-
 /// Remove the value at `path` (object keys; `*` is every element of an
 /// array or every value of an object).
 pub fn remove(json: &mut Value, path: &[&str]) {
@@ -195,32 +167,5 @@ mod tests {
         remove_keys(&mut value, CREDENTIAL_KEYS);
         remove_keys(&mut value, PERSONAL_KEYS);
         assert_eq!(value, json!({"a": [{"c": 2}, {}], "d": {"e": [{}]}}));
-    }
-
-    #[test]
-    fn an_enricher_cannot_lose_what_it_did_not_see() {
-        let original: Event =
-            serde_json::from_str(include_str!("../../examples/events/normalized/front-door-granted.json")).unwrap();
-        let mut original = original;
-        original.credential.as_mut().unwrap().value = Some("04A1B2C3".into());
-        let seen = redact(&original, Secrecy::NoPeople);
-        assert_eq!(seen.credential.as_ref().unwrap().value, None);
-        assert_eq!(seen.actor.as_ref().unwrap().name, None);
-
-        let mut returned = seen.clone();
-        returned.attributes.push(crate::event::Attribute {
-            key: "floor".into(),
-            value: "7".into(),
-        });
-        let restored = restore(&original, &seen, returned.clone());
-        assert_eq!(restored.credential, original.credential);
-        assert_eq!(restored.actor, original.actor);
-        assert_eq!(restored.raw, original.raw);
-        assert!(restored.attributes.iter().any(|a| a.key == "floor"));
-
-        // A name the enricher filled in itself stays.
-        returned.actor.as_mut().unwrap().name = Some("From the directory".into());
-        let restored = restore(&original, &seen, returned);
-        assert_eq!(restored.actor.unwrap().name.as_deref(), Some("From the directory"));
     }
 }
