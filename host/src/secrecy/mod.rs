@@ -47,31 +47,98 @@ impl<'de> Deserialize<'de> for Secrecy {
     }
 }
 
-/// Keys that hold credentials in any vendor's JSON, at any depth.
+/// Keys that hold credentials in any vendor's JSON, at any depth, in any
+/// spelling: written here in words joined by `_`, they match whatever the
+/// case and whatever joins the words (`pin_code`, `PinCode`, `PIN-CODE`,
+/// `pincode` — see [`same_key`]).
 pub const CREDENTIAL_KEYS: &[&str] = &[
     "pin",
     "pin_code",
-    "pinCode",
+    "pin_number",
+    "pin_no",
     "password",
+    "passwd",
     "passcode",
+    "pass_phrase",
+    "card",
     "card_number",
-    "cardNumber",
+    "card_no",
+    "card_num",
+    "card_code",
+    "card_id",
+    "card_value",
+    "facility_code",
+    "credential",
+    "credential_value",
+    "credential_number",
+    "credential_id",
+    "access_code",
+    "door_code",
+    "key_code",
+    "entry_code",
+    "code_value",
+    "viewed_code",
+    "authentication_value",
+    "auth_value",
+    "mobile_key",
+    "secret",
+    "token",
+    "api_key",
+    "otp",
 ];
 
-/// Keys that hold people's names or contact details, at any depth.
+/// Keys that hold people's names or contact details, at any depth, in any
+/// spelling (as [`CREDENTIAL_KEYS`]).
 pub const PERSONAL_KEYS: &[&str] = &[
     "email",
+    "email_address",
+    "e_mail",
+    "mail",
     "phone",
     "phone_number",
-    "phoneNumber",
+    "phone_no",
+    "mobile",
+    "mobile_number",
+    "mobile_phone",
+    "cell_phone",
+    "telephone",
     "first_name",
-    "firstName",
     "last_name",
-    "lastName",
+    "middle_name",
+    "full_name",
+    "given_name",
+    "family_name",
+    "surname",
+    "display_name",
+    "alternate_name",
+    "nick_name",
     "user_name",
-    "userName",
-    "personName",
+    "person_name",
+    "avatar",
+    "sso_picture",
+    "photo",
+    "address",
+    "birth_date",
+    "date_of_birth",
 ];
+
+/// Whether `key`, as a vendor spelt it, is `listed` (words joined by `_`):
+/// case and the separators `_`, `-`, `.` and space do not matter.
+pub fn same_key(key: &str, listed: &str) -> bool {
+    is_listed(&significant(key), listed)
+}
+
+/// `key` lower-cased, without separators.
+fn significant(key: &str) -> String {
+    key.chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn is_listed(significant: &str, listed: &str) -> bool {
+    significant.chars().eq(listed.chars().filter(|c| *c != '_'))
+}
 
 /// Attributes the vendor mappings set from credentials.
 const CREDENTIAL_ATTRIBUTES: &[&str] = &["viewed_code"];
@@ -142,11 +209,14 @@ pub fn remove(json: &mut Value, path: &[&str]) {
     }
 }
 
-/// Remove every `keys` entry from every object in `json`.
+/// Remove every `keys` entry, however spelt, from every object in `json`.
 fn remove_keys(json: &mut Value, keys: &[&str]) {
     match json {
         Value::Object(map) => {
-            map.retain(|key, _| !keys.contains(&key.as_str()));
+            map.retain(|key, _| {
+                let key = significant(key);
+                !keys.iter().any(|listed| is_listed(&key, listed))
+            });
             map.values_mut().for_each(|value| remove_keys(value, keys));
         }
         Value::Array(items) => items.iter_mut().for_each(|item| remove_keys(item, keys)),
@@ -167,5 +237,63 @@ mod tests {
         remove_keys(&mut value, CREDENTIAL_KEYS);
         remove_keys(&mut value, PERSONAL_KEYS);
         assert_eq!(value, json!({"a": [{"c": 2}, {}], "d": {"e": [{}]}}));
+    }
+
+    /// Every listed key, spelt every way vendors spell keys, at a random
+    /// depth in objects and arrays, is gone at the level that hides it.
+    #[test]
+    fn listed_keys_go_however_they_are_spelt_and_wherever_they_are() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut random = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let spellings = |listed: &str| -> Vec<String> {
+            let words: Vec<&str> = listed.split('_').collect();
+            let capital = |w: &str| w[..1].to_uppercase() + &w[1..];
+            let camel = words[0].to_string() + &words[1..].iter().map(|w| capital(w)).collect::<String>();
+            vec![
+                listed.to_string(),
+                listed.to_uppercase(),
+                words.join("-"),
+                words.join("."),
+                words.join(" "),
+                words.concat(),
+                camel.clone(),
+                capital(&camel),
+                words.iter().map(|w| capital(w)).collect::<Vec<_>>().join("_"),
+            ]
+        };
+        let mut cases = 0;
+        for (keys, level) in [
+            (CREDENTIAL_KEYS, Secrecy::NoCredentials),
+            (PERSONAL_KEYS, Secrecy::NoPeople),
+        ] {
+            for listed in keys {
+                for spelling in spellings(listed) {
+                    let secret = format!("secret-{cases}");
+                    let mut value = json!({ spelling.clone(): secret, "kept": "door" });
+                    for _ in 0..random(4) {
+                        value = match random(3) {
+                            0 => json!({ "data": value }),
+                            1 => json!([1, value]),
+                            _ => json!({ "list": [value, {"other": 1}] }),
+                        };
+                    }
+                    let raw = json!({ "data": value }).to_string();
+                    for vendor in ["unifi-access", "verkada", "pdk", "unloc", "bas-ip", "standard-webhooks"] {
+                        let seen = redact_raw(vendor, &raw, level);
+                        assert!(!seen.contains(&secret), "{vendor}: `{spelling}` passed: {seen}");
+                        assert!(seen.contains("door"), "{vendor}: too much went: {seen}");
+                    }
+                    cases += 1;
+                }
+            }
+        }
+        assert!(cases > 500, "{cases}");
+        assert!(!same_key("reason_code", "code_value") && !same_key("name", "user_name"));
+        assert!(same_key("PIN", "pin") && same_key("Card-No", "card_no") && same_key("eMail", "email"));
     }
 }
