@@ -439,3 +439,39 @@ fn check_refuses_special_files() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("fifo: cannot read: is not a regular file"), "{stderr}");
 }
+
+/// A secret file others can read is worth a warning naming it, as ssh
+/// gives for a private key; a private one is not.
+#[test]
+fn check_warns_of_a_secret_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    let config = dir.path().join("vestibule.toml");
+    std::fs::write(
+        &config,
+        "[[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n",
+    )
+    .unwrap();
+    let check = |mode: u32| {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        let output = vestibule()
+            .args(["check", "--config"])
+            .arg(&config)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let stderr = check(0o644);
+    assert!(
+        stderr.contains("A secret file is readable by every user; make it private (chmod 600).")
+            && stderr.contains(&format!("file={}", secret.display()))
+            && stderr.contains("mode=644"),
+        "{stderr}"
+    );
+    assert!(check(0o640).contains("readable by its group"));
+    assert!(!check(0o600).contains("readable"), "a private file is fine");
+}

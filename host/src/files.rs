@@ -48,6 +48,36 @@ pub fn read_text(path: &Path, limit: u64) -> io::Result<String> {
     String::from_utf8(read(path, limit)?).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "is not UTF-8 text"))
 }
 
+/// The text of a file holding a secret, as [`read_text`] reads it, with a
+/// warning when others can read it.
+pub fn read_secret(path: &Path) -> io::Result<String> {
+    let text = read_text(path, SECRET_LIMIT)?;
+    warn_if_exposed(path);
+    Ok(text)
+}
+
+/// Warn, once per file, when a file holding a secret can be read by other
+/// users than its owner — as ssh does for a private key. Not refused:
+/// the operator may have reasons (a group the service runs in).
+pub fn warn_if_exposed(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        static WARNED: std::sync::Mutex<std::collections::BTreeSet<std::path::PathBuf>> =
+            std::sync::Mutex::new(std::collections::BTreeSet::new());
+        let Ok(metadata) = std::fs::metadata(path) else { return };
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 == 0 {
+            return;
+        }
+        let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.insert(path.to_path_buf()) {
+            let who = if mode & 0o007 != 0 { "every user" } else { "its group" };
+            tracing::warn!(file = %path.display(), mode = %format!("{:o}", mode & 0o777), "A secret file is readable by {who}; make it private (chmod 600).");
+        }
+    }
+}
+
 fn regular(metadata: &std::fs::Metadata) -> io::Result<()> {
     if metadata.is_file() {
         return Ok(());

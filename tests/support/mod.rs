@@ -156,6 +156,8 @@ pub fn write_config(config: &str) -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("unifi-secret");
     std::fs::write(&secret_file, SECRET).unwrap();
+    // Private, as a secret file should be (the host warns otherwise).
+    std::fs::set_permissions(&secret_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let text = config.replace("{secret_file}", &secret_file.display().to_string());
     let config_file = dir.path().join("vestibule.toml");
     std::fs::write(&config_file, &text).unwrap();

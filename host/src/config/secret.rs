@@ -23,7 +23,7 @@ impl SecretRef {
                 std::env::VarError::NotPresent => format!("environment variable `{var}` is not set"),
                 std::env::VarError::NotUnicode(_) => format!("environment variable `{var}` is not valid UTF-8"),
             })?,
-            SecretRef::File(path) => crate::files::read_text(path, crate::files::SECRET_LIMIT)
+            SecretRef::File(path) => crate::files::read_secret(path)
                 .map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?
                 .trim()
                 .to_string(),

@@ -31,7 +31,9 @@ pub fn acceptor(config: &Config) -> Result<Option<TlsAcceptor>, ConfigError> {
     }
     let key_file = config.resolve(&tls.key_file);
     // The error never quotes the key.
-    let key = PrivateKeyDer::from_pem_slice(&read("server.tls.key_file", &key_file)?).map_err(|e| {
+    let key_pem = read("server.tls.key_file", &key_file)?;
+    files::warn_if_exposed(&key_file);
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         config.error(
             "server.tls.key_file",
             format!("{}: not a PEM private key ({e})", key_file.display()),
