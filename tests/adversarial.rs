@@ -21,7 +21,7 @@ fn rogues_gallery(sink_url: &str) -> String {
     let misbehave = plugin("misbehave").display().to_string();
     let rogue = |name: &str, world: &str, path: &str, settings: &str| {
         format!(
-            "[[plugins]]\nname = \"{name}\"\nworld = \"{world}\"\npath = \"{path}\"\nsuspend_after = 0\n{settings}\n"
+            "[[plugins]]\nname = \"{name}\"\nworld = \"{world}\"\npath = \"{path}\"\nsuspend_after = 0\non_error = \"skip\"\n{settings}\n"
         )
     };
     let plugins = [
@@ -212,8 +212,8 @@ async fn each_failure_is_reported_with_its_reason() {
 async fn failing_plugins_are_skipped_and_the_host_keeps_serving() {
     let sink = Sink::start().await;
     let filters = format!(
-        "[[plugins]]\nname = \"spinner\"\nworld = \"filter\"\npath = \"{}\"\n\
-         [[plugins]]\nname = \"hog\"\nworld = \"filter\"\npath = \"{}\"\n",
+        "[[plugins]]\nname = \"spinner\"\nworld = \"filter\"\npath = \"{}\"\non_error = \"skip\"\n\
+         [[plugins]]\nname = \"hog\"\nworld = \"filter\"\npath = \"{}\"\non_error = \"skip\"\n",
         plugin("loop-forever").display(),
         plugin("memory-hog").display(),
     );
@@ -231,7 +231,7 @@ async fn failing_plugins_are_skipped_and_the_host_keeps_serving() {
 async fn a_plugin_that_keeps_failing_is_suspended_then_tried_again() {
     let sink = Sink::start().await;
     let trap = format!(
-        "[[plugins]]\nname = \"trap\"\nworld = \"filter\"\npath = \"{}\"\n\
+        "[[plugins]]\nname = \"trap\"\nworld = \"filter\"\npath = \"{}\"\non_error = \"skip\"\n\
          suspend_after = 2\nsuspend_window = \"1m\"\nsuspend_for = \"3s\"\n\
          [plugins.config]\nmisbehave = \"trap\"\n",
         plugin("misbehave").display()
@@ -390,10 +390,11 @@ async fn a_plugin_reaches_no_files_environment_network_or_clock() {
     assert_eq!(monotonic, "moves");
 }
 
-/// The `misbehave` filter doing `what`, with `settings` (TOML lines).
+/// The `misbehave` filter doing `what`, with `settings` (TOML lines); it is
+/// skipped when it fails, so that the tests see the events behind it.
 fn misbehaving(name: &str, what: &str, settings: &str) -> String {
     format!(
-        "[[plugins]]\nname = \"{name}\"\nworld = \"filter\"\npath = \"{}\"\n{settings}\n\
+        "[[plugins]]\nname = \"{name}\"\nworld = \"filter\"\npath = \"{}\"\non_error = \"skip\"\n{settings}\n\
          [plugins.config]\nmisbehave = \"{what}\"\n",
         plugin("misbehave").display()
     )
@@ -564,4 +565,52 @@ async fn what_a_plugin_logs_is_bounded_and_cannot_forge_host_lines() {
         .collect();
     assert_eq!(lies.len(), EVENTS, "{lies:#?}");
     assert!(lies.iter().all(|l| l.len() < 2048), "{lies:#?}");
+}
+
+/// A filter that fails does not let the event through: by default a
+/// failing filter drops it — also while its breaker has it suspended — and
+/// the journal says why. An enricher that fails is skipped by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_filter_fails_closed_by_default() {
+    const EVENTS: usize = 7;
+    let sink = Sink::start().await;
+    let trap = format!(
+        "[[plugins]]\nname = \"gate\"\nworld = \"filter\"\npath = \"{}\"\n[plugins.config]\nmisbehave = \"trap\"\n",
+        plugin("misbehave").display()
+    );
+    let config = format!("[store]\npath = \"data\"\n{}", lights_config(&trap, &sink.url("/on")));
+    let host = Host::start(&config).await;
+    for n in 0..EVENTS {
+        unlock(&host, "Front Door", n).await;
+    }
+    let config_file = host.config.clone();
+    let cli = |args: &[&str]| {
+        let output = vestibule()
+            .args(args)
+            .arg("--config")
+            .arg(&config_file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let listed = loop {
+        let listed = cli(&["events", "list"]);
+        if listed.matches("processed").count() >= EVENTS || std::time::Instant::now() > deadline {
+            break listed;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    host.stop().await;
+    assert!(sink.received().is_empty(), "the lights went on: {:?}", sink.received());
+    assert_eq!(
+        listed.matches("gate: failed (trap), event dropped").count(),
+        5,
+        "{listed}"
+    );
+    assert_eq!(
+        listed.matches("gate: failed (suspended), event dropped").count(),
+        EVENTS - 5,
+        "suspended after 5, it still drops: {listed}"
+    );
 }

@@ -475,3 +475,69 @@ fn check_warns_of_a_secret_file_others_can_read() {
     assert!(check(0o640).contains("readable by its group"));
     assert!(!check(0o600).contains("readable"), "a private file is fine");
 }
+
+/// The quick start in a temporary folder, with the plugins where this
+/// build put them, edited by `edit`; the folder and the file.
+fn quickstart(edit: impl Fn(String) -> String) -> (tempfile::TempDir, std::path::PathBuf) {
+    let built = plugin("door-filter").parent().unwrap().display().to_string();
+    let text = std::fs::read_to_string(workspace().join("examples/quickstart.toml"))
+        .unwrap()
+        .replace("../target/wasm32-wasip2/release", &built);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("quickstart.toml");
+    std::fs::write(&file, edit(text)).unwrap();
+    (dir, file)
+}
+
+/// A typo in a filter's `[plugins.config]` is refused before the filter
+/// serves, naming the plugin and giving its own message.
+#[test]
+fn check_refuses_a_plugin_config_the_plugin_refuses() {
+    let (_dir, file) = quickstart(|text| text.replace("doors = [", "dors = ["));
+    let output = vestibule()
+        .args(["check", "--config"])
+        .arg(&file)
+        .env("UNIFI_SECRET", SECRET)
+        .env("HA_TOKEN", "dev-token")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "quickstart.toml: plugins[0].config: the plugin `front-doors` refuses it: unknown field `dors`, expected `doors` or `kinds`"
+        ),
+        "{stderr}"
+    );
+}
+
+/// `check` goes on past the first problem: a missing secret, a missing
+/// plugin file and an unknown key are three lines, in one run.
+#[test]
+fn check_reports_every_error_it_finds() {
+    let (_dir, file) = quickstart(|text| {
+        text.replace("lights_on_unlock.wasm", "no_such_plugin.wasm")
+            .replace("tolerance = \"300s\"", "tolerance = \"300s\"\ntolerence = \"1s\"")
+    });
+    let output = vestibule()
+        .args(["check", "--config"])
+        .arg(&file)
+        .env_remove("UNIFI_SECRET")
+        .env("HA_TOKEN", "dev-token")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 3, "{stderr}");
+    assert!(errors[0].contains("TOML parse error at line 25"), "{stderr}");
+    assert!(stderr.contains("unknown field `tolerence`"), "{stderr}");
+    assert!(
+        errors[1].ends_with("sources[0].secret_env: environment variable `UNIFI_SECRET` is not set"),
+        "{stderr}"
+    );
+    assert!(
+        errors[2].contains("plugins[1].path: cannot read ") && errors[2].contains("no_such_plugin.wasm"),
+        "{stderr}"
+    );
+}

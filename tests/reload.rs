@@ -335,6 +335,19 @@ async fn broken_changes_are_refused_reported_and_change_nothing() {
             vec![&config_file, "environment variable `VESTIBULE_TEST_UNSET` is not set"],
         ),
         (
+            "a plugin config the plugin refuses",
+            &host.config,
+            good.replace(
+                &format!("path = \"{stamp_file}\""),
+                &format!("path = \"{stamp_file}\"\n[plugins.config]\nstray = 1"),
+            )
+            .into_bytes(),
+            vec![
+                &config_file,
+                "plugins[0].config: the plugin `stamp` refuses it: unknown field `stray`",
+            ],
+        ),
+        (
             "a file that is not a component",
             &stamp,
             b"#!/bin/sh\necho not a plugin\n".to_vec(),

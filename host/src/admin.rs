@@ -14,7 +14,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::config::OnError;
 use crate::ingest::json;
 use crate::live::{Generation, Live};
 use crate::reload::{Reloader, Trigger};
@@ -96,10 +95,7 @@ impl Admin {
                     "sha256": p.compiled.sha256,
                     "loaded_at": format_iso8601(p.compiled.loaded_at / 1000),
                     "compiled": p.compiled.origin,
-                    "on_error": match p.on_error {
-                        OnError::Skip => "skip",
-                        OnError::DeadLetter => "dead-letter",
-                    },
+                    "on_error": p.on_error.as_str(),
                     "health": p.health.report(),
                 })
             })

@@ -46,7 +46,7 @@ impl App {
         let (journal, feeds) = Journal::start(store, Settings::from_config(&config))
             .map_err(|e| config.error("store.path", e.to_string()))?;
         let journal = Arc::new(journal);
-        let compiled = config.store.path.as_ref().map(|p| config.resolve(p).join(COMPILED_DIR));
+        let compiled = compiled_dir(&config);
         let generation = Generation::build(config, runtime, compiled.as_deref(), None)?;
         let live = Arc::new(Live::new(generation));
         let (reloader, channels) = Reloader::new(runtime.clone(), compiled, live.clone(), journal.clone());
@@ -135,6 +135,11 @@ async fn drain(journal: &Journal) {
             tracing::warn!(events, commands, "Lost: no [store] path is configured.");
         }
     }
+}
+
+/// Where `config` keeps compiled components: in its data folder, if any.
+pub fn compiled_dir(config: &Config) -> Option<std::path::PathBuf> {
+    config.store.path.as_ref().map(|p| config.resolve(p).join(COMPILED_DIR))
 }
 
 /// Bind `config.server.listen`.

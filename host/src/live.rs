@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use crate::config::{Config, ConfigError, Secret};
+use crate::config::{Config, ConfigError, Errors, Secret};
 use crate::event::now_ms;
 use crate::ingest::Routes;
 use crate::ingest::unifi_ws::UnifiWs;
@@ -46,19 +46,29 @@ impl Generation {
         compiled: Option<&Path>,
         previous: Option<&Generation>,
     ) -> Result<Generation, ConfigError> {
-        let routes = Routes::from_config(&config)?;
-        let tls = crate::ingest::tls::acceptor(&config)?;
+        // Every part is built even after one fails, so that every problem
+        // is reported at once.
+        let mut errors = Errors::default();
+        let routes = errors.keep(Routes::from_config(&config));
+        let tls = errors.keep(crate::ingest::tls::acceptor(&config));
         let mut dialers = Vec::new();
         for (i, source) in config.sources.iter().enumerate() {
             if source.vendor.dials_out() {
-                dialers.push(UnifiWs::from_config(&config, i, source)?);
+                dialers.extend(errors.keep(UnifiWs::from_config(&config, i, source)));
             }
         }
         let running = previous.into_iter().flat_map(|p| p.pipeline.plugins());
         let components = Components::new(runtime.engine(), compiled.map(Path::to_path_buf), running);
-        let pipeline = Pipeline::load(&config, runtime, &components, previous.map(|p| &*p.pipeline))?;
-        components.prune(pipeline.plugins());
-        let sinks = Sinks::from_config(&config)?;
+        let pipeline = errors.keep(Pipeline::load(
+            &config,
+            runtime,
+            &components,
+            previous.map(|p| &*p.pipeline),
+        ));
+        if let Some(pipeline) = &pipeline {
+            components.prune(pipeline.plugins());
+        }
+        let sinks = errors.keep(Sinks::from_config(&config));
         let admin_token = match &config.admin {
             Some(admin) => {
                 let key = if admin.token_env.is_some() {
@@ -66,10 +76,18 @@ impl Generation {
                 } else {
                     "admin.token_file"
                 };
-                Some(config.secret(key, admin.token_env.as_ref(), admin.token_file.as_ref())?)
+                errors
+                    .keep(config.secret(key, admin.token_env.as_ref(), admin.token_file.as_ref()))
+                    .map(Some)
             }
-            None => None,
+            None => Some(None),
         };
+        let (Some(routes), Some(tls), Some(pipeline), Some(sinks), Some(admin_token)) =
+            (routes, tls, pipeline, sinks, admin_token)
+        else {
+            return Err(errors.into_error());
+        };
+        errors.into_result()?;
         Ok(Generation {
             routes,
             pipeline: Arc::new(pipeline),

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vestibule::config::{Config, VendorKind};
+use vestibule::config::{Config, ConfigError, VendorKind};
+use vestibule::live::Generation;
 use vestibule::plugins::Runtime;
 use vestibule::{App, send};
 
@@ -134,16 +135,22 @@ fn main() -> ExitCode {
 }
 
 fn build(path: &Path) -> Result<App, String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let config = Config::load(path).map_err(shown)?;
     let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
-    App::build(config, &runtime).map_err(|e| e.to_string())
+    App::build(config, &runtime).map_err(shown)
+}
+
+/// A config error as the command line prints it: several on a line each.
+fn shown(error: ConfigError) -> String {
+    let lines: Vec<String> = error.each().iter().map(ToString::to_string).collect();
+    lines.join("\nerror: ")
 }
 
 async fn serve(path: &Path) -> Result<(), String> {
     let app = build(path)?;
     let live = app.live().current();
     let config = &live.config;
-    let listener = vestibule::app::bind(config).await.map_err(|e| e.to_string())?;
+    let listener = vestibule::app::bind(config).await.map_err(shown)?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     for source in &config.sources {
         tracing::info!(source = %source.name, vendor = %source.vendor, url = %format!("http://{addr}{}", source.path()), "Source ready.");
@@ -182,17 +189,34 @@ async fn reload_on_sighup(reloader: std::sync::Arc<vestibule::reload::Reloader>)
     let _ = reloader;
 }
 
+/// Everything `serve` would build, without opening the journal (a host may
+/// be running on it), and every problem found, not only the first.
 fn check(path: &Path) -> Result<(), String> {
-    let app = build(path)?;
-    let live = app.live().current();
-    let config = &live.config;
+    let (config, mut errors) = Config::load_all(path);
+    let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
+    let built = config.and_then(|config| {
+        if let Some(dir) = &config.store.path
+            && let Err(e) = vestibule::store::check_data_folder(&config.resolve(dir))
+        {
+            errors.push(config.error("store.path", e.to_string()));
+        }
+        let compiled = vestibule::app::compiled_dir(&config);
+        Generation::build(config, &runtime, compiled.as_deref(), None)
+            .map_err(|e| errors.extend(e.into_each()))
+            .ok()
+    });
+    let generation = match built {
+        Some(generation) if errors.is_empty() => generation,
+        _ => return Err(shown(ConfigError::several(errors))),
+    };
+    let config = &generation.config;
     println!("{}: ok", path.display());
     println!("  {} source(s), {} sink(s)", config.sources.len(), config.sinks.len());
     match &config.store.path {
         Some(path) => println!("  journal in {}", config.resolve(path).display()),
         None => println!("  journal in memory (no [store] path: a crash loses accepted events)"),
     }
-    for plugin in live.pipeline.plugins() {
+    for plugin in generation.pipeline.plugins() {
         let compiled = &plugin.compiled;
         println!(
             "  plugin {} ({}) sha256 {}: {}",

@@ -1,16 +1,18 @@
 //! The pipeline: filters, then enrichers, then actions, each in config
 //! order. A dropped event stops at the filter that dropped it. A plugin that
 //! fails — or is suspended by its circuit breaker — is logged, counted, and
-//! handled by its `on_error`: `skip` lets the event go on without it,
-//! `dead-letter` stops the event, with none of its commands, as a dead
-//! letter to retry once the plugin is fixed. Each plugin sees the event as
+//! handled by its `on_error`: `drop` stops the event as if it had been
+//! dropped (a filter's default: a filter that fails must not let the event
+//! through), `skip` lets the event go on without it (an enricher's and an
+//! action's), `dead-letter` stops the event, with none of its commands, as
+//! a dead letter to retry once the plugin is fixed. Each plugin sees the event as
 //! its [secrecy level](crate::secrecy) allows.
 
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, OnError};
 use crate::event::Event;
-use crate::plugins::{Breaker, Components, Decision, Plugin, PluginFailure, Runtime};
+use crate::plugins::{Breaker, Components, Decision, LoadError, Plugin, PluginFailure, Runtime};
 use crate::secrecy::{Secrecy, Views};
 use crate::store::Step;
 use crate::wit::sinks::Command;
@@ -74,10 +76,20 @@ impl Pipeline {
         previous: Option<&Pipeline>,
     ) -> Result<Pipeline, ConfigError> {
         let mut plugins = Vec::with_capacity(config.plugins.len());
+        let mut errors = crate::config::Errors::default();
         for (i, spec) in config.plugins.iter().enumerate() {
-            let mut plugin = runtime
+            let loaded = runtime
                 .load_with(spec, &config.resolve(&spec.path), components)
-                .map_err(|e| config.error(format!("plugins[{i}].path"), e.to_string()))?;
+                .map_err(|e| {
+                    let key = match e {
+                        LoadError::Config { .. } => "config",
+                        _ => "path",
+                    };
+                    config.error(format!("plugins[{i}].{key}"), e.to_string())
+                });
+            let Some(mut plugin) = errors.keep(loaded) else {
+                continue;
+            };
             if let Some(before) = previous.and_then(|p| p.plugins.iter().find(|p| p.name == plugin.name)) {
                 let new_version = before.compiled.sha256 != plugin.compiled.sha256;
                 before.health.configure(Breaker::from_config(spec), new_version);
@@ -85,6 +97,7 @@ impl Pipeline {
             }
             plugins.push(plugin);
         }
+        errors.into_result()?;
         // Stable: within a role, config order is kept.
         plugins.sort_by_key(|p| p.world);
         Ok(Pipeline { plugins })
@@ -158,7 +171,7 @@ impl Pipeline {
                 plugin: name.clone(),
                 result,
             });
-            if outcome.dead_letter.is_some() {
+            if outcome.dead_letter.is_some() || outcome.dropped.is_some() {
                 break;
             }
         }
@@ -183,11 +196,23 @@ impl Pipeline {
     /// Log and record a plugin's failure, and apply its `on_error`.
     fn failed(&self, outcome: &mut Outcome, plugin: &Plugin, event: &Event, failure: PluginFailure) -> String {
         let (name, reason) = (&plugin.name, failure.reason());
-        let result = format!("failed ({reason}): {failure}");
+        let result = match plugin.on_error {
+            OnError::Drop => format!("failed ({reason}), event dropped: {failure}"),
+            _ => format!("failed ({reason}): {failure}"),
+        };
+        let suspended = matches!(failure, PluginFailure::Suspended(_));
         match plugin.on_error {
             // A suspended plugin was logged when it was suspended, not once per event.
-            OnError::Skip if matches!(failure, PluginFailure::Suspended(_)) => {
+            OnError::Skip if suspended => {
                 tracing::debug!(plugin = %name, event = %event.id, "Plugin suspended; event goes on without it.")
+            }
+            OnError::Drop if suspended => {
+                tracing::debug!(plugin = %name, event = %event.id, "Plugin suspended; event dropped.");
+                outcome.dropped = Some((name.clone(), format!("{name} failed: {reason}")));
+            }
+            OnError::Drop => {
+                tracing::warn!(plugin = %name, event = %event.id, reason, error = %failure, "Plugin failed; event dropped.");
+                outcome.dropped = Some((name.clone(), format!("{name} failed: {reason}")));
             }
             OnError::Skip => {
                 tracing::warn!(plugin = %name, event = %event.id, reason, error = %failure, "Plugin failed; event goes on without it.")

@@ -3,24 +3,39 @@
 //! A plugin is a WebAssembly component with one role — a *filter* decides
 //! whether an event goes on, an *enricher* adds to it, an *action* asks the
 //! host to deliver commands to named sinks. Write one `impl` of the role's
-//! trait and one [`export!`] line:
+//! trait, with the type its `[plugins.config]` reads into, and one
+//! [`export!`] line:
 //!
 //! ```no_run
 //! use vestibule_plugin_sdk::{export, Error, Event, Filter, Verdict};
 //!
-//! struct LobbyOnly;
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Config {
+//!     door: String,
+//! }
 //!
-//! impl Filter for LobbyOnly {
-//!     fn filter(event: Event) -> Result<Verdict, Error> {
+//! struct OneDoor;
+//!
+//! impl Filter for OneDoor {
+//!     type Config = Config;
+//!
+//!     fn filter(event: Event, config: &Config) -> Result<Verdict, Error> {
 //!         Ok(match event.door_name() {
-//!             Some("Lobby") => Verdict::Keep,
-//!             _ => Verdict::Drop("not the lobby".into()),
+//!             Some(door) if door == config.door => Verdict::Keep,
+//!             _ => Verdict::Drop(format!("not {}", config.door)),
 //!         })
 //!     }
 //! }
 //!
-//! export!(filter: LobbyOnly);
+//! export!(filter: OneDoor);
 //! ```
+//!
+//! The host checks the config against `Config` before the plugin serves
+//! (`vestibule check`, start, every reload): a typo in the operator's
+//! `[plugins.config]` is refused with the plugin's name and serde's
+//! message, never met event after event. A plugin without a config says
+//! `type Config = NoConfig;`.
 //!
 //! Build it with `cargo build --target wasm32-wasip2 --release`; the `.wasm`
 //! file in `target/wasm32-wasip2/release/` is the component the host loads.
@@ -33,23 +48,26 @@ mod event;
 mod imports;
 pub mod kind;
 pub mod log;
+mod roles;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 mod units;
 
-pub use bindings::action::Guest as Action;
-pub use bindings::enricher::Guest as Enricher;
-pub use bindings::filter::{Guest as Filter, Verdict};
+pub use bindings::filter::Verdict;
 pub use bindings::sinks::{Command, SendError};
 pub use bindings::types::{Actor, Attribute, Credential, Device, Door, Error, Event, Timestamp};
+pub use roles::{Action, Enricher, Filter, NoConfig};
 
-pub use units::Duration;
+pub use units::{ByteSize, Duration};
 
 #[doc(hidden)]
 pub use bindings::__private;
+#[doc(hidden)]
+pub use roles::check_config as __check_config;
 
 /// Read this plugin's configuration (its `[plugins.config]` table in the
-/// host config) into a typed value.
+/// host config) into a typed value. The role traits do this for their
+/// `Config` on every call; this is for reading it otherwise.
 ///
 /// A configuration that does not fit `T` gives [`Error::Config`] naming what is
 /// wrong, which the host reports against this plugin.
@@ -95,12 +113,14 @@ pub fn send_command(command: &Command) -> Result<(), SendError> {
 /// `T: Enricher`, `export!(action: T)` for `T: Action`. One per crate.
 ///
 /// ```no_run
-/// use vestibule_plugin_sdk::{Action, Error, Event, export, send};
+/// use vestibule_plugin_sdk::{Action, Error, Event, NoConfig, export, send};
 ///
 /// struct Announce;
 ///
 /// impl Action for Announce {
-///     fn act(event: Event) -> Result<(), Error> {
+///     type Config = NoConfig;
+///
+///     fn act(event: Event, _: &NoConfig) -> Result<(), Error> {
 ///         let body = format!("{{\"text\":\"{} at {:?}\"}}", event.kind, event.door_name());
 ///         send("chat", body).map_err(|e| Error::Failed(format!("{e:?}")))
 ///     }
@@ -111,12 +131,45 @@ pub fn send_command(command: &Command) -> Result<(), SendError> {
 #[macro_export]
 macro_rules! export {
     (filter: $ty:ident) => {
-        $crate::__private::filter::__export_filter!($ty);
+        #[doc(hidden)]
+        pub struct __VestibuleExport;
+        impl $crate::__private::filter::Guest for __VestibuleExport {
+            fn filter(event: $crate::Event) -> ::core::result::Result<$crate::Verdict, $crate::Error> {
+                let config = $crate::config::<<$ty as $crate::Filter>::Config>()?;
+                <$ty as $crate::Filter>::filter(event, &config)
+            }
+            fn check_config() -> ::core::result::Result<(), ::std::string::String> {
+                $crate::__check_config(<$ty as $crate::Filter>::check)
+            }
+        }
+        $crate::__private::filter::__export_filter!(__VestibuleExport);
     };
     (enricher: $ty:ident) => {
-        $crate::__private::enricher::__export_enricher!($ty);
+        #[doc(hidden)]
+        pub struct __VestibuleExport;
+        impl $crate::__private::enricher::Guest for __VestibuleExport {
+            fn enrich(event: $crate::Event) -> ::core::result::Result<$crate::Event, $crate::Error> {
+                let config = $crate::config::<<$ty as $crate::Enricher>::Config>()?;
+                <$ty as $crate::Enricher>::enrich(event, &config)
+            }
+            fn check_config() -> ::core::result::Result<(), ::std::string::String> {
+                $crate::__check_config(<$ty as $crate::Enricher>::check)
+            }
+        }
+        $crate::__private::enricher::__export_enricher!(__VestibuleExport);
     };
     (action: $ty:ident) => {
-        $crate::__private::action::__export_action!($ty);
+        #[doc(hidden)]
+        pub struct __VestibuleExport;
+        impl $crate::__private::action::Guest for __VestibuleExport {
+            fn act(event: $crate::Event) -> ::core::result::Result<(), $crate::Error> {
+                let config = $crate::config::<<$ty as $crate::Action>::Config>()?;
+                <$ty as $crate::Action>::act(event, &config)
+            }
+            fn check_config() -> ::core::result::Result<(), ::std::string::String> {
+                $crate::__check_config(<$ty as $crate::Action>::check)
+            }
+        }
+        $crate::__private::action::__export_action!(__VestibuleExport);
     };
 }

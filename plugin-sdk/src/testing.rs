@@ -4,29 +4,35 @@
 //!
 //! ```
 //! use vestibule_plugin_sdk::testing::FakeHost;
-//! use vestibule_plugin_sdk::{kind, Event};
+//! use vestibule_plugin_sdk::{Action, Command, Error, Event, kind};
 //!
-//! // What a plugin's `act` might do.
-//! fn act(event: &Event) -> Result<(), vestibule_plugin_sdk::Error> {
-//!     #[derive(serde::Deserialize)]
-//!     struct Config { sink: String }
-//!     let config: Config = vestibule_plugin_sdk::config()?;
-//!     vestibule_plugin_sdk::Command::json(&config.sink, &serde_json::json!({"door": event.door_name()}))
-//!         .send()?;
-//!     Ok(())
+//! #[derive(serde::Deserialize)]
+//! struct Config { sink: String }
+//!
+//! struct DoorToSink;
+//!
+//! impl Action for DoorToSink {
+//!     type Config = Config;
+//!
+//!     fn act(event: Event, config: &Config) -> Result<(), Error> {
+//!         Command::json(&config.sink, &serde_json::json!({"door": event.door_name()})).send()?;
+//!         Ok(())
+//!     }
 //! }
 //!
 //! let host = FakeHost::new().config(r#"sink = "lights""#).sinks(&["lights"]);
 //! let event = Event::builder().kind(kind::ACCESS_GRANTED).door("Lobby").build();
-//! let run = host.run(|| act(&event));
+//! let run = host.act::<DoorToSink>(event);
 //! assert!(run.result.is_ok());
 //! assert_eq!(run.commands[0].sink, "lights");
 //! assert_eq!(run.commands[0].body, r#"{"door":"Lobby"}"#);
+//! // What the host is told when it asks whether a config fits.
+//! assert!(FakeHost::new().config("snk = \"x\"").check_config(DoorToSink::check).is_err());
 //! ```
 //!
 //! Only compiled natively: in the component the real host answers.
 
-use crate::{Command, Event};
+use crate::{Action, Command, Enricher, Error, Event, Filter, Verdict};
 
 /// A stand-in for the host in native tests.
 #[derive(Debug, Clone, Default)]
@@ -75,8 +81,34 @@ impl FakeHost {
         self
     }
 
-    /// Call `plugin` (e.g. `|| MyPlugin::act(event)`) with this host, and
-    /// return what it returned, logged and sent.
+    /// Call filter `P` on `event` as the host does: its config read into
+    /// `P::Config` first (an error if it does not fit).
+    pub fn filter<P: Filter>(&self, event: Event) -> Run<Result<Verdict, Error>> {
+        self.run(|| crate::config::<P::Config>().and_then(|config| P::filter(event, &config)))
+    }
+
+    /// Call enricher `P` on `event` as the host does.
+    pub fn enrich<P: Enricher>(&self, event: Event) -> Run<Result<Event, Error>> {
+        self.run(|| crate::config::<P::Config>().and_then(|config| P::enrich(event, &config)))
+    }
+
+    /// Call action `P` on `event` as the host does.
+    pub fn act<P: Action>(&self, event: Event) -> Run<Result<(), Error>> {
+        self.run(|| crate::config::<P::Config>().and_then(|config| P::act(event, &config)))
+    }
+
+    /// What the plugin answers when the host asks whether this config fits,
+    /// given its role's `check` (`MyFilter::check`): the message the host
+    /// would refuse the config with.
+    pub fn check_config<C: serde::de::DeserializeOwned>(
+        &self,
+        check: fn(&C) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.run(|| crate::roles::check_config(check)).result
+    }
+
+    /// Call `plugin` (any closure calling the plugin's code) with this
+    /// host, and return what it returned, logged and sent.
     pub fn run<R>(&self, plugin: impl FnOnce() -> R) -> Run<R> {
         fake::CURRENT.with(|current| {
             *current.borrow_mut() = Some(fake::State {

@@ -5,6 +5,8 @@
 //! ignored. Secrets are never written in the file itself: they are read from
 //! an environment variable or a file the config names (see [`SecretRef`]).
 
+mod errors;
+mod parse;
 mod plugin;
 mod secret;
 mod server;
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::Digest;
 
+pub use errors::{ConfigError, Errors};
 pub use plugin::{Clock, OnError, PluginConfig, World};
 pub use secret::{HeaderValue, Secret, SecretHeader, SecretRef, SecretValue};
 pub use server::{AdminConfig, ReloadConfig, ServerConfig, StoreConfig, TlsConfig};
@@ -67,82 +70,53 @@ pub struct Config {
     pub sha256: String,
 }
 
-/// A configuration problem, located as precisely as we can: the file, and
-/// either the TOML parser's line and column or the key path.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
-    /// `message` is the TOML parser's, with the offending line quoted.
-    #[error("{file}: {message}")]
-    Parse {
-        file: PathBuf,
-        message: String,
-        /// Where, what is wrong, and the line's text, for
-        /// [`ConfigError::one_line`].
-        line: usize,
-        column: usize,
-        reason: String,
-        text: String,
-    },
-    #[error("{file}: {key}: {message}")]
-    Invalid {
-        file: PathBuf,
-        key: String,
-        message: String,
-    },
-}
-
-impl ConfigError {
-    /// The error on one line, for logs and the status endpoint (the
-    /// [`Display`](std::fmt::Display) form quotes the offending line of the
-    /// file, for people at a terminal).
-    pub fn one_line(&self) -> String {
-        match self {
-            ConfigError::Parse {
-                file,
-                line,
-                column,
-                reason,
-                text,
-                ..
-            } => format!("{}: line {line}, column {column} (`{text}`): {reason}", file.display()),
-            other => other.to_string(),
-        }
-    }
-}
-
 impl Config {
     /// Read and parse `file`. Checks that need the outside world (secrets,
     /// plugin files) happen when the parts are built, see [`crate::app`].
+    /// Every problem the file has is reported, not only the first.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
-        let text = crate::files::read_text(file, crate::files::CONFIG_LIMIT).map_err(|source| ConfigError::Read {
-            file: file.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text, file)
+        match Self::load_all(file) {
+            (Some(config), errors) if errors.is_empty() => Ok(config),
+            (_, errors) => Err(ConfigError::several(errors)),
+        }
     }
 
     /// Parse `text` as if read from `file`.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| {
-            let start = e.span().map_or(0, |span| span.start).min(text.len());
-            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-            let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-            ConfigError::Parse {
-                file: file.to_path_buf(),
-                message: e.to_string().trim_end().to_string(),
-                line: text[..start].matches('\n').count() + 1,
-                column: text[line_start..start].chars().count() + 1,
-                reason: e.message().trim_end().to_string(),
-                text: text[line_start..line_end].trim().to_string(),
-            }
-        })?;
+        match Self::parse_all(text, file) {
+            (Some(config), errors) if errors.is_empty() => Ok(config),
+            (_, errors) => Err(ConfigError::several(errors)),
+        }
+    }
+
+    /// Read and parse `file` as far as it can be: the config with what was
+    /// wrong left out (to check the rest with, as `vestibule check` does),
+    /// and every problem found.
+    pub fn load_all(file: &Path) -> (Option<Config>, Vec<ConfigError>) {
+        match crate::files::read_text(file, crate::files::CONFIG_LIMIT) {
+            Ok(text) => Self::parse_all(&text, file),
+            Err(source) => (
+                None,
+                vec![ConfigError::Read {
+                    file: file.to_path_buf(),
+                    source,
+                }],
+            ),
+        }
+    }
+
+    /// Parse `text` as if read from `file`, as far as it can be (see
+    /// [`Config::load_all`]).
+    pub fn parse_all(text: &str, file: &Path) -> (Option<Config>, Vec<ConfigError>) {
+        let (config, mut errors) = parse::leniently(text, file);
+        let Some(mut config) = config else {
+            return (None, errors);
+        };
         config.file = file.to_path_buf();
         config.base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
         config.sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
-        config.validate()?;
-        Ok(config)
+        errors.extend(config.validate());
+        (Some(config), errors)
     }
 
     /// An error about `key` in this config's file.
@@ -204,44 +178,43 @@ impl Config {
         ))
     }
 
-    /// Checks that need nothing but the file itself.
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.validate_host()?;
+    /// Checks that need nothing but the file itself; every problem found.
+    fn validate(&self) -> Vec<ConfigError> {
+        let mut errors = Errors::default();
+        self.validate_host(&mut errors);
         let mut paths = BTreeMap::new();
         for (i, source) in self.sources.iter().enumerate() {
             let key = format!("sources[{i}]");
-            check_name(self, &format!("{key}.name"), &source.name)?;
-            self.validate_source_auth(&key, source)?;
+            errors.keep(check_name(self, &format!("{key}.name"), &source.name));
+            errors.keep(self.validate_source_auth(&key, source));
             if source.vendor.dials_out() {
                 continue;
             }
             let path = source.path();
             if !path.starts_with('/') {
-                return Err(self.error(format!("{key}.path"), "must start with `/`"));
-            }
-            if path.starts_with(ADMIN_PREFIX) {
-                return Err(self.error(
+                errors.push(self.error(format!("{key}.path"), "must start with `/`"));
+            } else if path.starts_with(ADMIN_PREFIX) {
+                errors.push(self.error(
                     format!("{key}.path"),
                     format!("paths under `{ADMIN_PREFIX}` are the host's own (status, reload); choose another"),
                 ));
-            }
-            if let Some(other) = paths.insert(path.clone(), &source.name) {
-                return Err(self.error(
+            } else if let Some(other) = paths.insert(path.clone(), &source.name) {
+                errors.push(self.error(
                     format!("{key}.path"),
                     format!("`{path}` is already used by source `{other}`"),
                 ));
             }
         }
-        unique(self, "sources", self.sources.iter().map(|s| &s.name))?;
-        unique(self, "plugins", self.plugins.iter().map(|p| &p.name))?;
-        unique(self, "sinks", self.sinks.iter().map(|s| &s.name))?;
+        errors.keep(unique(self, "sources", self.sources.iter().map(|s| &s.name)));
+        errors.keep(unique(self, "plugins", self.plugins.iter().map(|p| &p.name)));
+        errors.keep(unique(self, "sinks", self.sinks.iter().map(|s| &s.name)));
         for (i, plugin) in self.plugins.iter().enumerate() {
-            self.validate_plugin(&format!("plugins[{i}]"), plugin)?;
+            errors.keep(self.validate_plugin(&format!("plugins[{i}]"), plugin));
         }
         for (i, sink) in self.sinks.iter().enumerate() {
-            self.validate_sink(&format!("sinks[{i}]"), sink)?;
+            errors.keep(self.validate_sink(&format!("sinks[{i}]"), sink));
         }
-        Ok(())
+        errors.into_vec()
     }
 }
 

@@ -61,9 +61,10 @@ pub struct PluginConfig {
     /// `clock`: what the plugin's clocks read.
     #[serde(default)]
     pub clock: Clock,
-    /// `on_error`: what a failure of this plugin does to the event.
-    #[serde(default)]
-    pub on_error: OnError,
+    /// `on_error`: what a failure of this plugin does to the event. Left
+    /// out, it depends on the role: see [`PluginConfig::on_error`].
+    #[serde(default, rename = "on_error")]
+    pub on_error_set: Option<OnError>,
     /// `suspend_after`, `suspend_window`, `suspend_for`: a plugin failing
     /// `suspend_after` times within `suspend_window` is not called for
     /// `suspend_for`, then tried again (0 never suspends).
@@ -96,18 +97,47 @@ pub enum Clock {
 }
 
 /// `on_error`
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum OnError {
+    /// The event stops here, as if a filter had dropped it.
+    Drop,
     /// The event goes on without this plugin.
-    #[default]
     Skip,
     /// The event stops here and is kept as a dead letter with the error,
     /// to be retried once the plugin is fixed.
     DeadLetter,
 }
 
+impl OnError {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OnError::Drop => "drop",
+            OnError::Skip => "skip",
+            OnError::DeadLetter => "dead-letter",
+        }
+    }
+}
+
+impl std::fmt::Display for OnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl PluginConfig {
+    /// What a failure of this plugin does to the event: `on_error` as set,
+    /// or by its role — a filter that fails drops the event (passing it
+    /// would open the doors it was there to keep shut), an enricher or an
+    /// action that fails is skipped (the event goes on without what it
+    /// would have added or sent).
+    pub fn on_error(&self) -> OnError {
+        self.on_error_set.unwrap_or(match self.world {
+            World::Filter => OnError::Drop,
+            World::Enricher | World::Action => OnError::Skip,
+        })
+    }
+
     /// A plugin of `world` at `path` with the default limits, no sinks and
     /// an empty config: what `vestibule plugin run` starts from.
     pub fn new(name: impl Into<String>, world: World, path: impl Into<PathBuf>) -> Self {
@@ -127,7 +157,7 @@ impl PluginConfig {
             secrecy: Secrecy::default(),
             public_output: false,
             clock: Clock::default(),
-            on_error: OnError::default(),
+            on_error_set: None,
             suspend_after: default_suspend_after(),
             suspend_window: default_suspend_time(),
             suspend_for: default_suspend_time(),

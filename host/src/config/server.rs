@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{ByteSize, Config, ConfigError, Duration};
+use super::{ByteSize, Config, Duration, Errors};
 
 /// `[server]`
 #[derive(Debug, Deserialize)]
@@ -133,43 +133,42 @@ const MIN_HEADER_SIZE: u64 = 8192;
 const MAX_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Config {
-    pub(super) fn validate_host(&self) -> Result<(), ConfigError> {
+    pub(super) fn validate_host(&self, errors: &mut Errors) {
         if let Some(admin) = &self.admin
             && admin.token_env.is_some() == admin.token_file.is_some()
         {
-            return Err(self.error(
+            errors.push(self.error(
                 "admin.token_env",
                 "expected either `token_env = \"VAR\"` or `token_file = \"PATH\"`",
             ));
         }
         let debounce = self.reload.debounce.0;
         if debounce.is_zero() || debounce > MAX_DEBOUNCE {
-            return Err(self.error(
+            errors.push(self.error(
                 "reload.debounce",
                 format!("expected more than 0 and at most {MAX_DEBOUNCE:?}"),
             ));
         }
         if self.server.queue == 0 {
-            return Err(self.error("server.queue", "must be at least 1"));
+            errors.push(self.error("server.queue", "must be at least 1"));
         }
         if self.server.max_connections == 0 {
-            return Err(self.error("server.max_connections", "must be at least 1"));
+            errors.push(self.error("server.max_connections", "must be at least 1"));
         }
-        self.in_range(
+        errors.keep(self.in_range(
             "server.max_header_size",
             self.server.max_header_size,
             MIN_HEADER_SIZE,
             1 << 20,
-        )?;
-        self.in_range("server.max_body", self.server.max_body, 1 << 10, MAX_BODY)?;
+        ));
+        errors.keep(self.in_range("server.max_body", self.server.max_body, 1 << 10, MAX_BODY));
         for (key, value) in [
             ("server.header_timeout", self.server.header_timeout),
             ("server.body_timeout", self.server.body_timeout),
         ] {
             if value.0.is_zero() {
-                return Err(self.error(key, "must be more than 0"));
+                errors.push(self.error(key, "must be more than 0"));
             }
         }
-        Ok(())
     }
 }

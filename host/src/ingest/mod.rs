@@ -109,11 +109,14 @@ impl Routes {
     /// Build a route for every `[[sources]]` entry, reading secrets now.
     pub fn from_config(config: &Config) -> Result<Routes, ConfigError> {
         let mut by_path = HashMap::new();
+        let mut errors = crate::config::Errors::default();
         for (i, source) in config.sources.iter().enumerate() {
             if source.vendor.dials_out() {
                 continue;
             }
-            let (vendor, auth) = vendors::build(config, i, source)?;
+            let Some((vendor, auth)) = errors.keep(vendors::build(config, i, source)) else {
+                continue;
+            };
             by_path.insert(
                 source.path(),
                 Route {
@@ -123,7 +126,7 @@ impl Routes {
                 },
             );
         }
-        Ok(Routes {
+        errors.or(|| Routes {
             by_path,
             max_body: config.server.max_body.0,
             body_timeout: config.server.body_timeout.0,

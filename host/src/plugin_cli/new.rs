@@ -161,7 +161,7 @@ fn source(name: &str, world: World) -> String {
 const FILTER: &str = r##"//! {name}: keeps the events of the kinds its config lists, drops the rest.
 
 use serde::Deserialize;
-use vestibule_plugin_sdk::{Error, Event, Filter, Verdict, config, export};
+use vestibule_plugin_sdk::{Error, Event, Filter, Verdict, export};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,8 +173,9 @@ struct Config {
 struct Plugin;
 
 impl Filter for Plugin {
-    fn filter(event: Event) -> Result<Verdict, Error> {
-        let config: Config = config()?;
+    type Config = Config;
+
+    fn filter(event: Event, config: &Config) -> Result<Verdict, Error> {
         if config.kinds.iter().any(|kind| event.is(kind)) {
             Ok(Verdict::Keep)
         } else {
@@ -195,9 +196,9 @@ mod tests {
     fn keeps_the_kinds_it_lists() {
         let host = FakeHost::new().config(r#"kinds = ["access.*"]"#);
         let granted = Event::builder().kind(kind::ACCESS_GRANTED).build();
-        assert_eq!(host.run(|| Plugin::filter(granted)).result, Ok(Verdict::Keep));
+        assert_eq!(host.filter::<Plugin>(granted).result, Ok(Verdict::Keep));
         let ring = Event::builder().kind(kind::DOORBELL_RING).build();
-        assert!(matches!(host.run(|| Plugin::filter(ring)).result, Ok(Verdict::Drop(_))));
+        assert!(matches!(host.filter::<Plugin>(ring).result, Ok(Verdict::Drop(_))));
     }
 }
 "##;
@@ -207,7 +208,7 @@ const ENRICHER: &str = r##"//! {name}: adds the door's `zone`, from its config, 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use vestibule_plugin_sdk::{Enricher, Error, Event, config, export};
+use vestibule_plugin_sdk::{Enricher, Error, Event, export};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,8 +220,9 @@ struct Config {
 struct Plugin;
 
 impl Enricher for Plugin {
-    fn enrich(mut event: Event) -> Result<Event, Error> {
-        let config: Config = config()?;
+    type Config = Config;
+
+    fn enrich(mut event: Event, config: &Config) -> Result<Event, Error> {
         let zone = event.door_name().and_then(|door| config.zones.get(door)).cloned();
         if let Some(zone) = zone {
             event.set_attribute("zone", zone);
@@ -240,7 +242,7 @@ mod tests {
     fn adds_the_zone_of_the_door() {
         let host = FakeHost::new().config("[zones]\n\"Lobby\" = \"public\"");
         let event = Event::builder().door("Lobby").build();
-        let enriched = host.run(|| Plugin::enrich(event)).result.unwrap();
+        let enriched = host.enrich::<Plugin>(event).result.unwrap();
         assert_eq!(enriched.attribute("zone"), Some("public"));
     }
 }
@@ -249,7 +251,7 @@ mod tests {
 const ACTION: &str = r##"//! {name}: tells a chat sink who was let in where.
 
 use serde::Deserialize;
-use vestibule_plugin_sdk::{Action, Command, Error, Event, config, export, kind, log};
+use vestibule_plugin_sdk::{Action, Command, Error, Event, export, kind, log};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,8 +263,9 @@ struct Config {
 struct Plugin;
 
 impl Action for Plugin {
-    fn act(event: Event) -> Result<(), Error> {
-        let config: Config = config()?;
+    type Config = Config;
+
+    fn act(event: Event, config: &Config) -> Result<(), Error> {
         if !event.is(kind::ACCESS_GRANTED) {
             return Ok(());
         }
@@ -286,7 +289,7 @@ mod tests {
     fn announces_who_came_in() {
         let host = FakeHost::new().config(r#"sink = "chat""#);
         let event = Event::builder().kind(kind::ACCESS_GRANTED).door("Lobby").actor("u1", "Ada").build();
-        let run = host.run(|| Plugin::act(event));
+        let run = host.act::<Plugin>(event);
         assert_eq!(run.result, Ok(()));
         assert_eq!(run.commands[0].sink, "chat");
         assert_eq!(run.commands[0].body, r#"{"text":"Ada came in at Lobby"}"#);

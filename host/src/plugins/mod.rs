@@ -6,13 +6,12 @@
 //! instantiation from the pooling allocator, so no state leaks from one event
 //! to the next and a plugin that misbehaves takes only its own call down.
 //!
-//! A call's `deadline` bounds its wall-clock time wherever the time goes.
-//! Calls run asynchronously: the plugin's code yields back to the caller at
-//! every epoch tick, and every WASI function that waits (a sleep, a poll)
-//! waits asynchronously, so the timer around the call cuts it off at the
-//! deadline even while it sleeps in host code, where epoch interruption
-//! alone never fires. A call cut off is dropped with its store; nothing of
-//! it runs on.
+//! A call's `deadline` bounds its wall-clock time wherever the time goes:
+//! in the plugin's code, epoch interruption traps it; in host code — a WASI
+//! sleep or poll, where epoch interruption never fires — calls run
+//! asynchronously and every WASI function that waits waits asynchronously,
+//! so the timer around the call cuts it off. A call cut off is dropped with
+//! its store; nothing of it runs on.
 
 mod compiled;
 mod health;
@@ -41,8 +40,7 @@ use state::{LimitExceeded, PluginState};
 /// The most memory any one plugin may be given (`memory` in its config).
 pub const MAX_PLUGIN_MEMORY: u64 = 256 << 20;
 
-/// How often the epoch advances: how often a running plugin gives its
-/// thread back, and so how late a deadline may be noticed at most.
+/// How often the epoch advances; plugin deadlines are counted in these ticks.
 const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The most of a plugin's error message that is kept, in bytes.
@@ -78,6 +76,9 @@ pub enum LoadError {
     NotAComponent { path: String, reason: String },
     #[error("{path} does not fit the `{world}` world: {reason}")]
     WrongWorld { path: String, world: World, reason: String },
+    /// The plugin refused its `[plugins.config]`.
+    #[error("the plugin `{name}` refuses it: {message}")]
+    Config { name: String, message: String },
 }
 
 /// Why one call of a plugin failed, or why it was not called. The plugin's
@@ -286,12 +287,12 @@ impl Runtime {
         let plugin_config = serde_json::to_string(&config.config).expect("a TOML table is valid JSON");
         let health = Arc::new(Health::new(&config.name));
         health.configure(Breaker::from_config(config), true);
-        Ok(Plugin {
+        let plugin = Plugin {
             name: config.name.clone(),
             world: config.world,
             path: path.to_path_buf(),
             compiled,
-            on_error: config.on_error,
+            on_error: config.on_error(),
             secrecy: config.secrecy,
             public_output: config.public_output,
             health,
@@ -313,7 +314,13 @@ impl Runtime {
                 attributes: config.max_attributes as usize,
             },
             slots: Arc::new(Slots::new(config.instances)),
-        })
+        };
+        // A plugin serves only with a config it accepts.
+        plugin.check_config_now().map_err(|message| LoadError::Config {
+            name: config.name.clone(),
+            message,
+        })?;
+        Ok(plugin)
     }
 }
 
@@ -324,23 +331,8 @@ impl Plugin {
     pub async fn call(&self, event: &Event) -> Call {
         let _slot = self.slots.take().await;
         let started = Instant::now();
-        let engine = match &self.pre {
-            Pre::Filter(p) => p.engine(),
-            Pre::Enricher(p) => p.engine(),
-            Pre::Action(p) => p.engine(),
-        };
-        let mut store = Store::new(engine, PluginState::new(self.settings.clone(), event.received_at));
-        store.limiter(|s| &mut s.limits);
-        // Give the thread back at every tick, so that the timer below can
-        // fire while the plugin computes, and other work goes on meanwhile.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
-
-        let deadline = self.settings.deadline;
-        let result = match tokio::time::timeout(deadline, self.invoke(&mut store, event)).await {
-            Ok(result) => result,
-            Err(_) => Err(wasmtime::Error::new(DeadlinePassed)),
-        };
+        let mut store = self.store(event.received_at);
+        let result = within(self.settings.deadline, self.invoke(&mut store, event)).await;
         let mut state = store.into_data();
         // Going past a limit or a grant is the failure, however the call
         // ended: a log storm cut off at its deadline is `output_too_large`.
@@ -365,6 +357,78 @@ impl Plugin {
             logs: state.logs,
             elapsed: started.elapsed(),
         }
+    }
+
+    /// A fresh store for one call, under the plugin's limits.
+    fn store(&self, received_at: i64) -> Store<PluginState> {
+        let engine = match &self.pre {
+            Pre::Filter(p) => p.engine(),
+            Pre::Enricher(p) => p.engine(),
+            Pre::Action(p) => p.engine(),
+        };
+        let mut store = Store::new(engine, PluginState::new(self.settings.clone(), received_at));
+        store.limiter(|s| &mut s.limits);
+        // The plugin's own code traps at the deadline; the timer around the
+        // call cuts off waits in host code. It does not yield the thread
+        // before then: a call that waited behind other work would be timed
+        // for that work, and fail for it.
+        let ticks = self.settings.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64;
+        store.set_epoch_deadline(ticks.max(1));
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Ask the plugin, in a fresh instance under its limits, whether it can
+    /// work with its config; its answer, or why it gave none.
+    pub async fn check_config(&self) -> Result<(), String> {
+        let mut store = self.store(crate::event::now_ms());
+        let checked = within(self.settings.deadline, async {
+            let store = &mut store;
+            Ok(match &self.pre {
+                Pre::Filter(pre) => {
+                    pre.instantiate_async(&mut *store)
+                        .await?
+                        .call_check_config(store)
+                        .await?
+                }
+                Pre::Enricher(pre) => {
+                    pre.instantiate_async(&mut *store)
+                        .await?
+                        .call_check_config(store)
+                        .await?
+                }
+                Pre::Action(pre) => {
+                    pre.instantiate_async(&mut *store)
+                        .await?
+                        .call_check_config(store)
+                        .await?
+                }
+            })
+        })
+        .await;
+        let state = store.into_data();
+        match checked {
+            Ok(answer) => answer.map_err(|message| text::shown(&message, MAX_ERROR)),
+            Err(e) => Err(format!("checking it failed: {}", self.classify(e, &state))),
+        }
+    }
+
+    /// [`Plugin::check_config`] from code that is not async — loading runs
+    /// in `check`, at start and in a reload's build — on a thread of its own
+    /// with a runtime of its own, so it works wherever it is called from.
+    fn check_config_now(&self) -> Result<(), String> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                        .map_err(|e| format!("cannot start a runtime to check it: {e}"))?;
+                    runtime.block_on(self.check_config())
+                })
+                .join()
+                .unwrap_or_else(|_| Err("checking it panicked".into()))
+        })
     }
 
     async fn invoke(
@@ -436,7 +500,9 @@ impl Plugin {
             Some(LimitExceeded::Tables) => return PluginFailure::Tables(self.settings.table_limit),
             None => {}
         }
-        if error.downcast_ref::<DeadlinePassed>().is_some() {
+        if error.downcast_ref::<DeadlinePassed>().is_some()
+            || matches!(error.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt))
+        {
             return PluginFailure::Timeout(self.settings.deadline);
         }
         match error.downcast_ref::<wasmtime::Trap>() {
@@ -444,6 +510,17 @@ impl Plugin {
             Some(trap) => PluginFailure::Trap(trap.to_string()),
             None => PluginFailure::Trap(first_line(&error)),
         }
+    }
+}
+
+/// `call`, cut off at `deadline`.
+async fn within<R>(
+    deadline: std::time::Duration,
+    call: impl Future<Output = wasmtime::Result<R>>,
+) -> wasmtime::Result<R> {
+    match tokio::time::timeout(deadline, call).await {
+        Ok(result) => result,
+        Err(_) => Err(wasmtime::Error::new(DeadlinePassed)),
     }
 }
 

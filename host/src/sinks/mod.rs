@@ -101,11 +101,13 @@ impl Sinks {
     /// Build every `[[sinks]]` entry, reading its secrets now.
     pub fn from_config(config: &Config) -> Result<Sinks, ConfigError> {
         let mut by_name = HashMap::new();
+        let mut errors = crate::config::Errors::default();
         for (i, sink) in config.sinks.iter().enumerate() {
             let transport = match sink.kind {
-                SinkKind::Http => Transport::Http(HttpSink::from_config(config, i, sink)?),
-                SinkKind::Mqtt => Transport::Mqtt(MqttSink::from_config(config, i, sink)?),
+                SinkKind::Http => errors.keep(HttpSink::from_config(config, i, sink)).map(Transport::Http),
+                SinkKind::Mqtt => errors.keep(MqttSink::from_config(config, i, sink)).map(Transport::Mqtt),
             };
+            let Some(transport) = transport else { continue };
             by_name.insert(
                 sink.name.clone(),
                 Sink {
@@ -114,7 +116,7 @@ impl Sinks {
                 },
             );
         }
-        Ok(Sinks { by_name })
+        errors.or(|| Sinks { by_name })
     }
 
     /// The retry policy of the sink named `name`.

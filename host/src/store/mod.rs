@@ -58,6 +58,18 @@ pub enum StoreError {
 const EVENT_STATE: &str =
     "CASE WHEN EXISTS (SELECT 1 FROM dead_events d WHERE d.seq = events.seq) THEN 'dead' ELSE state END";
 
+/// Whether `dir` can be the data folder: a folder, or nothing yet (it is
+/// created when the host first opens it).
+pub fn check_data_folder(dir: &Path) -> Result<(), StoreError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(StoreError::Open {
+            path: dir.to_path_buf(),
+            message: "is a file; expected the data folder (it is created if missing)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// An open database.
 pub struct Store {
     conn: Connection,
@@ -83,11 +95,7 @@ impl Store {
             path: dir.to_path_buf(),
             message,
         };
-        if dir.exists() && !dir.is_dir() {
-            return Err(open_error(
-                "is a file; expected the data folder (it is created if missing)".into(),
-            ));
-        }
+        check_data_folder(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| open_error(format!("cannot create the data folder: {e}")))?;
         let path = dir.join(DB_FILE);
         let conn = Connection::open(&path).map_err(|e| open_error(e.to_string()))?;

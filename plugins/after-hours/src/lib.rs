@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate, NaiveTime, TimeZone, Weekday};
 use chrono_tz::Tz;
 use serde::Deserialize;
-use vestibule_plugin_sdk::{Error, Event, Filter, Verdict, config, export};
+use vestibule_plugin_sdk::{Error, Event, Filter, Verdict, export};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +41,10 @@ enum Keep {
     BusinessHours,
 }
 
-/// The config, checked: a mistake in it is the operator's to fix, said clearly.
+/// The config, checked: a mistake in it is the operator's to fix, said
+/// clearly — when the host loads the plugin, before any event.
+#[derive(Deserialize)]
+#[serde(try_from = "Config")]
 struct Schedule {
     zone: Tz,
     keep: Keep,
@@ -51,9 +54,11 @@ struct Schedule {
     hours: [Vec<(NaiveTime, NaiveTime)>; 7],
 }
 
-impl Schedule {
-    fn from_config(config: Config) -> Result<Schedule, Error> {
-        let bad = |what: String| Error::Config(format!("[plugins.config]: {what}"));
+impl TryFrom<Config> for Schedule {
+    type Error = String;
+
+    fn try_from(config: Config) -> Result<Schedule, String> {
+        let bad = |what: String| what;
         let zone: Tz = config.time_zone.parse().map_err(|_| {
             bad(format!(
                 "time_zone: `{}` is not a time zone such as \"Europe/Copenhagen\"",
@@ -87,7 +92,9 @@ impl Schedule {
             hours,
         })
     }
+}
 
+impl Schedule {
     /// Whether `at` (ms since the epoch) falls in business hours.
     fn open_at(&self, at: i64) -> bool {
         let Some(local) = self.zone.timestamp_millis_opt(at).single() else {
@@ -112,8 +119,9 @@ fn span_of(text: &str) -> Option<(NaiveTime, NaiveTime)> {
 struct AfterHours;
 
 impl Filter for AfterHours {
-    fn filter(event: Event) -> Result<Verdict, Error> {
-        let schedule = Schedule::from_config(config()?)?;
+    type Config = Schedule;
+
+    fn filter(event: Event, schedule: &Schedule) -> Result<Verdict, Error> {
         if !schedule.kinds.is_empty() && !schedule.kinds.iter().any(|k| event.is(k)) {
             return Ok(Verdict::Keep);
         }
@@ -148,7 +156,7 @@ mod tests {
     fn verdict(config: &str, utc: &str) -> Result<Verdict, Error> {
         let at = chrono::DateTime::parse_from_rfc3339(utc).unwrap().timestamp_millis();
         let event = Event::builder().kind(kind::ACCESS_GRANTED).at(at).build();
-        FakeHost::new().config(config).run(|| AfterHours::filter(event)).result
+        FakeHost::new().config(config).filter::<AfterHours>(event).result
     }
 
     #[test]
@@ -197,7 +205,7 @@ mod tests {
             Ok(Verdict::Drop("after hours".into()))
         );
         let ring = Event::builder().kind(kind::DOORBELL_RING).at(0).build();
-        let run = FakeHost::new().config(&business).run(|| AfterHours::filter(ring));
+        let run = FakeHost::new().config(&business).filter::<AfterHours>(ring);
         assert_eq!(run.result, Ok(Verdict::Keep), "the schedule is for access events only");
     }
 
@@ -211,5 +219,13 @@ mod tests {
         assert!(
             matches!(verdict(&wrong_span, "2026-01-05T07:30:00Z"), Err(Error::Config(m)) if m.contains("hours.mon: `8-5`"))
         );
+        // What the host hears when it loads the plugin, before any event.
+        let refused = FakeHost::new().config(&wrong_zone).check_config(AfterHours::check);
+        assert!(
+            refused
+                .unwrap_err()
+                .starts_with("time_zone: `Europe/Atlantis` is not a time zone")
+        );
+        assert_eq!(FakeHost::new().config(CONFIG).check_config(AfterHours::check), Ok(()));
     }
 }

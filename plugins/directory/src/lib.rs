@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use vestibule_plugin_sdk::{Actor, Enricher, Error, Event, config, export, log};
+use vestibule_plugin_sdk::{Actor, Enricher, Error, Event, export, log};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,9 +108,18 @@ fn fields(line: &str) -> Vec<String> {
 struct Directory;
 
 impl Enricher for Directory {
-    fn enrich(mut event: Event) -> Result<Event, Error> {
-        let config: Config = config()?;
-        let people = people(&config)?;
+    type Config = Config;
+
+    /// The CSV must parse and every entry have an `id`: refused at load,
+    /// not on the first badge.
+    fn check(config: &Config) -> Result<(), String> {
+        people(config).map(|_| ()).map_err(|e| match e {
+            Error::Config(m) | Error::Failed(m) => m.trim_start_matches("[plugins.config]: ").to_string(),
+        })
+    }
+
+    fn enrich(mut event: Event, config: &Config) -> Result<Event, Error> {
+        let people = people(config)?;
         let key = match config.key {
             Key::User => event.actor.as_ref().and_then(|a| a.id.clone()),
             Key::Credential => event.credential.as_ref().and_then(|c| c.value.clone()),
@@ -154,7 +163,7 @@ u-8,,Facilities,1
 """"#;
 
     fn enrich(config: &str, event: Event) -> Result<Event, Error> {
-        FakeHost::new().config(config).run(|| Directory::enrich(event)).result
+        FakeHost::new().config(config).enrich::<Directory>(event).result
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! ```
 
 use serde::Deserialize;
-use vestibule_plugin_sdk::{Error, Event, Filter, Verdict, config, export};
+use vestibule_plugin_sdk::{Error, Event, Filter, Verdict, export};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,9 +21,10 @@ struct Config {
 struct DoorFilter;
 
 impl Filter for DoorFilter {
-    fn filter(event: Event) -> Result<Verdict, Error> {
-        let config: Config = config()?;
-        Ok(decide(&config, &event))
+    type Config = Config;
+
+    fn filter(event: Event, config: &Config) -> Result<Verdict, Error> {
+        Ok(decide(config, &event))
     }
 }
 

@@ -17,7 +17,7 @@
 use chrono::TimeZone;
 use chrono_tz::Tz;
 use serde::Deserialize;
-use vestibule_plugin_sdk::{Action, Command, Error, Event, config, export, kind};
+use vestibule_plugin_sdk::{Action, Command, Error, Event, export, kind};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,8 +48,17 @@ fn default_zone() -> String {
 struct DoorbellNotify;
 
 impl Action for DoorbellNotify {
-    fn act(event: Event) -> Result<(), Error> {
-        let config: Config = config()?;
+    type Config = Config;
+
+    /// ntfy needs a topic: refused at load rather than at the first ring.
+    fn check(config: &Config) -> Result<(), String> {
+        match (&config.format, &config.topic) {
+            (Format::Ntfy, None) => Err("ntfy needs `topic`".into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn act(event: Event, config: &Config) -> Result<(), Error> {
         if !event.is(kind::DOORBELL_RING) {
             return Ok(());
         }
@@ -72,6 +81,7 @@ impl Action for DoorbellNotify {
             Format::Ntfy => {
                 let topic = config
                     .topic
+                    .as_deref()
                     .ok_or_else(|| Error::Config("[plugins.config]: ntfy needs `topic`".into()))?;
                 serde_json::json!({
                     "topic": topic,
@@ -101,7 +111,7 @@ mod tests {
             .door("Front Door")
             .at(AT)
             .build();
-        FakeHost::new().config(config).run(|| DoorbellNotify::act(event))
+        FakeHost::new().config(config).act::<DoorbellNotify>(event)
     }
 
     #[test]
@@ -131,7 +141,7 @@ mod tests {
         let event = Event::builder().kind(kind::ACCESS_GRANTED).build();
         let run = FakeHost::new()
             .config("format = \"slack\"")
-            .run(|| DoorbellNotify::act(event));
+            .act::<DoorbellNotify>(event);
         assert!(run.commands.is_empty());
     }
 }

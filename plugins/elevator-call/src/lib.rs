@@ -17,7 +17,7 @@
 //! "passenger": "<actor id>", "requestId": "<event id>"}`.
 
 use serde::Deserialize;
-use vestibule_plugin_sdk::{Action, Command, Error, Event, config, export, kind, log};
+use vestibule_plugin_sdk::{Action, Command, Error, Event, export, kind, log};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,8 +38,9 @@ fn default_sink() -> String {
 struct ElevatorCall;
 
 impl Action for ElevatorCall {
-    fn act(event: Event) -> Result<(), Error> {
-        let config: Config = config()?;
+    type Config = Config;
+
+    fn act(event: Event, config: &Config) -> Result<(), Error> {
         let at_lobby = [event.door_name(), event.door_id()]
             .into_iter()
             .flatten()
@@ -86,7 +87,7 @@ mod tests {
         FakeHost::new()
             .config(CONFIG)
             .sinks(&["elevator"])
-            .run(|| ElevatorCall::act(event))
+            .act::<ElevatorCall>(event)
     }
 
     #[test]

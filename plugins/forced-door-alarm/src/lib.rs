@@ -13,7 +13,7 @@
 //! "event": "<id>", "source": "<source>"}`.
 
 use serde::Deserialize;
-use vestibule_plugin_sdk::{Action, Command, Error, Event, config, export, kind, log};
+use vestibule_plugin_sdk::{Action, Command, Error, Event, export, kind, log};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,8 +41,9 @@ fn default_kinds() -> Vec<String> {
 struct ForcedDoorAlarm;
 
 impl Action for ForcedDoorAlarm {
-    fn act(event: Event) -> Result<(), Error> {
-        let config: Config = config()?;
+    type Config = Config;
+
+    fn act(event: Event, config: &Config) -> Result<(), Error> {
         if !config.kinds.iter().any(|k| event.is(k)) {
             return Ok(());
         }
@@ -79,7 +80,7 @@ mod tests {
             .build();
         let run = FakeHost::new()
             .sinks(&["alarms", "security-desk"])
-            .run(|| ForcedDoorAlarm::act(event));
+            .act::<ForcedDoorAlarm>(event);
         assert_eq!(run.result, Ok(()));
         let sinks: Vec<&str> = run.commands.iter().map(|c| c.sink.as_str()).collect();
         assert_eq!(sinks, ["alarms", "security-desk"]);
@@ -94,8 +95,8 @@ mod tests {
     #[test]
     fn held_open_too_and_nothing_else() {
         let held = Event::builder().kind(kind::DOOR_HELD_OPEN).door("Dock").build();
-        assert_eq!(FakeHost::new().run(|| ForcedDoorAlarm::act(held)).commands.len(), 2);
+        assert_eq!(FakeHost::new().act::<ForcedDoorAlarm>(held).commands.len(), 2);
         let opened = Event::builder().kind(kind::DOOR_OPENED).door("Dock").build();
-        assert!(FakeHost::new().run(|| ForcedDoorAlarm::act(opened)).commands.is_empty());
+        assert!(FakeHost::new().act::<ForcedDoorAlarm>(opened).commands.is_empty());
     }
 }

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use vestibule_plugin_sdk::{Action, Command, Duration, Error, Event, config, export, log};
+use vestibule_plugin_sdk::{Action, Command, Duration, Error, Event, export, log};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,8 +46,9 @@ fn default_kinds() -> Vec<String> {
 struct LightsOnUnlock;
 
 impl Action for LightsOnUnlock {
-    fn act(event: Event) -> Result<(), Error> {
-        let config: Config = config()?;
+    type Config = Config;
+
+    fn act(event: Event, config: &Config) -> Result<(), Error> {
         if !config.kinds.iter().any(|k| event.is(k)) {
             return Ok(());
         }
@@ -87,7 +88,7 @@ mod tests {
     fn an_unlock_switches_on_now_and_off_later() {
         let host = FakeHost::new().config(CONFIG).sinks(&["lights", "lights-off"]);
         let event = Event::builder().kind(kind::ACCESS_GRANTED).door("Lobby").build();
-        let run = host.run(|| LightsOnUnlock::act(event));
+        let run = host.act::<LightsOnUnlock>(event);
         assert!(run.result.is_ok(), "{:?}", run.result);
         let sent: Vec<(&str, &str)> = run
             .commands
@@ -112,7 +113,7 @@ mod tests {
             Event::builder().kind(kind::ACCESS_GRANTED).door("Garage").build(),
             Event::builder().kind(kind::ACCESS_DENIED).door("Lobby").build(),
         ] {
-            let run = host.run(|| LightsOnUnlock::act(event));
+            let run = host.act::<LightsOnUnlock>(event);
             assert!(run.result.is_ok());
             assert!(run.commands.is_empty());
         }
@@ -122,7 +123,7 @@ mod tests {
     fn a_config_without_entities_says_so() {
         let run = FakeHost::new()
             .config("sink = \"x\"")
-            .run(|| LightsOnUnlock::act(Event::builder().kind(kind::ACCESS_GRANTED).build()));
+            .act::<LightsOnUnlock>(Event::builder().kind(kind::ACCESS_GRANTED).build());
         assert_eq!(
             run.result,
             Err(Error::Config("[plugins.config]: missing field `entities`".into()))

@@ -16,8 +16,9 @@ struct Config {
 struct BigEnricher;
 
 impl Enricher for BigEnricher {
-    fn enrich(mut event: Event) -> Result<Event, Error> {
-        let config: Config = vestibule_plugin_sdk::config()?;
+    type Config = Config;
+
+    fn enrich(mut event: Event, config: &Config) -> Result<Event, Error> {
         event.set_attribute("big", "x".repeat(config.attribute_bytes));
         for n in 0..config.attributes {
             event.set_attribute(format!("a{n}"), "y");

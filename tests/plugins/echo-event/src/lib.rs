@@ -17,8 +17,9 @@ fn echo() -> String {
 struct EchoEvent;
 
 impl Action for EchoEvent {
-    fn act(event: Event) -> Result<(), Error> {
-        let config: Config = vestibule_plugin_sdk::config()?;
+    type Config = Config;
+
+    fn act(event: Event, config: &Config) -> Result<(), Error> {
         let json = serde_json::to_string(&event).map_err(|e| Error::Failed(e.to_string()))?;
         send(&config.sink, json).map_err(|e| Error::Failed(format!("{e:?}")))
     }

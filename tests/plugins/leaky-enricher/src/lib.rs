@@ -15,8 +15,9 @@ struct Config {
 struct LeakyEnricher;
 
 impl Enricher for LeakyEnricher {
-    fn enrich(mut event: Event) -> Result<Event, Error> {
-        let config: Config = vestibule_plugin_sdk::config()?;
+    type Config = Config;
+
+    fn enrich(mut event: Event, config: &Config) -> Result<Event, Error> {
         match config.leak.as_str() {
             "copy" => {
                 let value = event

@@ -17,8 +17,9 @@ struct Config {
 struct Misbehave;
 
 impl Filter for Misbehave {
-    fn filter(event: Event) -> Result<Verdict, Error> {
-        let config: Config = vestibule_plugin_sdk::config()?;
+    type Config = Config;
+
+    fn filter(event: Event, config: &Config) -> Result<Verdict, Error> {
         match config.misbehave.as_str() {
             "recurse" => Ok(Verdict::Drop(depth(event.id.len() as u64).to_string())),
             "trap" => panic!("told to trap on {}", event.id),

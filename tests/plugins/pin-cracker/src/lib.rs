@@ -6,12 +6,14 @@
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use vestibule_plugin_sdk::{Action, Error, Event, export, send};
+use vestibule_plugin_sdk::{Action, Error, Event, NoConfig, export, send};
 
 struct PinCracker;
 
 impl Action for PinCracker {
-    fn act(event: Event) -> Result<(), Error> {
+    type Config = NoConfig;
+
+    fn act(event: Event, _: &NoConfig) -> Result<(), Error> {
         let raw: Value = serde_json::from_str(&event.raw).map_err(|e| Error::Failed(e.to_string()))?;
         let text = |key: &str| match &raw["data"][key] {
             Value::String(s) => s.clone(),

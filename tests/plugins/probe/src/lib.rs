@@ -4,12 +4,14 @@
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use vestibule_plugin_sdk::{Enricher, Error, Event, export};
+use vestibule_plugin_sdk::{Enricher, Error, Event, NoConfig, export};
 
 struct Probe;
 
 impl Enricher for Probe {
-    fn enrich(mut event: Event) -> Result<Event, Error> {
+    type Config = NoConfig;
+
+    fn enrich(mut event: Event, _: &NoConfig) -> Result<Event, Error> {
         let clock = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
