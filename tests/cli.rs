@@ -541,3 +541,38 @@ fn check_reports_every_error_it_finds() {
         "{stderr}"
     );
 }
+
+/// One data folder, one host: a second `serve` on the same `[store] path`
+/// refuses to start and names the first; the reading commands still work.
+#[test]
+fn a_second_host_on_the_same_data_folder_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+    let config = dir.path().join("vestibule.toml");
+    let text = |addr: std::net::SocketAddr| {
+        format!(
+            "[server]\nlisten = \"{addr}\"\n[store]\npath = \"data\"\n\
+             [[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n"
+        )
+    };
+    std::fs::write(&config, text(support::free_addr())).unwrap();
+    let first = support::Process::start(&config);
+    // Another port, the same data folder.
+    std::fs::write(&config, text(support::free_addr())).unwrap();
+    let second = vestibule().args(["serve", "--config"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("store.path: ")
+            && stderr.contains("/data: is in use by vestibule pid ")
+            && stderr.contains(" on "),
+        "{stderr}"
+    );
+    let listed = vestibule()
+        .args(["events", "list", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    drop(first);
+}

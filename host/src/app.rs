@@ -16,7 +16,7 @@ use crate::ingest::listener::Listener;
 use crate::live::{Generation, Live};
 use crate::plugins::Runtime;
 use crate::reload::{Channels, Reloader};
-use crate::store::{Journal, JournalFeeds, Settings, Store};
+use crate::store::{DataLock, Journal, JournalFeeds, Settings, Store};
 use crate::{dispatch, outbox, reload};
 
 /// How long shutdown waits for open requests to finish, and then for
@@ -28,6 +28,8 @@ const COMPILED_DIR: &str = "compiled";
 
 /// A built host, ready to serve.
 pub struct App {
+    /// The data folder is this host's while it runs.
+    _lock: Option<DataLock>,
     live: Arc<Live>,
     journal: Arc<Journal>,
     feeds: JournalFeeds,
@@ -40,6 +42,14 @@ impl App {
     /// and link plugins, set up sinks. Any problem is reported against the
     /// config file.
     pub fn build(config: Config, runtime: &Runtime) -> Result<App, ConfigError> {
+        // Before anything in the folder is opened: a second host must not
+        // touch the journal at all.
+        let lock = match &config.store.path {
+            Some(path) => {
+                Some(DataLock::take(&config.resolve(path)).map_err(|e| config.error("store.path", e.to_string()))?)
+            }
+            None => None,
+        };
         let store = Store::for_config(&config)
             .and_then(Store::with_id_key)
             .map_err(|e| config.error("store.path", e.to_string()))?;
@@ -51,6 +61,7 @@ impl App {
         let live = Arc::new(Live::new(generation));
         let (reloader, channels) = Reloader::new(runtime.clone(), compiled, live.clone(), journal.clone());
         Ok(App {
+            _lock: lock,
             live,
             journal,
             feeds,

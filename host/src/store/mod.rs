@@ -9,6 +9,7 @@
 
 mod id_key;
 mod journal;
+mod lock;
 mod records;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub use journal::{Appended, Journal, JournalFeeds, Processed, Settings, lane_key};
+pub use lock::DataLock;
 pub use records::{
     CommandRow, DeadEvent, DeadEventRow, DeliveryUpdate, EventRow, NewCommand, PendingCommand, Queued, Step,
 };
