@@ -344,14 +344,15 @@ fn plugin_new_makes_crates_that_pass_their_tests_in_or_out_of_a_workspace() {
     }
 }
 
-/// `plugin run` reports a plugin that panics, prints, sleeps or opens a
-/// socket the way the host does, as the plugin's failure or its result —
-/// never by aborting itself.
+/// `plugin run` treats a plugin as the host does, through the same
+/// pipeline: a panic, a sleep past the deadline or an enricher rewriting
+/// the event's id is the plugin's failure (exit 1), printing or opening a
+/// socket is not — and it never aborts itself.
 #[test]
 fn plugin_run_reports_what_the_host_would() {
     let dir = tempfile::tempdir().unwrap();
     let event = workspace().join("examples/events/normalized/front-door-granted.json");
-    let run = |component: &Path, misbehave: Option<&str>| {
+    let run = |component: &Path, config: Option<&str>| {
         let mut command = vestibule();
         command
             .arg("plugin")
@@ -359,31 +360,46 @@ fn plugin_run_reports_what_the_host_would() {
             .arg(component)
             .arg("--event")
             .arg(&event);
-        if let Some(what) = misbehave {
-            let config = dir.path().join(format!("{what}.toml"));
-            std::fs::write(&config, format!("misbehave = \"{what}\"\n")).unwrap();
-            command.arg("--config").arg(config);
+        if let Some(config) = config {
+            let file = dir.path().join("config.toml");
+            std::fs::write(&file, config).unwrap();
+            command.arg("--config").arg(file);
         }
         let output = command.output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_ne!(
-            output.status.code(),
-            Some(101),
-            "{misbehave:?} aborted:\n{stdout}{stderr}"
-        );
-        stdout
+        (output.status.code(), stdout, stderr)
     };
     let misbehave = plugin("misbehave");
-    let said = run(&misbehave, Some("trap"));
+    let (code, said, _) = run(&misbehave, Some("misbehave = \"trap\""));
     assert!(said.contains("limit or failure: trap: "), "{said}");
-    let said = run(&misbehave, Some("sleep"));
+    assert_eq!(code, Some(1), "{said}");
+    let (code, said, stderr) = run(&misbehave, Some("misbehave = \"sleep\""));
     assert!(said.contains("limit or failure: timeout: "), "{said}");
-    let said = run(&misbehave, Some("print"));
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr, "error: the plugin failed (timeout)\n");
+    let (code, said, _) = run(&misbehave, Some("misbehave = \"print\""));
     assert!(said.contains("decision: keep"), "{said}");
-    let said = run(&plugin("probe"), None);
-    assert!(said.contains("decision: enriched"), "{said}");
-    assert!(said.contains("limit or failure: none"), "{said}");
+    assert_eq!(code, Some(0));
+    let (code, said, _) = run(&plugin("probe"), None);
+    assert!(
+        said.contains("decision: enriched") && said.contains("limit or failure: none"),
+        "{said}"
+    );
+    assert_eq!(code, Some(0));
+    let (code, said, _) = run(&plugin("leaky-enricher"), Some("leak = \"rewrite-id\""));
+    assert!(
+        said.contains("limit or failure: error: returned error: changed id, which enrichers may not change"),
+        "{said}"
+    );
+    assert_eq!(code, Some(1));
+    // A config the plugin refuses is refused before it runs, as in the host.
+    let (code, _, stderr) = run(&misbehave, Some("misbehaviour = \"trap\""));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("the plugin `misbehave` refuses it: missing field `misbehave`"),
+        "{stderr}"
+    );
 }
 
 /// A config, plugin, secret or certificate that is a device or a FIFO is

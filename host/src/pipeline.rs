@@ -39,6 +39,8 @@ pub struct Outcome {
     pub dead_letter: Option<(String, PluginFailure)>,
     /// The event as the last plugin left it.
     pub event: Option<Event>,
+    /// Each call: the plugin, what it logged and how long it took.
+    pub calls: Vec<(String, Vec<crate::plugins::LogLine>, std::time::Duration)>,
 }
 
 /// A command and the action plugin that emitted it.
@@ -103,6 +105,12 @@ impl Pipeline {
         Ok(Pipeline { plugins })
     }
 
+    /// A pipeline of one plugin: what `vestibule plugin run` runs, so that
+    /// a plugin on its own is treated exactly as in the host.
+    pub fn single(plugin: Plugin) -> Pipeline {
+        Pipeline { plugins: vec![plugin] }
+    }
+
     /// The plugins, in the order they run.
     pub fn plugins(&self) -> impl Iterator<Item = &Plugin> {
         self.plugins.iter()
@@ -120,7 +128,9 @@ impl Pipeline {
                 Err(until) => Err(PluginFailure::Suspended(until)),
                 Ok(()) => {
                     let level = plugin.secrecy;
-                    let decision = match plugin.call(views.get(level)).await.result {
+                    let call = plugin.call(views.get(level)).await;
+                    outcome.calls.push((name.clone(), call.logs, call.elapsed));
+                    let decision = match call.result {
                         Ok(Decision::Enriched(returned)) => views
                             .enriched(level, plugin.public_output, *returned)
                             .map(|()| Done::Enriched)

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use vestibule::config::{PluginConfig, World};
 use vestibule::event::Event;
-use vestibule::plugins::{Decision, LoadError, Plugin, Runtime};
-use vestibule::secrecy::{self, Secrecy};
+use vestibule::pipeline::Pipeline;
+use vestibule::plugins::{LoadError, Runtime};
+use vestibule::secrecy::Secrecy;
 
 /// What `plugin run` takes.
 pub struct Options {
@@ -29,10 +30,11 @@ struct Report {
     elapsed: std::time::Duration,
 }
 
-/// Run the plugin on the event in `event` and print what happened.
+/// Run the plugin on the event in `event` and print what happened; `Err`
+/// when the plugin failed.
 pub async fn one(options: &Options, event: &Path) -> Result<(), String> {
-    let plugin = load(options)?;
-    let report = call(&plugin, &read_event(event)?, options.secrecy).await;
+    let pipeline = load(options)?;
+    let report = call(&pipeline, read_event(event)?).await;
     println!("plugin: {} ({})", options.plugin.display(), report.world);
     println!("decision: {}", report.decision);
     for command in &report.commands {
@@ -79,17 +81,22 @@ pub async fn one(options: &Options, event: &Path) -> Result<(), String> {
     }
     println!("time: {:.2?}", report.elapsed);
     match &report.failure {
-        Some((reason, message)) => println!("limit or failure: {reason}: {message}"),
-        None => println!("limit or failure: none"),
+        Some((reason, message)) => {
+            println!("limit or failure: {reason}: {message}");
+            Err(format!("the plugin failed ({reason})"))
+        }
+        None => {
+            println!("limit or failure: none");
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 /// Run the plugin on every `NAME.json` in `dir` and compare what it did with
 /// `NAME.expected.json` beside it (with `bless`, write those instead).
 /// `Err` when any differs.
 pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), String> {
-    let plugin = load(options)?;
+    let pipeline = load(options)?;
     let mut fixtures: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .flatten()
@@ -107,7 +114,7 @@ pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), St
     for fixture in &fixtures {
         let name = fixture.file_stem().and_then(|n| n.to_str()).unwrap_or_default();
         let expected_file = fixture.with_file_name(format!("{name}.expected.json"));
-        let report = call(&plugin, &read_event(fixture)?, options.secrecy).await;
+        let report = call(&pipeline, read_event(fixture)?).await;
         let got = outcome(&report);
         if bless {
             let text = serde_json::to_string_pretty(&got).unwrap_or_default() + "\n";
@@ -156,8 +163,9 @@ fn read_event(file: &Path) -> Result<Event, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: not a normalized event: {e}", file.display()))
 }
 
-/// Load the component in whichever world it fits.
-fn load(options: &Options) -> Result<Plugin, String> {
+/// Load the component in whichever world it fits, as the only plugin of a
+/// pipeline: the host's own way of running it.
+fn load(options: &Options) -> Result<Pipeline, String> {
     let table: toml::Table = match &options.config {
         Some(file) => {
             let text = vestibule::files::read_text(file, vestibule::files::INPUT_LIMIT)
@@ -178,8 +186,10 @@ fn load(options: &Options) -> Result<Plugin, String> {
         };
         spec.config = table.clone();
         spec.secrecy = options.secrecy;
+        // Once: a failure is reported, not suspended.
+        spec.suspend_after = 0;
         match runtime.load(&spec, &options.plugin) {
-            Ok(plugin) => return Ok(plugin),
+            Ok(plugin) => return Ok(Pipeline::single(plugin)),
             Err(e @ LoadError::WrongWorld { .. }) => errors.push(e.to_string()),
             Err(e) => return Err(e.to_string()),
         }
@@ -191,18 +201,24 @@ fn load(options: &Options) -> Result<Plugin, String> {
     ))
 }
 
-/// Call the plugin on `event` as a plugin cleared to `level` sees it.
-async fn call(plugin: &Plugin, event: &Event, level: Secrecy) -> Report {
-    let seen = secrecy::redact(event, level);
-    let call = plugin.call(&seen).await;
+/// Run `pipeline` (one plugin) on `event`, as the host runs its pipeline.
+async fn call(pipeline: &Pipeline, event: Event) -> Report {
+    let world = pipeline.plugins().next().map_or(World::Filter, |p| p.world);
+    let before = event.clone();
+    let outcome = pipeline.run(event).await;
+    let (logs, elapsed) = outcome
+        .calls
+        .into_iter()
+        .next()
+        .map(|(_, logs, elapsed)| (logs, elapsed))
+        .unwrap_or_default();
     let mut report = Report {
-        world: plugin.world,
+        world,
         decision: String::new(),
         failure: None,
         changes: Vec::new(),
         commands: Vec::new(),
-        logs: call
-            .logs
+        logs: logs
             .iter()
             .map(|line| {
                 json!({
@@ -212,17 +228,25 @@ async fn call(plugin: &Plugin, event: &Event, level: Secrecy) -> Report {
                 })
             })
             .collect(),
-        elapsed: call.elapsed,
+        elapsed,
     };
-    report.decision = match call.result {
-        Ok(Decision::Keep) => "keep".into(),
-        Ok(Decision::Drop(reason)) => format!("drop: {reason}"),
-        Ok(Decision::Enriched(returned)) => {
-            report.changes = changes(&seen, &returned);
+    if let Some((_, failure)) = outcome.failures.first() {
+        report.failure = Some((failure.reason().to_string(), failure.to_string()));
+        report.decision = "failed".into();
+        return report;
+    }
+    report.decision = match (world, &outcome.dropped) {
+        (_, Some((_, reason))) => format!("drop: {reason}"),
+        (World::Filter, None) => "keep".into(),
+        (World::Enricher, None) => {
+            if let Some(after) = &outcome.event {
+                report.changes = changes(&before, after);
+            }
             "enriched".into()
         }
-        Ok(Decision::Commands(commands)) => {
-            report.commands = commands
+        (World::Action, None) => {
+            report.commands = outcome
+                .commands
                 .iter()
                 .map(|out| {
                     let body =
@@ -230,12 +254,8 @@ async fn call(plugin: &Plugin, event: &Event, level: Secrecy) -> Report {
                     json!({ "sink": out.sink, "delay_ms": out.delay_ms, "body": body, "headers": out.headers })
                 })
                 .collect();
-            let n = commands.len();
+            let n = outcome.commands.len();
             format!("{n} command{}", if n == 1 { "" } else { "s" })
-        }
-        Err(failure) => {
-            report.failure = Some((failure.reason().to_string(), failure.to_string()));
-            "failed".into()
         }
     };
     report

@@ -2,7 +2,8 @@
 //! `[plugins.config] leak` says: `"copy"` puts the credential's value and
 //! the person's name into an attribute and into the door's name, for the
 //! plugins after it; `"overwrite"` replaces the credential and clears the
-//! actor, which a plugin at level 2 cannot see.
+//! actor, which a plugin at level 2 cannot see; `"rewrite-id"` changes the
+//! event's id, which no enricher may.
 
 use serde::Deserialize;
 use vestibule_plugin_sdk::{Enricher, Error, Event, export};
@@ -37,6 +38,7 @@ impl Enricher for LeakyEnricher {
                 }
                 event.actor = None;
             }
+            "rewrite-id" => event.id = format!("{}-mine", event.id),
             other => return Err(Error::Config(format!("unknown leak `{other}`"))),
         }
         Ok(event)
