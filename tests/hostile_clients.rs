@@ -330,3 +330,61 @@ async fn https_when_configured() {
     assert!(plain.is_err() || plain.as_ref().unwrap().0 != 200, "{plain:?}");
     host.stop().await;
 }
+
+/// A flood of refused requests — bad signatures, unknown paths, wrong
+/// methods — writes a line for the first of each kind, then one line with
+/// how many more there were: the log does not grow with the flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refusals_is_summarised_in_the_log() {
+    const FLOOD: usize = 300;
+    let addr = support::free_addr();
+    let (dir, config) = support::write_config(&format!(
+        "[server]\nlisten = \"{addr}\"\n[log]\nrefusal_summary = \"1s\"\n\
+         [[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret_file = \"{{secret_file}}\"\n"
+    ));
+    let host = support::Process::start(&config.file);
+    let url = |path: &str| format!("http://{addr}{path}");
+    for n in 0..FLOOD {
+        let body = unifi_unlock("Front Door");
+        let (status, _) = try_post(&url("/ingest/office"), &unifi_signature("wrong", now(), &body), body)
+            .await
+            .unwrap();
+        assert_eq!(status, 401);
+        let (status, _) = try_post(&url(&format!("/scan/{n}")), &[], "").await.unwrap();
+        assert_eq!(status, 404);
+    }
+    let (status, _) = get(&url("/ingest/office"), &[]).await;
+    assert_eq!(status, 405);
+    host.wait_for_log("count=299", Duration::from_secs(10));
+    let log = host.log();
+    drop(host);
+    drop(dir);
+    let refused: Vec<&String> = log.iter().filter(|l| l.contains("refused")).collect();
+    assert_eq!(refused.len(), 5, "{refused:#?}");
+    let line = |says: &[&str]| refused.iter().any(|l| says.iter().all(|s| l.contains(s)));
+    assert!(
+        line(&["Request refused", "source=office", "reason=\"signature_invalid\""]),
+        "{refused:#?}"
+    );
+    assert!(
+        line(&[
+            "More requests refused",
+            "source=office",
+            "signature_invalid",
+            "count=299"
+        ]),
+        "{refused:#?}"
+    );
+    assert!(
+        line(&["Request refused", "reason=\"not_found\"", "path=/scan/0"]),
+        "{refused:#?}"
+    );
+    assert!(
+        line(&["More requests refused", "not_found", "count=299"]),
+        "{refused:#?}"
+    );
+    assert!(
+        line(&["Request refused", "reason=\"method_not_allowed\""]),
+        "{refused:#?}"
+    );
+}

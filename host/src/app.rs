@@ -106,8 +106,16 @@ impl App {
         ));
         reloader.start().await;
         let (stop_watching, watching_stop) = watch::channel(false);
-        let watcher = tokio::spawn(reload::watch::run(reloader.clone(), watch_set, watching_stop));
+        let watcher = tokio::spawn(reload::watch::run(reloader.clone(), watch_set, watching_stop.clone()));
         let ingest = Arc::new(Ingest::new(self.live.clone(), journal.clone()));
+        let summaries = {
+            let (ingest, live) = (ingest.clone(), self.live.clone());
+            let stopping = watching_stop.clone();
+            tokio::spawn(async move {
+                let interval = || live.current().config.log.refusal_summary.0;
+                ingest.refusals.run(interval, stopping).await;
+            })
+        };
         let admin = Arc::new(Admin::new(self.live.clone(), reloader.clone(), journal.clone()));
 
         let server = Listener::new(self.live.clone(), ingest, admin);
@@ -116,6 +124,7 @@ impl App {
         tracing::info!("Shutting down: finishing open requests.");
         let _ = stop_watching.send(true);
         let _ = watcher.await;
+        let _ = summaries.await;
         reloader.stop().await;
         if !server.drain(DRAIN_TIMEOUT).await {
             tracing::warn!("Some connections were still open after {DRAIN_TIMEOUT:?}; closing them.");

@@ -23,7 +23,7 @@ use sha2::Digest;
 pub use errors::{ConfigError, Errors};
 pub use plugin::{Clock, OnError, PluginConfig, World};
 pub use secret::{HeaderValue, Secret, SecretHeader, SecretRef, SecretValue};
-pub use server::{AdminConfig, ReloadConfig, ServerConfig, StoreConfig, TlsConfig};
+pub use server::{AdminConfig, LogConfig, ReloadConfig, ServerConfig, StoreConfig, TlsConfig};
 pub use sink::{SinkConfig, SinkKind};
 pub use source::{BasicAuthConfig, OneOrMany, SignaturePolicy, SourceConfig, VendorKind};
 pub use units::{ByteSize, Duration};
@@ -58,6 +58,9 @@ pub struct Config {
     /// while the host runs.
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// `[log]`: what the host's own log holds.
+    #[serde(default)]
+    pub log: LogConfig,
     /// The folder relative paths in the file are resolved against (the
     /// file's own folder).
     #[serde(skip)]

@@ -125,6 +125,24 @@ impl Default for ReloadConfig {
 /// The largest `max_body`: no vendor's event comes near it.
 const MAX_BODY: u64 = 64 << 20;
 
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `refusal_summary`: refused requests are logged one line for the
+    /// first of each source and reason, then one line this often with how
+    /// many more there were, so that a flood cannot fill the disk.
+    pub refusal_summary: Duration,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            refusal_summary: Duration(std::time::Duration::from_secs(60)),
+        }
+    }
+}
+
 /// The smallest `max_header_size` the HTTP/1 parser works with.
 const MIN_HEADER_SIZE: u64 = 8192;
 
@@ -165,6 +183,7 @@ impl Config {
         for (key, value) in [
             ("server.header_timeout", self.server.header_timeout),
             ("server.body_timeout", self.server.body_timeout),
+            ("log.refusal_summary", self.log.refusal_summary),
         ] {
             if value.0.is_zero() {
                 errors.push(self.error(key, "must be more than 0"));

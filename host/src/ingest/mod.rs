@@ -5,6 +5,7 @@
 
 pub mod dialers;
 pub mod listener;
+pub mod refusals;
 pub mod replay;
 pub mod tls;
 pub mod unifi_ws;
@@ -47,6 +48,8 @@ pub struct Ingest {
     journal: Arc<Journal>,
     /// Timestamped requests accepted lately; outlives reloads.
     replays: ReplayGuard,
+    /// Refusals, for the log (see [`refusals`]).
+    pub refusals: refusals::Refusals,
 }
 
 /// Why a request was not accepted. The sender sees only the status and the
@@ -141,6 +144,7 @@ impl Ingest {
             live,
             journal,
             replays: ReplayGuard::default(),
+            refusals: refusals::Refusals::default(),
         }
     }
 
@@ -160,12 +164,12 @@ impl Ingest {
             Ok((id, Appended::Duplicate)) => json(StatusCode::OK, &format!(r#"{{"status":"duplicate","id":"{id}"}}"#)),
             Err(error) => {
                 let source = routes.by_path.get(&path).map_or("-", |r| r.name.as_str());
-                match &error {
-                    IngestError::NotFound | IngestError::MethodNotAllowed => {
-                        tracing::debug!(%path, reason = error.reason(), "Request refused.")
-                    }
-                    _ => tracing::warn!(%source, %path, reason = error.reason(), error = %error, "Request refused."),
-                }
+                let reason = error.reason();
+                self.refusals.refused(source, reason, || {
+                    // The path a scanner tried is its own; shown escaped.
+                    let path = crate::plugins::text::shown(&path, 256);
+                    tracing::warn!(%source, %path, reason, error = %error, "Request refused; more like it are counted, not logged.")
+                });
                 json(error.status(), &format!(r#"{{"error":"{}"}}"#, error.reason()))
             }
         })
