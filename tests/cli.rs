@@ -292,13 +292,18 @@ fn plugin_new_makes_crates_that_pass_their_tests_in_or_out_of_a_workspace() {
         "[workspace]\nresolver = \"3\"\nmembers = [\"plugins/*\"]\n",
     )
     .unwrap();
-    let new = |name: &str, world: &str, parent: &Path| {
+    let new = |name: &str, world: &str, parent: &Path, built_at: &str| {
         let output = vestibule()
             .args(["plugin", "new", name, "--world", world, "--path"])
             .arg(parent)
+            .env_remove("CARGO_TARGET_DIR")
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        // Where the component will really be built.
+        let said = String::from_utf8_lossy(&output.stdout);
+        let run = format!("vestibule plugin run {built_at}/wasm32-wasip2/release/{name}.wasm ");
+        assert!(said.contains(&run), "{said}");
         parent.join(name)
     };
     let root_of = |crate_dir: &Path| {
@@ -312,9 +317,9 @@ fn plugin_new_makes_crates_that_pass_their_tests_in_or_out_of_a_workspace() {
         std::path::PathBuf::from(metadata["workspace_root"].as_str().unwrap())
     };
 
-    let member = new("gate", "filter", &workspace_root.join("plugins"));
+    let member = new("gate", "filter", &workspace_root.join("plugins"), "../../target");
     assert_eq!(root_of(&member), workspace_root.canonicalize().unwrap());
-    let alone = new("zones", "enricher", dir.path());
+    let alone = new("zones", "enricher", dir.path(), "target");
     assert_eq!(root_of(&alone), alone.canonicalize().unwrap());
     let refused = vestibule()
         .args(["plugin", "new", "zones", "--world", "enricher", "--path"])
@@ -591,4 +596,34 @@ fn a_second_host_on_the_same_data_folder_refuses_to_start() {
         .unwrap();
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
     drop(first);
+}
+
+/// `send` says what went wrong in words a user can act on: an unknown
+/// vendor lists them all, and nothing listening is said as such.
+#[test]
+fn send_explains_what_went_wrong() {
+    let output = vestibule()
+        .args(["send", "--vendor", "foo", "--event", "x", "--to", "http://127.0.0.1:1/"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for vendor in vestibule::config::VendorKind::ALL {
+        assert!(stderr.contains(vendor.as_str()), "{vendor} is not listed: {stderr}");
+    }
+    let help = vestibule().args(["send", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("[possible values: unifi-access, verkada"));
+    let help = vestibule().args(["plugin", "new", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("[possible values: filter, enricher, action]"));
+
+    let nobody = support::free_addr();
+    let output = send_unlock(&nobody.to_string(), SECRET);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: cannot connect to {nobody}: "))
+            && stderr.contains("Connection refused")
+            && stderr.contains("is a Vestibule host listening there?"),
+        "{stderr}"
+    );
 }

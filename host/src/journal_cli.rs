@@ -14,6 +14,7 @@ use vestibule::vendors::time::{format_iso8601, parse_iso8601};
 pub enum EventsCommand {
     /// Recent events, newest first, with what each plugin did.
     List {
+        /// The host's config file (TOML): its [store] path is the journal read.
         #[arg(long, short)]
         config: std::path::PathBuf,
         /// Only this source's.
@@ -26,6 +27,7 @@ pub enum EventsCommand {
     /// every run of it, and its commands.
     Show {
         id: String,
+        /// The host's config file (TOML): its [store] path is the journal read.
         #[arg(long, short)]
         config: std::path::PathBuf,
     },
@@ -35,6 +37,7 @@ pub enum EventsCommand {
 pub enum DeadLettersCommand {
     /// Commands that were given up on, and events a plugin stopped.
     List {
+        /// The host's config file (TOML): its [store] path is the journal read.
         #[arg(long, short)]
         config: std::path::PathBuf,
     },
@@ -43,6 +46,7 @@ pub enum DeadLettersCommand {
     Retry {
         #[command(flatten)]
         which: Which,
+        /// The host's config file (TOML): its [store] path is the journal read.
         #[arg(long, short)]
         config: std::path::PathBuf,
     },
@@ -50,6 +54,7 @@ pub enum DeadLettersCommand {
     Drop {
         #[command(flatten)]
         which: Which,
+        /// The host's config file (TOML): its [store] path is the journal read.
         #[arg(long, short)]
         config: std::path::PathBuf,
     },

@@ -48,14 +48,54 @@ pub use config::Config;
 pub use plugins::Runtime;
 
 /// `error: cause: cause …`: most library errors say little without their
-/// sources (hyper's client says only "client error (Connect)").
+/// sources (hyper's client says only "client error (Connect)"). Many also
+/// repeat their source in their own text; a cause already said is not
+/// said again.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) && !text.contains(&format!("{cause_text}: ")) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug)]
+    struct Error(&'static str, Option<Box<Error>>);
+
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Error {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let inner = || Some(Box::new(Error("Connection refused (os error 111)", None)));
+        let repeating = Error("Connection refused (os error 111)", inner());
+        assert_eq!(super::error_chain(&repeating), "Connection refused (os error 111)");
+        let quoting = Error(
+            "invalid peer certificate: UnknownIssuer",
+            Some(Box::new(Error("UnknownIssuer", None))),
+        );
+        assert_eq!(super::error_chain(&quoting), "invalid peer certificate: UnknownIssuer");
+        let plain = Error("client error (Connect)", inner());
+        assert_eq!(
+            super::error_chain(&plain),
+            "client error (Connect): Connection refused (os error 111)"
+        );
+    }
 }

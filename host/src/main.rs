@@ -27,17 +27,20 @@ struct Cli {
 enum Command {
     /// Run the host.
     Serve {
+        /// The host's config file (TOML), e.g. examples/quickstart.toml.
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Validate the config, read every secret and load every plugin.
     Check {
+        /// The host's config file (TOML), e.g. examples/quickstart.toml.
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Sign a sample event as the vendor would and post it.
     Send {
-        #[arg(long, value_parser = parse_vendor)]
+        /// The vendor whose way of signing and shaping events to use.
+        #[arg(long, value_parser = vendors())]
         vendor: VendorKind,
         /// The sample's vendor event type (e.g. `access.door.unlock`).
         #[arg(long, conflicts_with = "body")]
@@ -75,6 +78,7 @@ enum Command {
     },
     /// Run stored events through the running host's pipeline again.
     Replay {
+        /// The host's config file (TOML): its [store] path is the journal replayed.
         #[arg(long, short)]
         config: PathBuf,
         /// From this time (`2026-11-22T08:00:00Z`) or this long ago (`2h`).
@@ -86,9 +90,11 @@ enum Command {
     },
 }
 
-fn parse_vendor(text: &str) -> Result<VendorKind, String> {
-    serde_json::from_value(serde_json::Value::String(text.into()))
-        .map_err(|_| "known vendors: unifi-access".to_string())
+/// `--vendor`: one of the vendors, listed from the vendor list itself.
+fn vendors() -> impl clap::builder::TypedValueParser<Value = VendorKind> {
+    use clap::builder::TypedValueParser;
+    let names: Vec<&'static str> = VendorKind::ALL.iter().map(|v| v.as_str()).collect();
+    clap::builder::PossibleValuesParser::new(names).map(|name| name.parse().expect("listed vendors parse"))
 }
 
 fn main() -> ExitCode {

@@ -76,7 +76,16 @@ pub async fn post(url: &str, signed: &Signed) -> Result<(u16, String), String> {
         .body(Full::new(Bytes::from(signed.body.clone())))
         .map_err(|e| e.to_string())?;
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await.map_err(|e| format!("{url}: {e:#}"))?;
+    let response = client.request(request).await.map_err(|e| {
+        if e.is_connect() {
+            // "client error (Connect)" says nothing its causes do not.
+            let cause = std::error::Error::source(&e).map_or_else(|| e.to_string(), crate::error_chain);
+            let at = uri_authority(url);
+            format!("cannot connect to {at}: {cause} (is a Vestibule host listening there?)")
+        } else {
+            format!("{url}: {}", crate::error_chain(&e))
+        }
+    })?;
     let status = response.status().as_u16();
     let body = response
         .into_body()
@@ -85,6 +94,14 @@ pub async fn post(url: &str, signed: &Signed) -> Result<(u16, String), String> {
         .map_err(|e| e.to_string())?
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The `host:port` of `url`, for messages.
+fn uri_authority(url: &str) -> String {
+    url.parse::<Uri>()
+        .ok()
+        .and_then(|uri| uri.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| url.to_string())
 }
 
 #[cfg(test)]

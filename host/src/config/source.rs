@@ -137,6 +137,17 @@ impl VendorKind {
         VendorKind::StandardWebhooks,
     ];
 
+    /// Every vendor.
+    pub const ALL: &[VendorKind] = &[
+        VendorKind::UnifiAccess,
+        VendorKind::Verkada,
+        VendorKind::Pdk,
+        VendorKind::Unloc,
+        VendorKind::BasIp,
+        VendorKind::StandardWebhooks,
+        VendorKind::UnifiAccessWs,
+    ];
+
     /// Whether we dial the vendor rather than it posting to us.
     pub const fn dials_out(self) -> bool {
         matches!(self, VendorKind::UnifiAccessWs)
@@ -170,7 +181,7 @@ impl std::str::FromStr for VendorKind {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let all = || VendorKind::WEBHOOKS.iter().copied().chain([VendorKind::UnifiAccessWs]);
+        let all = || VendorKind::ALL.iter().copied();
         all().find(|v| v.as_str() == text).ok_or_else(|| {
             let known: Vec<&str> = all().map(|v| v.as_str()).collect();
             format!("unknown vendor `{text}`; known: {}", known.join(", "))

@@ -16,8 +16,9 @@ pub enum PluginCommand {
     New {
         /// The plugin's name (letters, digits, `-`); also its folder.
         name: String,
-        /// Its role.
-        #[arg(long, value_parser = parse_world)]
+        /// Its role: a filter keeps or drops events, an enricher adds to
+        /// them, an action sends commands to sinks.
+        #[arg(long, value_parser = worlds())]
         world: World,
         /// Where to create the folder.
         #[arg(long, default_value = ".")]
@@ -54,9 +55,14 @@ pub enum PluginCommand {
     },
 }
 
-fn parse_world(text: &str) -> Result<World, String> {
-    serde_json::from_value(serde_json::Value::String(text.into()))
-        .map_err(|_| "expected filter, enricher or action".to_string())
+/// `--world`: the plugin roles.
+fn worlds() -> impl clap::builder::TypedValueParser<Value = World> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["filter", "enricher", "action"]).map(|name| match name.as_str() {
+        "filter" => World::Filter,
+        "enricher" => World::Enricher,
+        _ => World::Action,
+    })
 }
 
 pub async fn run(command: PluginCommand) -> Result<(), String> {

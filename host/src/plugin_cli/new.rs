@@ -37,7 +37,14 @@ pub fn create(name: &str, world: World, parent: &Path, sdk: Option<&Path>) -> Re
     std::fs::create_dir_all(dir.join("src")).map_err(|e| format!("{}: {e}", dir.display()))?;
     std::fs::create_dir_all(dir.join("events")).map_err(|e| format!("{}: {e}", dir.display()))?;
     let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
-    let member = enclosing_workspace(&dir).is_some_and(|(root, members)| is_member(&root, &members, &dir));
+    let workspace = enclosing_workspace(&dir).filter(|(root, members)| is_member(root, members, &dir));
+    let member = workspace.is_some();
+    // A workspace member is built into the workspace's target folder.
+    let target = match (&workspace, std::env::var_os("CARGO_TARGET_DIR")) {
+        (Some(_), Some(target)) => relative(&dir, &std::path::absolute(target).unwrap_or_default()),
+        (Some((root, _)), None) => relative(&dir, &root.join("target")),
+        (None, _) => "target".to_string(),
+    };
     let crate_name = name.replace('-', "_");
     let files = [
         ("Cargo.toml", cargo_toml(name, &relative(&dir, &sdk), member)),
@@ -45,7 +52,7 @@ pub fn create(name: &str, world: World, parent: &Path, sdk: Option<&Path>) -> Re
         ("example.toml", example_config(world).to_string()),
         ("events/granted.json", SAMPLE_EVENT.to_string()),
         (".gitignore", "/target\n".to_string()),
-        ("README.md", readme(name, &crate_name, world)),
+        ("README.md", readme(name, &crate_name, world, &target)),
     ];
     for (file, text) in files {
         let path = dir.join(file);
@@ -56,7 +63,7 @@ pub fn create(name: &str, world: World, parent: &Path, sdk: Option<&Path>) -> Re
     println!("  cargo test                                       # its tests, natively");
     println!("  cargo build --target wasm32-wasip2 --release     # the component");
     println!(
-        "  vestibule plugin run target/wasm32-wasip2/release/{crate_name}.wasm --event events/granted.json --config example.toml"
+        "  vestibule plugin run {target}/wasm32-wasip2/release/{crate_name}.wasm --event events/granted.json --config example.toml"
     );
     Ok(())
 }
@@ -139,12 +146,13 @@ fn example_config(world: World) -> &'static str {
     }
 }
 
-fn readme(name: &str, crate_name: &str, world: World) -> String {
+/// The README; `target` is where the component is built, from the crate.
+fn readme(name: &str, crate_name: &str, world: World, target: &str) -> String {
     format!(
         "# {name}\n\nA Vestibule {world} plugin.\n\n```sh\ncargo test                                     # its logic, natively\n\
-         cargo build --target wasm32-wasip2 --release   # target/wasm32-wasip2/release/{crate_name}.wasm\n\
-         vestibule plugin run target/wasm32-wasip2/release/{crate_name}.wasm --event events/granted.json --config example.toml\n```\n\n\
-         In `vestibule.toml`:\n\n```toml\n[[plugins]]\nname = \"{name}\"\nworld = \"{world}\"\npath = \"{name}/target/wasm32-wasip2/release/{crate_name}.wasm\"\n\
+         cargo build --target wasm32-wasip2 --release   # {target}/wasm32-wasip2/release/{crate_name}.wasm\n\
+         vestibule plugin run {target}/wasm32-wasip2/release/{crate_name}.wasm --event events/granted.json --config example.toml\n```\n\n\
+         In `vestibule.toml` (the path from the config file's folder):\n\n```toml\n[[plugins]]\nname = \"{name}\"\nworld = \"{world}\"\npath = \"{target}/wasm32-wasip2/release/{crate_name}.wasm\"\n\
          [plugins.config]\n# as in example.toml\n```\n"
     )
 }
