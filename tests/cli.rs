@@ -627,3 +627,28 @@ fn send_explains_what_went_wrong() {
         "{stderr}"
     );
 }
+
+/// The start-up line of a WebSocket source names the controller it dials,
+/// not an ingest URL nobody serves.
+#[test]
+fn a_websocket_source_is_announced_with_its_controller() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), SECRET).unwrap();
+    let controller = format!("wss://{}/api/v1/developer/devices/notifications", support::free_addr());
+    let config = dir.path().join("vestibule.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"{}\"\n[[sources]]\nname = \"live\"\nvendor = \"unifi-access-ws\"\nurl = \"{controller}\"\ntoken_file = \"token\"\n",
+            support::free_addr()
+        ),
+    )
+    .unwrap();
+    let host = support::Process::start(&config);
+    let ready = host.wait_for_log("Source ready", std::time::Duration::from_secs(5));
+    assert!(
+        ready[0].contains("dialling the controller") && ready[0].contains(&format!("url={controller}")),
+        "{ready:?}"
+    );
+    assert!(!ready[0].contains("/ingest/"), "{ready:?}");
+}

@@ -42,6 +42,8 @@ struct Controller {
     attempts: Arc<AtomicUsize>,
     /// WebSocket handshakes completed (TLS and token accepted).
     upgrades: Arc<AtomicUsize>,
+    /// When each was.
+    upgraded_at: Arc<Mutex<Vec<std::time::Instant>>>,
 }
 
 impl Controller {
@@ -61,13 +63,14 @@ impl Controller {
         let port = listener.local_addr().unwrap().port();
         let attempts = Arc::new(AtomicUsize::new(0));
         let upgrades = Arc::new(AtomicUsize::new(0));
+        let upgraded_at = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script));
-        let (a, u) = (attempts.clone(), upgrades.clone());
+        let (a, u, at) = (attempts.clone(), upgrades.clone(), upgraded_at.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { return };
                 a.fetch_add(1, Ordering::SeqCst);
-                let (acceptor, script, upgrades) = (acceptor.clone(), script.clone(), u.clone());
+                let (acceptor, script, upgrades, at) = (acceptor.clone(), script.clone(), u.clone(), at.clone());
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
                     let check = |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
@@ -88,6 +91,7 @@ impl Controller {
                         return;
                     };
                     upgrades.fetch_add(1, Ordering::SeqCst);
+                    at.lock().unwrap().push(std::time::Instant::now());
                     let (frames, after) = script.lock().unwrap().pop_front().unwrap_or_default();
                     for frame in frames {
                         socket.send(Message::text(frame)).await.unwrap();
@@ -117,6 +121,7 @@ impl Controller {
             cert_pem,
             attempts,
             upgrades,
+            upgraded_at,
         }
     }
 
@@ -343,7 +348,8 @@ async fn a_reload_keeps_an_unchanged_connection_and_redials_a_changed_one() {
     let controller = Controller::start(VecDeque::new()).await;
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::start().await;
-    let admin = "\n[admin]\ntoken_file = \"{secret_file}\"\n";
+    // Only the admin endpoint reloads: the watcher must not race it.
+    let admin = "\n[admin]\ntoken_file = \"{secret_file}\"\n[reload]\nwatch = false\n";
     let tls = pinned(&controller, dir.path());
     let host = Host::start(&format!("{}{admin}", config(&controller, &tls, &sink))).await;
     wait_for("the connection", || controller.upgrades.load(Ordering::SeqCst) == 1).await;
@@ -377,4 +383,60 @@ async fn a_reload_keeps_an_unchanged_connection_and_redials_a_changed_one() {
     );
     wait_for("the new connection", || controller.upgrades.load(Ordering::SeqCst) == 2).await;
     host.stop().await;
+}
+
+/// A controller that accepts the connection and drops it at once, again
+/// and again, is redialled with growing waits: the backoff starts over only
+/// after a connection proved healthy.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_controller_that_keeps_dropping_is_redialled_with_growing_waits() {
+    let script: Script = (0..4).map(|_| (vec!["Hello".to_string()], After::Close)).collect();
+    let controller = Controller::start(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let host = Host::start(&config(&controller, &pinned(&controller, dir.path()), &sink)).await;
+    wait_for("four handshakes", || controller.upgrades.load(Ordering::SeqCst) >= 4).await;
+    host.stop().await;
+    let at = controller.upgraded_at.lock().unwrap().clone();
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    // backoff = 200 ms: about 200, 400, 800 ms (each up to a quarter more).
+    assert!(gaps[1] > gaps[0] && gaps[2] > gaps[1], "{gaps:?}");
+    assert!(gaps[2] >= Duration::from_millis(700), "{gaps:?}");
+}
+
+/// A frame larger than `[server] max_body` is refused, as a webhook body
+/// would be; the next connection's events come through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frame_over_max_body_is_refused() {
+    let huge = sample("access.remote_view").replacen(
+        "\"data\": {",
+        &format!("\"data\": {{\"padding\": \"{}\",", "x".repeat(200_000)),
+        1,
+    );
+    assert!(huge.len() > 200_000);
+    let script: Script = [
+        (vec!["Hello".to_string(), huge], After::Close),
+        (vec![sample("access.logs.add")], After::Ping),
+    ]
+    .into_iter()
+    .collect();
+    let controller = Controller::start(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start().await;
+    let text = format!(
+        "[server]\nmax_body = \"64KiB\"\n{}",
+        config(&controller, &pinned(&controller, dir.path()), &sink)
+    );
+    let log = captured_log();
+    let host = Host::start(&text).await;
+    let received = sink.wait_for(Duration::from_secs(20), |r| !r.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    host.stop().await;
+    assert_eq!(sink.received().len(), 1, "only the event of a fitting size");
+    assert!(received[0].body.contains("access.logs.add"));
+    let log = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    assert!(
+        log.contains("a frame over [server] max_body (65536 bytes) was refused"),
+        "{log}"
+    );
 }

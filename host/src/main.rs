@@ -159,7 +159,13 @@ async fn serve(path: &Path) -> Result<(), String> {
     let listener = vestibule::app::bind(config).await.map_err(shown)?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     for source in &config.sources {
-        tracing::info!(source = %source.name, vendor = %source.vendor, url = %format!("http://{addr}{}", source.path()), "Source ready.");
+        if source.vendor.dials_out() {
+            let url = source.url.as_deref().unwrap_or_default();
+            tracing::info!(source = %source.name, vendor = %source.vendor, %url, "Source ready: dialling the controller.");
+        } else {
+            let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+            tracing::info!(source = %source.name, vendor = %source.vendor, url = %format!("{scheme}://{addr}{}", source.path()), "Source ready.");
+        }
     }
     for plugin in live.pipeline.plugins() {
         let compiled = &plugin.compiled;

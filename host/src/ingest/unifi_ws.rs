@@ -6,8 +6,13 @@
 //! explicit `accept_invalid_certs` (logged as a warning). The first frame may
 //! be the plain text `Hello`; any frame, pings included, shows the link is
 //! alive. After `silence` with no frame, or a drop, we reconnect with
-//! exponential backoff and jitter (`backoff` doubling up to 60 s). Each
-//! change of state is logged once, not once per retry.
+//! exponential backoff and jitter (`backoff` doubling up to 60 s). The
+//! backoff starts again from `backoff` only after a connection proved
+//! healthy — it brought an event, or stayed up for `silence` — so a
+//! controller that accepts and drops at once is not redialled every
+//! second. A frame is an event like a webhook's body, and as large at most:
+//! `[server] max_body`. Each change of state is logged once, not once per
+//! retry.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -42,14 +47,16 @@ pub struct UnifiWs {
     accept_invalid_certs: bool,
     silence: Duration,
     backoff: Duration,
+    /// The largest frame taken (`[server] max_body`).
+    max_frame: usize,
 }
 
 /// How a connection attempt ended.
 enum Ended {
     /// It never connected.
     Failed(String),
-    /// It was connected, then this happened.
-    Dropped(String),
+    /// It was connected, then this happened; whether it had proved healthy.
+    Dropped { reason: String, healthy: bool },
     /// The host is stopping or the pipeline is gone.
     Stop,
 }
@@ -88,6 +95,7 @@ impl UnifiWs {
             accept_invalid_certs: source.accept_invalid_certs,
             silence: source.silence.map_or(Duration::from_secs(90), |d| d.0),
             backoff: source.backoff.map_or(Duration::from_secs(1), |d| d.0),
+            max_frame: config.server.max_body.0 as usize,
         })
     }
 
@@ -101,6 +109,7 @@ impl UnifiWs {
             && self.accept_invalid_certs == other.accept_invalid_certs
             && self.silence == other.silence
             && self.backoff == other.backoff
+            && self.max_frame == other.max_frame
     }
 
     /// Stay connected until `stop` turns true, sending every event to `queue`.
@@ -118,8 +127,10 @@ impl UnifiWs {
             };
             match ended {
                 Ended::Stop => return,
-                Ended::Dropped(reason) => {
-                    backoff = self.backoff;
+                Ended::Dropped { reason, healthy } => {
+                    if healthy {
+                        backoff = self.backoff;
+                    }
                     log_change(
                         &mut state,
                         format!("dropped: {reason}"),
@@ -155,7 +166,10 @@ impl UnifiWs {
             Some(tls) => Connector::Rustls(tls.clone()),
             None => Connector::Plain,
         };
-        let connecting = connect_async_tls_with_config(request, None, true, Some(connector));
+        let limits = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(self.max_frame))
+            .max_frame_size(Some(self.max_frame));
+        let connecting = connect_async_tls_with_config(request, Some(limits), true, Some(connector));
         let mut socket = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Err(_) => return Ended::Failed(format!("no answer in {CONNECT_TIMEOUT:?}")),
             Ok(Err(e)) => return Ended::Failed(crate::error_chain(&e)),
@@ -166,21 +180,32 @@ impl UnifiWs {
             "connected".into(),
             |_| tracing::info!(source = %self.name, url = %self.url, "Connected to the controller."),
         );
+        let connected = tokio::time::Instant::now();
+        let mut brought_an_event = false;
         loop {
+            let healthy = brought_an_event || connected.elapsed() >= self.silence;
+            let dropped = |reason: String| Ended::Dropped { reason, healthy };
             let frame = match tokio::time::timeout(self.silence, socket.next()).await {
-                Err(_) => return Ended::Dropped(format!("nothing received for {:?}", self.silence)),
-                Ok(None) => return Ended::Dropped("closed by the controller".into()),
-                Ok(Some(Err(e))) => return Ended::Dropped(e.to_string()),
+                Err(_) => return dropped(format!("nothing received for {:?}", self.silence)),
+                Ok(None) => return dropped("closed by the controller".into()),
+                Ok(Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e)))) => {
+                    return dropped(format!(
+                        "a frame over [server] max_body ({} bytes) was refused ({e})",
+                        self.max_frame
+                    ));
+                }
+                Ok(Some(Err(e))) => return dropped(crate::error_chain(&e)),
                 Ok(Some(Ok(frame))) => frame,
             };
             let body = match &frame {
                 Message::Text(text) if text.as_str().trim() == "Hello" => continue,
                 Message::Text(text) => text.as_bytes(),
                 Message::Binary(bytes) => bytes.as_ref(),
-                Message::Close(_) => return Ended::Dropped("closed by the controller".into()),
+                Message::Close(_) => return dropped("closed by the controller".into()),
                 // Pings are answered by the library; any frame means alive.
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             };
+            brought_an_event = true;
             let headers = hyper::HeaderMap::new();
             let request = vendors::Request {
                 source: &self.name,
