@@ -280,6 +280,20 @@ async fn commands_past_max_age_expire_instead_of_arriving_late() {
     let sink = Sink::start_at(sink_addr).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sink.received().is_empty(), "an expired command is never sent");
+    // A retry says it will expire again at once, and why; and it does.
+    let retried = cli(&["dead-letters", "retry", "--all"], &host.config);
+    assert!(
+        retried.contains("note: command 1 is ")
+            && retried.contains(" old, past sink `echo`'s max_age of 300ms: it will be dead-lettered again at once"),
+        "{retried}"
+    );
+    assert!(
+        retried.contains("max_age keeps a door or light from acting late"),
+        "{retried}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(cli(&["dead-letters", "list"], &host.config).contains(" expired "));
+    assert!(sink.received().is_empty(), "still never sent late");
     host.stop().await;
 }
 
@@ -338,6 +352,17 @@ async fn events_can_be_listed_shown_and_replayed() {
     assert!(lines[1].contains(" Lobby "), "{list}");
     assert!(lines[1].ends_with(" done    echo: 1 command"), "{list}");
 
+    let unknown = vestibule()
+        .args(["replay", "--since", "1h", "--source", "nope", "--config"])
+        .arg(&host.config)
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        said.contains("--source nope: no such source in ") && said.contains("its sources: office"),
+        "{said}"
+    );
     let replayed = cli(&["replay", "--since", "1h"], &host.config);
     assert!(replayed.starts_with("1 event(s) since "), "{replayed}");
     let received = sink.wait_for(Duration::from_secs(10), |r| r.len() == 2).await;

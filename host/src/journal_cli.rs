@@ -222,12 +222,16 @@ pub fn dead_letters(command: DeadLettersCommand) -> Result<(), String> {
             Ok(())
         }
         DeadLettersCommand::Retry { which, config } => {
-            let (commands, events) =
-                which.apply(&mut open(&config)?, Store::retry_dead_letters, Store::retry_dead_events)?;
+            let mut store = open(&config)?;
+            let stale = stale_letters(&config, &store, &which)?;
+            let (commands, events) = which.apply(&mut store, Store::retry_dead_letters, Store::retry_dead_events)?;
             println!(
                 "{commands} command(s) back in the outbox, {events} event(s) back in the journal; \
                  a running host takes them within a second"
             );
+            for line in stale {
+                println!("note: {line}");
+            }
             Ok(())
         }
         DeadLettersCommand::Drop { which, config } => {
@@ -236,6 +240,45 @@ pub fn dead_letters(command: DeadLettersCommand) -> Result<(), String> {
             println!("{commands} dead command(s) and {events} stopped event(s) dropped");
             Ok(())
         }
+    }
+}
+
+/// What to say of the dead letters `which` names that are already past
+/// their sink's `max_age`: a retry of one is dead-lettered again at once,
+/// as `expired` — the freshness guard holds for retries too, so a door is
+/// never opened late.
+fn stale_letters(config: &Path, store: &Store, which: &Which) -> Result<Vec<String>, String> {
+    let config = Config::load(config).map_err(|e| e.to_string())?;
+    let now = now_ms();
+    let letters = store.dead_letters().map_err(|e| e.to_string())?;
+    Ok(letters
+        .iter()
+        .filter(|row| which.all || which.ids.contains(&row.id))
+        .filter_map(|row| {
+            let sink = config.sinks.iter().find(|s| s.name == row.sink)?;
+            let max_age = sink.max_age?.0;
+            let age = std::time::Duration::from_millis(now.saturating_sub(row.due_at).max(0) as u64);
+            (age >= max_age).then(|| {
+                format!(
+                    "command {} is {} old, past sink `{}`'s max_age of {}: it will be dead-lettered again at once \
+                     (expired). max_age keeps a door or light from acting late; raise it to send older commands.",
+                    row.id,
+                    duration(age),
+                    row.sink,
+                    duration(max_age)
+                )
+            })
+        })
+        .collect())
+}
+
+/// `d` as people write it: `300ms`, `45s`, `12m`, `3h`.
+fn duration(d: std::time::Duration) -> String {
+    match d.as_secs() {
+        0 => format!("{}ms", d.as_millis()),
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s => format!("{}h", s / 3600),
     }
 }
 
@@ -268,7 +311,21 @@ pub fn parse_since(text: &str) -> Result<i64, String> {
 
 pub fn replay(config: &Path, since: &str, source: Option<&str>) -> Result<(), String> {
     let since_ms = parse_since(since)?;
-    let n = open(config)?.replay(since_ms, source).map_err(|e| e.to_string())?;
+    let mut store = open(config)?;
+    if let Some(source) = source {
+        let loaded = Config::load(config).map_err(|e| e.to_string())?;
+        // A source removed from the config may still have events to replay.
+        let journaled = !store.events(Some(source), 1).map_err(|e| e.to_string())?.is_empty();
+        if !journaled && !loaded.sources.iter().any(|s| s.name == source) {
+            let known: Vec<&str> = loaded.sources.iter().map(|s| s.name.as_str()).collect();
+            return Err(format!(
+                "--source {source}: no such source in {}; its sources: {}",
+                config.display(),
+                known.join(", ")
+            ));
+        }
+    }
+    let n = store.replay(since_ms, source).map_err(|e| e.to_string())?;
     println!(
         "{n} event(s) since {} queued to run again; a running host processes them within a second",
         time(since_ms)

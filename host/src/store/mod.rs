@@ -253,7 +253,7 @@ impl Store {
     fn commands(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<CommandRow>, StoreError> {
         let sql = format!(
             "SELECT id, seq, plugin, sink, door, idempotency_key, command, state, attempts, last_error,
-                    dead_reason, created_at, done_at
+                    dead_reason, created_at, done_at, received_at + delay_ms
              FROM outbox {filter}"
         );
         let mut statement = self.conn.prepare(&sql)?;

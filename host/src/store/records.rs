@@ -198,6 +198,9 @@ pub struct CommandRow {
     pub dead_reason: Option<String>,
     pub created_at: i64,
     pub done_at: Option<i64>,
+    /// When it is due (ms): the event's arrival, plus its delay. A sink's
+    /// `max_age` counts from here.
+    pub due_at: i64,
 }
 
 impl CommandRow {
@@ -220,6 +223,7 @@ impl CommandRow {
             dead_reason: row.get(10)?,
             created_at: row.get(11)?,
             done_at: row.get(12)?,
+            due_at: row.get(13)?,
         })
     }
 }
