@@ -652,3 +652,43 @@ fn a_websocket_source_is_announced_with_its_controller() {
     );
     assert!(!ready[0].contains("/ingest/"), "{ready:?}");
 }
+
+/// The README's set-up block holds exactly two commands, the second is what
+/// CI runs, and both go through the set-up script.
+#[test]
+fn readme_setup_commands_are_what_ci_runs() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let block = readme.split("```sh\n").nth(1).unwrap().split("```").next().unwrap();
+    let commands: Vec<&str> = block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(commands.len(), 2, "{commands:#?}");
+    assert!(commands[0].starts_with("examples/setup.sh && "), "{}", commands[0]);
+    assert!(commands[0].contains("serve --config examples/quickstart.toml"));
+    assert_eq!(commands[1], "examples/setup.sh --tests && cargo test --no-fail-fast");
+    let ci = std::fs::read_to_string(workspace().join(".ci/run")).unwrap();
+    assert!(ci.lines().any(|l| l.trim() == commands[1]), "{ci}");
+    assert!(
+        !readme.contains("FIRST_BUILD"),
+        "the first build's time is measured and written in"
+    );
+}
+
+/// The set-up script names what it cannot install, one line each, and
+/// fails: here rustup, on a PATH without it.
+#[test]
+fn setup_names_what_is_missing() {
+    let output = Command::new("bash")
+        .arg(workspace().join("examples/setup.sh"))
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("missing: rustup: install it from https://rustup.rs"),
+        "{stderr}"
+    );
+}

@@ -21,7 +21,7 @@ impl Broker {
         let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
             .find(|p| Path::new(p).exists())
-            .expect("mosquitto is not installed: apt-get install mosquitto (.ci/run does)");
+            .expect("mosquitto is not installed: run examples/setup.sh --tests (or apt-get install mosquitto)");
         let config = dir.join(format!("mosquitto-{}.conf", addr.port()));
         std::fs::write(
             &config,
