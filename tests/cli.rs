@@ -551,7 +551,16 @@ fn check_reports_every_error_it_finds() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 3, "{stderr}");
-    assert!(errors[0].contains("TOML parse error at line 25"), "{stderr}");
+    let line = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("tolerence"))
+        .unwrap()
+        + 1;
+    assert!(
+        errors[0].contains(&format!("TOML parse error at line {line}, column 1")),
+        "{stderr}"
+    );
     assert!(stderr.contains("unknown field `tolerence`"), "{stderr}");
     assert!(
         errors[1].ends_with("sources[0].secret_env: environment variable `UNIFI_SECRET` is not set"),

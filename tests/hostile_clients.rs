@@ -343,6 +343,7 @@ async fn a_flood_of_refusals_is_summarised_in_the_log() {
          [[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret_file = \"{{secret_file}}\"\n"
     ));
     let host = support::Process::start(&config.file);
+    let started = std::time::Instant::now();
     let url = |path: &str| format!("http://{addr}{path}");
     for n in 0..FLOOD {
         let body = unifi_unlock("Front Door");
@@ -355,36 +356,47 @@ async fn a_flood_of_refusals_is_summarised_in_the_log() {
     }
     let (status, _) = get(&url("/ingest/office"), &[]).await;
     assert_eq!(status, 405);
-    host.wait_for_log("count=299", Duration::from_secs(10));
+    // Every refusal is in the log, as a line of its own or in a count; on a
+    // slow machine the flood may span a summary interval or two.
+    let counted = |log: &[String], reason: &str| -> u64 {
+        let reason = format!("reason=\"{reason}\"");
+        log.iter()
+            .filter(|l| l.contains("refused") && l.contains(&reason))
+            .map(|l| match l.split(" count=").nth(1) {
+                Some(count) => count.split(' ').next().unwrap().parse::<u64>().unwrap(),
+                None => 1,
+            })
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while counted(&host.log(), "not_found") < FLOOD as u64 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed().as_secs() + 2;
     let log = host.log();
     drop(host);
     drop(dir);
+    assert_eq!(counted(&log, "signature_invalid"), FLOOD as u64, "{log:#?}");
+    assert_eq!(counted(&log, "not_found"), FLOOD as u64, "{log:#?}");
+    assert_eq!(counted(&log, "method_not_allowed"), 1, "{log:#?}");
     let refused: Vec<&String> = log.iter().filter(|l| l.contains("refused")).collect();
-    assert_eq!(refused.len(), 5, "{refused:#?}");
+    // At most a first line and a summary per reason and interval (1 s).
+    assert!(
+        refused.len() as u64 <= 1 + 2 * 2 * elapsed,
+        "{} lines in {elapsed} s: {refused:#?}",
+        refused.len()
+    );
     let line = |says: &[&str]| refused.iter().any(|l| says.iter().all(|s| l.contains(s)));
     assert!(
         line(&["Request refused", "source=office", "reason=\"signature_invalid\""]),
         "{refused:#?}"
     );
     assert!(
-        line(&[
-            "More requests refused",
-            "source=office",
-            "signature_invalid",
-            "count=299"
-        ]),
+        line(&["More requests refused", "source=office", "signature_invalid", "count="]),
         "{refused:#?}"
     );
     assert!(
         line(&["Request refused", "reason=\"not_found\"", "path=/scan/0"]),
-        "{refused:#?}"
-    );
-    assert!(
-        line(&["More requests refused", "not_found", "count=299"]),
-        "{refused:#?}"
-    );
-    assert!(
-        line(&["Request refused", "reason=\"method_not_allowed\""]),
         "{refused:#?}"
     );
 }

@@ -163,9 +163,23 @@ fn after(enricher: &str, sink: &Sink) -> String {
     format!("[[sources]]{unifi}{enricher}\n{plugins}")
 }
 
-/// What the echo plugin at each level received, as events.
-async fn seen_by_level(sink: &Sink) -> Vec<Value> {
+/// The UniFi unlock sample through the leaky enricher, cleared to
+/// `settings`, doing `leak`; what the echo plugin at each level received.
+async fn seen_after_leaky(settings: &str, leak: &str) -> Vec<Value> {
+    let body = vendors::sample(VendorKind::UnifiAccess, "access.door.unlock").unwrap();
+    let sink = Sink::start().await;
+    let enricher = format!(
+        "[[plugins]]\nname = \"leaky\"\nworld = \"enricher\"\npath = \"{}\"\n{settings}\n\
+         [plugins.config]\nleak = \"{leak}\"\n",
+        plugin("leaky-enricher").display()
+    );
+    let host = Host::start(&after(&enricher, &sink)).await;
+    let (status, answer) = host
+        .post_signed("unifi-access", VendorKind::UnifiAccess, body.to_string())
+        .await;
+    assert_eq!(status, 200, "{answer}");
     let received = sink.wait_for(Duration::from_secs(20), |r| r.len() >= 3).await;
+    host.stop().await;
     (0..3)
         .map(|level| {
             let body = &received.iter().find(|r| r.path == format!("/{level}")).unwrap().body;
@@ -179,22 +193,9 @@ async fn seen_by_level(sink: &Sink) -> Vec<Value> {
 /// `public_output` by the operator, what it writes reaches every level.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_privileged_enricher_adds_stays_at_its_level() {
-    let body = vendors::sample(VendorKind::UnifiAccess, "access.door.unlock").unwrap();
     let card = "04A1B2C3D4E5F6";
     for public in [false, true] {
-        let sink = Sink::start().await;
-        let enricher = format!(
-            "[[plugins]]\nname = \"leaky\"\nworld = \"enricher\"\npath = \"{}\"\nsecrecy = 0\npublic_output = {public}\n\
-             [plugins.config]\nleak = \"copy\"\n",
-            plugin("leaky-enricher").display()
-        );
-        let host = Host::start(&after(&enricher, &sink)).await;
-        let (status, answer) = host
-            .post_signed("unifi-access", VendorKind::UnifiAccess, body.to_string())
-            .await;
-        assert_eq!(status, 200, "{answer}");
-        let seen = seen_by_level(&sink).await;
-        host.stop().await;
+        let seen = seen_after_leaky(&format!("secrecy = 0\npublic_output = {public}"), "copy").await;
         let stolen = |event: &Value| {
             let attributes = event["attributes"].as_array().unwrap();
             let found = attributes.iter().find(|a| a["key"] == "stolen");
@@ -222,20 +223,7 @@ async fn what_a_privileged_enricher_adds_stays_at_its_level() {
 /// fields it could see.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enricher_cannot_overwrite_what_it_cannot_see() {
-    let body = vendors::sample(VendorKind::UnifiAccess, "access.door.unlock").unwrap();
-    let sink = Sink::start().await;
-    let enricher = format!(
-        "[[plugins]]\nname = \"leaky\"\nworld = \"enricher\"\npath = \"{}\"\nsecrecy = 2\n\
-         [plugins.config]\nleak = \"overwrite\"\n",
-        plugin("leaky-enricher").display()
-    );
-    let host = Host::start(&after(&enricher, &sink)).await;
-    let (status, answer) = host
-        .post_signed("unifi-access", VendorKind::UnifiAccess, body.to_string())
-        .await;
-    assert_eq!(status, 200, "{answer}");
-    let seen = seen_by_level(&sink).await;
-    host.stop().await;
+    let seen = seen_after_leaky("secrecy = 2", "overwrite").await;
     assert_eq!(seen[0]["credential"]["value"], "04A1B2C3D4E5F6", "{}", seen[0]);
     assert_eq!(seen[0]["actor"]["name"], "Ada Lovelace", "{}", seen[0]);
     assert_eq!(seen[1]["actor"]["name"], "Ada Lovelace", "{}", seen[1]);

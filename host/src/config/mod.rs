@@ -326,4 +326,11 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn the_webhook_vendors_are_all_but_the_dialled_one() {
+        assert!(VendorKind::WEBHOOKS.iter().all(|v| !v.dials_out()));
+        let dialled: Vec<_> = VendorKind::ALL.iter().filter(|v| v.dials_out()).collect();
+        assert_eq!(dialled, [&VendorKind::UnifiAccessWs]);
+    }
 }

@@ -127,16 +127,6 @@ pub enum VendorKind {
 }
 
 impl VendorKind {
-    /// The vendors that post to us.
-    pub const WEBHOOKS: &[VendorKind] = &[
-        VendorKind::UnifiAccess,
-        VendorKind::Verkada,
-        VendorKind::Pdk,
-        VendorKind::Unloc,
-        VendorKind::BasIp,
-        VendorKind::StandardWebhooks,
-    ];
-
     /// Every vendor.
     pub const ALL: &[VendorKind] = &[
         VendorKind::UnifiAccess,
@@ -147,6 +137,9 @@ impl VendorKind {
         VendorKind::StandardWebhooks,
         VendorKind::UnifiAccessWs,
     ];
+
+    /// The vendors that post to us: all but the last.
+    pub const WEBHOOKS: &[VendorKind] = Self::ALL.split_at(Self::ALL.len() - 1).0;
 
     /// Whether we dial the vendor rather than it posting to us.
     pub const fn dials_out(self) -> bool {

@@ -43,6 +43,9 @@ pub const MAX_PLUGIN_MEMORY: u64 = 256 << 20;
 /// How often the epoch advances; plugin deadlines are counted in these ticks.
 const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// The least time a plugin is given to answer whether its config fits.
+const CHECK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The most of a plugin's error message that is kept, in bytes.
 const MAX_ERROR: usize = 1024;
 
@@ -382,7 +385,11 @@ impl Plugin {
     /// work with its config; its answer, or why it gave none.
     pub async fn check_config(&self) -> Result<(), String> {
         let mut store = self.store(crate::event::now_ms());
-        let checked = within(self.settings.deadline, async {
+        // Not an event's call: a reload on a busy machine must not be
+        // refused because its check was slow; a loop is still cut off.
+        let deadline = self.settings.deadline.max(CHECK_DEADLINE);
+        store.set_epoch_deadline(deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64);
+        let checked = within(deadline, async {
             let store = &mut store;
             Ok(match &self.pre {
                 Pre::Filter(pre) => {

@@ -29,6 +29,7 @@ impl DataLock {
             path: dir.to_path_buf(),
             message,
         };
+        super::check_data_folder(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| error(format!("cannot create the data folder: {e}")))?;
         let mut file = std::fs::OpenOptions::new()
             .read(true)
