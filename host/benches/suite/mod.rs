@@ -235,11 +235,15 @@ async fn measure(addr: std::net::SocketAddr, path: &str, events: &Arc<Vec<load::
 
 /// Wait until the sink stops receiving, then the send → sink latencies.
 async fn sink_latencies(sink: &servers::Sink, run: &load::Run) -> (u64, u64, u64, usize) {
+    // Until deliveries stop coming — given the pipeline up to 10 s to
+    // start delivering at all, on a loaded machine.
+    let started = Instant::now();
     let mut last = usize::MAX;
     loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let now = sink.arrivals.lock().unwrap().len();
-        if now == last {
+        let settled = now == last && (now > 0 || started.elapsed() > Duration::from_secs(10));
+        if settled {
             break;
         }
         last = now;
