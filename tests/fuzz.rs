@@ -226,7 +226,7 @@ fn check_event(event: &Event, body: &[u8]) {
 /// The headers the vendor sends with `body`: signed right, or now and then
 /// garbled, dropped or doubled.
 fn headers(rng: &mut Rng, vendor: VendorKind, body: &[u8]) -> HeaderMap {
-    let signed = vestibule::send::sign(vendor, Some(SECRET), Some(BASIC), body.to_vec());
+    let signed = vestibule::cli::send::sign(vendor, Some(SECRET), Some(BASIC), body.to_vec());
     let mut headers = HeaderMap::new();
     for (name, value) in signed.headers {
         let name: HeaderName = name.parse().unwrap();
@@ -272,7 +272,7 @@ fn fuzz(vendor: VendorKind) {
     let saved = regressions(vendor);
     for entry in std::fs::read_dir(&saved).into_iter().flatten().flatten() {
         let body = std::fs::read(entry.path()).unwrap();
-        let headers = vestibule::send::sign(vendor, Some(SECRET), Some(BASIC), body.clone()).headers;
+        let headers = vestibule::cli::send::sign(vendor, Some(SECRET), Some(BASIC), body.clone()).headers;
         let headers: HeaderMap = headers
             .into_iter()
             .map(|(k, v)| (k.parse::<HeaderName>().unwrap(), HeaderValue::from_str(&v).unwrap()))

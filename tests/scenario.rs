@@ -126,7 +126,7 @@ fn config(sink: &Sink, broker: std::net::SocketAddr) -> String {
 async fn send(host: &Host, vendor: VendorKind, source: &str, event_type: &str, door: Option<&str>) {
     let mut body = vendors::sample(vendor, event_type).unwrap().to_string();
     if let Some(door) = door {
-        body = vestibule::send::with_door(&body, door).unwrap();
+        body = vestibule::cli::send::with_door(&body, door).unwrap();
     }
     let (status, answer) = host.post_signed(source, vendor, body).await;
     assert_eq!(status, 200, "{source}: {answer}");

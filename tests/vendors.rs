@@ -16,7 +16,7 @@ use std::path::Path;
 use serde_json::Value;
 use support::{Host, SECRET, Sink, now, plugin};
 use vestibule::config::VendorKind;
-use vestibule::send;
+use vestibule::cli::send;
 use vestibule::vendors;
 
 const BASIC: &str = "vestibule:6601f1243d2ff70f";

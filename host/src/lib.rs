@@ -22,10 +22,13 @@
 //! - [`live`]: everything built from one version of the config and plugin
 //!   files, swapped whole; [`reload`] builds the next one when files change.
 //! - [`admin`]: `/admin/status` and `/admin/reload`.
-//! - [`app`]: wiring it together; [`send`] signs sample events as vendors do.
+//! - [`app`]: wiring it together.
+//! - [`cli`]: the command line on top of it all (`serve`, `check`, `send`,
+//!   `plugin`, `events`, `dead-letters`, `replay`).
 
 pub mod admin;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod event;
@@ -37,7 +40,6 @@ pub mod pipeline;
 pub mod plugins;
 pub mod reload;
 pub mod secrecy;
-pub mod send;
 pub mod sinks;
 pub mod store;
 pub mod vendors;

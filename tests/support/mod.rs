@@ -300,7 +300,7 @@ pub fn now() -> i64 {
 
 /// A UniFi Access sample event body, with its door renamed to `door`.
 pub fn unifi_unlock(door: &str) -> String {
-    vestibule::send::sample(vestibule::config::VendorKind::UnifiAccess, "access.door.unlock")
+    vestibule::cli::send::sample(vestibule::config::VendorKind::UnifiAccess, "access.door.unlock")
         .unwrap()
         .replace("\"Front Door\"", &format!("{door:?}"))
 }

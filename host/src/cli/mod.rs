@@ -1,0 +1,297 @@
+//! The command line: `vestibule serve`, `check`, `send`, `plugin`,
+//! `events`, `dead-letters`, `replay`. What a user types, on top of the
+//! modules an event goes through.
+
+pub mod journal;
+pub mod plugin;
+pub mod send;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use crate::config::{Config, ConfigError, VendorKind};
+use crate::live::Generation;
+use crate::plugins::Runtime;
+use crate::App;
+
+#[derive(Parser)]
+#[command(
+    name = "vestibule",
+    version,
+    about = "Receive, verify and act on building access-control events."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the host.
+    Serve {
+        /// The host's config file (TOML), e.g. examples/quickstart.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate the config, read every secret and load every plugin.
+    Check {
+        /// The host's config file (TOML), e.g. examples/quickstart.toml.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Sign a sample event as the vendor would and post it.
+    Send {
+        /// The vendor whose way of signing and shaping events to use.
+        #[arg(long, value_parser = vendors())]
+        vendor: VendorKind,
+        /// The sample's vendor event type (e.g. `access.door.unlock`).
+        #[arg(long, conflicts_with = "body")]
+        event: Option<String>,
+        /// Send this file's contents instead of a sample.
+        #[arg(long)]
+        body: Option<PathBuf>,
+        /// The URL of the source, e.g. http://127.0.0.1:8080/ingest/office
+        #[arg(long)]
+        to: String,
+        /// The signing secret (vendors that sign).
+        #[arg(long, env = "VESTIBULE_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// `user:password` for HTTP Basic (Unloc, ProdataKey).
+        #[arg(long, env = "VESTIBULE_BASIC", hide_env_values = true)]
+        basic: Option<String>,
+        /// Rename the sample's door.
+        #[arg(long)]
+        door: Option<String>,
+    },
+    /// Work with plugin components.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
+    },
+    /// Look at the journal: recent events and what each plugin did.
+    Events {
+        #[command(subcommand)]
+        command: journal::EventsCommand,
+    },
+    /// Commands that could not be delivered: list, retry, drop.
+    DeadLetters {
+        #[command(subcommand)]
+        command: journal::DeadLettersCommand,
+    },
+    /// Run stored events through the running host's pipeline again.
+    Replay {
+        /// The host's config file (TOML): its [store] path is the journal replayed.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// From this time (`2026-11-22T08:00:00Z`) or this long ago (`2h`).
+        #[arg(long)]
+        since: String,
+        /// Only this source's events.
+        #[arg(long)]
+        source: Option<String>,
+    },
+}
+
+/// `--vendor`: one of the vendors, listed from the vendor list itself.
+fn vendors() -> impl clap::builder::TypedValueParser<Value = VendorKind> {
+    use clap::builder::TypedValueParser;
+    let names: Vec<&'static str> = VendorKind::ALL.iter().map(|v| v.as_str()).collect();
+    clap::builder::PossibleValuesParser::new(names).map(|name| name.parse().expect("listed vendors parse"))
+}
+
+/// Run the command line; the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // `plugin run` prints the plugin's log lines itself.
+    let default_filter = match cli.command {
+        Command::Plugin { .. } => "warn,crate::plugin=off,crate::pipeline=off",
+        _ => "info,wasmtime=warn,cranelift=warn",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => serve(&config).await,
+            Command::Check { config } => check(&config),
+            Command::Send {
+                vendor,
+                event,
+                body,
+                to,
+                secret,
+                basic,
+                door,
+            } => send_event(vendor, event, body, door, &to, secret.as_deref(), basic.as_deref()).await,
+            Command::Plugin { command } => plugin::run(command).await,
+            Command::Events { command } => journal::events(command),
+            Command::DeadLetters { command } => journal::dead_letters(command),
+            Command::Replay { config, since, source } => journal::replay(&config, &since, source.as_deref()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn build(path: &Path) -> Result<App, String> {
+    let config = Config::load(path).map_err(shown)?;
+    let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
+    App::build(config, &runtime).map_err(shown)
+}
+
+/// A config error as the command line prints it: several on a line each.
+fn shown(error: ConfigError) -> String {
+    let lines: Vec<String> = error.each().iter().map(ToString::to_string).collect();
+    lines.join("\nerror: ")
+}
+
+async fn serve(path: &Path) -> Result<(), String> {
+    let app = build(path)?;
+    let live = app.live().current();
+    let config = &live.config;
+    let listener = crate::app::bind(config).await.map_err(shown)?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    for source in &config.sources {
+        if source.vendor.dials_out() {
+            let url = source.url.as_deref().unwrap_or_default();
+            tracing::info!(source = %source.name, vendor = %source.vendor, %url, "Source ready: dialling the controller.");
+        } else {
+            let scheme = if config.server.tls.is_some() { "https" } else { "http" };
+            tracing::info!(source = %source.name, vendor = %source.vendor, url = %format!("{scheme}://{addr}{}", source.path()), "Source ready.");
+        }
+    }
+    for plugin in live.pipeline.plugins() {
+        let compiled = &plugin.compiled;
+        tracing::info!(plugin = %plugin.name, world = %plugin.world, sha256 = %compiled.sha256, from = %compiled.origin, "Plugin loaded.");
+    }
+    match &config.store.path {
+        Some(path) => tracing::info!(path = %config.resolve(path).display(), "Journal on disk."),
+        None => tracing::warn!("No [store] path: the journal is in memory, and a crash loses what it holds."),
+    }
+    if config.reload.watch {
+        tracing::info!(file = %config.file.display(), "Watching the config and plugin files; a change reloads them.");
+    }
+    drop(live);
+    tokio::spawn(reload_on_sighup(app.reloader()));
+    tracing::info!(%addr, "Listening.");
+    app.run(listener, shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+/// SIGHUP reloads the config and plugin files, as daemons do.
+async fn reload_on_sighup(reloader: std::sync::Arc<crate::reload::Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("Cannot listen for SIGHUP; reload with POST /admin/reload.");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            reloader.reload(crate::reload::Trigger::Signal).await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reloader;
+}
+
+/// Everything `serve` would build, without opening the journal (a host may
+/// be running on it), and every problem found, not only the first.
+fn check(path: &Path) -> Result<(), String> {
+    let (config, mut errors) = Config::load_all(path);
+    let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
+    let built = config.and_then(|config| {
+        if let Some(dir) = &config.store.path
+            && let Err(e) = crate::store::check_data_folder(&config.resolve(dir))
+        {
+            errors.push(config.error("store.path", e.to_string()));
+        }
+        let compiled = crate::app::compiled_dir(&config);
+        Generation::build(config, &runtime, compiled.as_deref(), None)
+            .map_err(|e| errors.extend(e.into_each()))
+            .ok()
+    });
+    let generation = match built {
+        Some(generation) if errors.is_empty() => generation,
+        _ => return Err(shown(ConfigError::several(errors))),
+    };
+    let config = &generation.config;
+    println!("{}: ok", path.display());
+    println!("  {} source(s), {} sink(s)", config.sources.len(), config.sinks.len());
+    match &config.store.path {
+        Some(path) => println!("  journal in {}", config.resolve(path).display()),
+        None => println!("  journal in memory (no [store] path: a crash loses accepted events)"),
+    }
+    for plugin in generation.pipeline.plugins() {
+        let compiled = &plugin.compiled;
+        println!(
+            "  plugin {} ({}) sha256 {}: {}",
+            plugin.name,
+            plugin.world,
+            &compiled.sha256[..12],
+            compiled.origin
+        );
+    }
+    Ok(())
+}
+
+async fn send_event(
+    vendor: VendorKind,
+    event: Option<String>,
+    body: Option<PathBuf>,
+    door: Option<String>,
+    to: &str,
+    secret: Option<&str>,
+    basic: Option<&str>,
+) -> Result<(), String> {
+    if vendor.dials_out() {
+        return Err(format!(
+            "{vendor} sources are dialled by the host; post webhooks with --vendor unifi-access"
+        ));
+    }
+    let mut body = match (event, body) {
+        (_, Some(file)) => crate::files::read_text(&file, crate::files::INPUT_LIMIT)
+            .map_err(|e| format!("{}: {e}", file.display()))?,
+        (Some(event), None) => send::sample(vendor, &event)?.to_string(),
+        (None, None) => return Err("give --event TYPE (a sample) or --body FILE".into()),
+    };
+    if let Some(door) = door {
+        body = send::with_door(&body, &door)?;
+    }
+    if secret.is_none() && basic.is_none() {
+        return Err(format!("{vendor} needs --secret S or --basic user:password"));
+    }
+    let signed = send::sign(vendor, secret, basic, body.into_bytes());
+    let (status, answer) = send::post(to, &signed).await?;
+    println!("{status} {answer}");
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(format!("the host answered {status}"))
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
