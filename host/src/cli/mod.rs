@@ -105,7 +105,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // `plugin run` prints the plugin's log lines itself.
     let default_filter = match cli.command {
-        Command::Plugin { .. } => "warn,crate::plugin=off,crate::pipeline=off",
+        Command::Plugin { .. } => "warn,vestibule::plugin=off,vestibule::pipeline=off",
         _ => "info,wasmtime=warn,cranelift=warn",
     };
     tracing_subscriber::fmt()
