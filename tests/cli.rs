@@ -701,3 +701,69 @@ fn setup_names_what_is_missing() {
         "{stderr}"
     );
 }
+
+/// The host's top-level modules import each other without a cycle: the
+/// event's path and its control plane read in one direction (comments and
+/// tests aside).
+#[test]
+fn host_modules_import_each_other_without_a_cycle() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = workspace().join("host/src");
+    let mut imports: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+            let module = relative.split(['/', '.']).next().unwrap().to_string();
+            if module == "lib" || module == "main" || !relative.ends_with(".rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap();
+            for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for used in line.split("crate::").skip(1) {
+                    let name: String = used.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    let is_module = name.chars().next().is_some_and(|c| c.is_lowercase());
+                    if is_module && name != module && name != "error_chain" {
+                        imports.entry(module.clone()).or_default().insert(name);
+                    }
+                }
+            }
+        }
+    }
+    // Depth-first: a module met again on the current path closes a cycle.
+    fn visit(
+        module: &str,
+        imports: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|m| m == module) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(module.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(module.to_string()) {
+            return None;
+        }
+        path.push(module.to_string());
+        for next in imports.get(module).into_iter().flatten() {
+            if let Some(cycle) = visit(next, imports, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for module in imports.keys() {
+        let cycle = visit(module, &imports, &mut Vec::new(), &mut done);
+        assert!(cycle.is_none(), "an import cycle: {}", cycle.unwrap().join(" -> "));
+    }
+    assert!(imports.len() > 10, "the modules were read: {imports:?}");
+}

@@ -15,8 +15,8 @@ use std::path::Path;
 
 use serde_json::Value;
 use support::{Host, SECRET, Sink, now, plugin};
-use vestibule::config::VendorKind;
 use vestibule::cli::send;
+use vestibule::config::VendorKind;
 use vestibule::vendors;
 
 const BASIC: &str = "vestibule:6601f1243d2ff70f";

@@ -18,7 +18,7 @@ use crate::ingest::json;
 use crate::live::{Generation, Live};
 use crate::reload::{Reloader, Trigger};
 use crate::store::Journal;
-use crate::vendors::time::format_iso8601;
+use crate::time::format_iso8601;
 
 pub struct Admin {
     live: Arc<Live>,

@@ -3,16 +3,15 @@
 //! commands, and the reloader that swaps the live set under them.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::config::{Config, ConfigError};
+use crate::config::{ADMIN_PREFIX, Config, ConfigError};
 use crate::ingest::Ingest;
-use crate::ingest::listener::Listener;
+use crate::ingest::listener::{Handler, Listener};
 use crate::live::{Generation, Live};
 use crate::plugins::Runtime;
 use crate::reload::{Channels, Reloader};
@@ -107,7 +106,11 @@ impl App {
         reloader.start().await;
         let (stop_watching, watching_stop) = watch::channel(false);
         let watcher = tokio::spawn(reload::watch::run(reloader.clone(), watch_set, watching_stop.clone()));
-        let ingest = Arc::new(Ingest::new(self.live.clone(), journal.clone()));
+        let routes = {
+            let live = self.live.clone();
+            Arc::new(move || live.current().routes.clone()) as crate::ingest::CurrentRoutes
+        };
+        let ingest = Arc::new(Ingest::new(routes, journal.clone()));
         let summaries = {
             let (ingest, live) = (ingest.clone(), self.live.clone());
             let stopping = watching_stop.clone();
@@ -118,7 +121,11 @@ impl App {
         };
         let admin = Arc::new(Admin::new(self.live.clone(), reloader.clone(), journal.clone()));
 
-        let server = Listener::new(self.live.clone(), ingest, admin);
+        let limits = {
+            let live = self.live.clone();
+            Arc::new(move || live.current().connections.clone()) as crate::ingest::listener::CurrentLimits
+        };
+        let server = Listener::new(limits, router(ingest, admin));
         server.run(listener, &mut rebinds, shutdown).await;
 
         tracing::info!("Shutting down: finishing open requests.");
@@ -162,10 +169,16 @@ pub fn compiled_dir(config: &Config) -> Option<std::path::PathBuf> {
     config.store.path.as_ref().map(|p| config.resolve(p).join(COMPILED_DIR))
 }
 
-/// Bind `config.server.listen`.
-pub async fn bind(config: &Config) -> Result<TcpListener, ConfigError> {
-    let addr: SocketAddr = config.server.listen;
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| config.error("server.listen", format!("cannot listen on {addr}: {e}")))
+/// Requests under `/admin/` to the admin endpoints, the rest to ingest.
+fn router(ingest: Arc<Ingest>, admin: Arc<Admin>) -> Handler {
+    Arc::new(move |request, peer| {
+        let (ingest, admin) = (ingest.clone(), admin.clone());
+        Box::pin(async move {
+            if request.uri().path().starts_with(ADMIN_PREFIX) {
+                admin.handle(request, peer).await
+            } else {
+                ingest.handle(request).await
+            }
+        })
+    })
 }

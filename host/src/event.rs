@@ -113,14 +113,6 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The key event ids are derived with, when the vendor sends no id of its
 /// own. Derived ids are keyed so that they say nothing about what they are
 /// derived from: the body, or the vendor's fields, hold PINs and card
@@ -166,31 +158,37 @@ impl std::fmt::Debug for IdKey {
     }
 }
 
+/// What every event has, however the vendor shapes the rest.
+pub struct Head<'a> {
+    pub source: &'a str,
+    pub id: String,
+    pub vendor: &'a str,
+    pub vendor_event_type: &'a str,
+    pub kind: Kind,
+    pub occurred_at: i64,
+    pub received_at: i64,
+    /// The vendor's body, as received.
+    pub raw: &'a [u8],
+}
+
 impl Event {
-    /// A new event for `request`, with the fields every vendor mapping fills
-    /// in; the mapping adds door, actor, credential and device. Its id is
-    /// derived from the body; a vendor with an id of its own replaces it.
-    pub fn new(
-        request: &crate::vendors::Request<'_>,
-        vendor: &str,
-        vendor_event_type: &str,
-        kind: Kind,
-        occurred_at: i64,
-    ) -> Event {
+    /// A new event with the fields every vendor mapping fills in; the
+    /// mapping adds door, actor, credential and device.
+    pub fn new(head: Head<'_>) -> Event {
         Event {
-            id: request.id_key.derive(&[request.body]),
-            source: request.source.to_string(),
-            vendor: vendor.to_string(),
-            vendor_event_type: vendor_event_type.to_string(),
-            kind: kind.as_str().to_string(),
-            occurred_at,
-            received_at: request.received_at,
+            id: head.id,
+            source: head.source.to_string(),
+            vendor: head.vendor.to_string(),
+            vendor_event_type: head.vendor_event_type.to_string(),
+            kind: head.kind.as_str().to_string(),
+            occurred_at: head.occurred_at,
+            received_at: head.received_at,
             door: None,
             actor: None,
             credential: None,
             device: None,
             attributes: Vec::new(),
-            raw: String::from_utf8_lossy(request.body).into_owned(),
+            raw: String::from_utf8_lossy(head.raw).into_owned(),
         }
     }
 

@@ -25,6 +25,13 @@
 //! - [`app`]: wiring it together.
 //! - [`cli`]: the command line on top of it all (`serve`, `check`, `send`,
 //!   `plugin`, `events`, `dead-letters`, `replay`).
+//!
+//! Underneath: [`files`] (reading what the config names, within limits)
+//! and [`time`] (milliseconds and ISO-8601). Imports go one way only: the
+//! vendors know the event but not the config file's whole, the transport
+//! knows neither the admin endpoints nor the live set (`app` hands it a
+//! router and the limits), and nothing below `app` knows it
+//! (`cli::host_modules_import_each_other_without_a_cycle` checks).
 
 pub mod admin;
 pub mod app;
@@ -42,6 +49,7 @@ pub mod reload;
 pub mod secrecy;
 pub mod sinks;
 pub mod store;
+pub mod time;
 pub mod vendors;
 pub mod wit;
 

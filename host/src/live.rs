@@ -8,19 +8,22 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use crate::config::{Config, ConfigError, Errors, Secret};
-use crate::event::now_ms;
 use crate::ingest::Routes;
+use crate::ingest::listener::Limits;
 use crate::ingest::unifi_ws::UnifiWs;
 use crate::pipeline::Pipeline;
 use crate::plugins::{Components, Runtime};
 use crate::sinks::Sinks;
+use crate::time::now_ms;
 
 /// One version of everything the config and plugin files describe.
 pub struct Generation {
     /// The config it was built from.
     pub config: Config,
     /// Where each source is served, and the request limits.
-    pub routes: Routes,
+    pub routes: Arc<Routes>,
+    /// How connections are taken (limits, TLS).
+    pub connections: Arc<Limits>,
     /// The plugins, in the order they run.
     pub pipeline: Arc<Pipeline>,
     /// Where commands go.
@@ -29,8 +32,6 @@ pub struct Generation {
     pub dialers: Vec<UnifiWs>,
     /// The bearer token of the `/admin/` endpoints; `None` turns them off.
     pub admin_token: Option<Secret>,
-    /// HTTPS for new connections (`[server.tls]`); `None` serves plain HTTP.
-    pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// When it was built (ms).
     pub loaded_at: i64,
 }
@@ -89,12 +90,12 @@ impl Generation {
         };
         errors.into_result()?;
         Ok(Generation {
-            routes,
+            routes: Arc::new(routes),
+            connections: Arc::new(Limits::from_config(&config, tls)),
             pipeline: Arc::new(pipeline),
             sinks: Arc::new(sinks),
             dialers,
             admin_token,
-            tls,
             loaded_at: now_ms(),
             config,
         })

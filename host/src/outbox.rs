@@ -26,10 +26,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::event::now_ms;
 use crate::live::Live;
 use crate::sinks::Policy;
 use crate::store::{DeliveryUpdate, Journal, PendingCommand};
+use crate::time::now_ms;
 
 /// The `Idempotency-Key` of a command: the same for the same event, run,
 /// plugin and place among that plugin's commands — so a command re-emitted

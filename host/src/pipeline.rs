@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, OnError};
 use crate::event::Event;
 use crate::plugins::{Breaker, Components, Decision, LoadError, Plugin, PluginFailure, Runtime};
-use crate::secrecy::{Secrecy, Views};
+use crate::secrecy::{Redact, Secrecy, Views};
 use crate::store::Step;
 use crate::wit::sinks::Command;
 
@@ -121,7 +121,8 @@ impl Pipeline {
         let mut outcome = Outcome::default();
         // The event as each level the plugins have sees it, kept up to date
         // as enrichers change it.
-        let mut views = Views::new(event, self.plugins.iter().map(|p| p.secrecy));
+        let vendor = crate::vendors::by_name(&event.vendor).map(|v| v as &dyn Redact);
+        let mut views = Views::new(event, self.plugins.iter().map(|p| p.secrecy), vendor);
         for plugin in &self.plugins {
             let name = &plugin.name;
             let decision = match plugin.health.admit() {

@@ -21,8 +21,9 @@ pub struct Prepared {
 /// `count` distinct `access.door.unlock` events for "Front Door", signed with
 /// `secret` now, each with a `bench_seq` so its command can be recognised.
 pub fn prepare(count: usize, secret: &str) -> Vec<Prepared> {
-    let template = vestibule::cli::send::sample(vestibule::config::VendorKind::UnifiAccess, "access.door.unlock").unwrap();
-    let now = vestibule::event::now_ms() / 1000;
+    let template =
+        vestibule::cli::send::sample(vestibule::config::VendorKind::UnifiAccess, "access.door.unlock").unwrap();
+    let now = vestibule::time::now_ms() / 1000;
     (0..count)
         .map(|seq| {
             let body = template.replacen('{', &format!("{{\"bench_seq\":{seq},"), 1);

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use clap::Subcommand;
 use crate::config::{Config, Duration};
-use crate::event::now_ms;
 use crate::store::{CommandRow, EventRow, Store};
-use crate::vendors::time::{format_iso8601, parse_iso8601};
+use crate::time::now_ms;
+use crate::time::{format_iso8601, parse_iso8601};
+use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum EventsCommand {

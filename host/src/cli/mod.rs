@@ -9,11 +9,11 @@ pub mod send;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use crate::App;
 use crate::config::{Config, ConfigError, VendorKind};
 use crate::live::Generation;
 use crate::plugins::Runtime;
-use crate::App;
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -160,7 +160,7 @@ async fn serve(path: &Path) -> Result<(), String> {
     let app = build(path)?;
     let live = app.live().current();
     let config = &live.config;
-    let listener = crate::app::bind(config).await.map_err(shown)?;
+    let listener = crate::ingest::listener::bind(config).await.map_err(shown)?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     for source in &config.sources {
         if source.vendor.dials_out() {
@@ -260,8 +260,9 @@ async fn send_event(
         ));
     }
     let mut body = match (event, body) {
-        (_, Some(file)) => crate::files::read_text(&file, crate::files::INPUT_LIMIT)
-            .map_err(|e| format!("{}: {e}", file.display()))?,
+        (_, Some(file)) => {
+            crate::files::read_text(&file, crate::files::INPUT_LIMIT).map_err(|e| format!("{}: {e}", file.display()))?
+        }
         (Some(event), None) => send::sample(vendor, &event)?.to_string(),
         (None, None) => return Err("give --event TYPE (a sample) or --body FILE".into()),
     };

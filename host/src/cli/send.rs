@@ -11,7 +11,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::config::VendorKind;
-use crate::event::now_ms;
+use crate::time::now_ms;
 use crate::vendors;
 
 /// A request ready to post: body and the vendor's headers.

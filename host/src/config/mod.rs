@@ -21,7 +21,7 @@ use serde::Deserialize;
 use sha2::Digest;
 
 pub use errors::{ConfigError, Errors};
-pub use plugin::{Clock, OnError, PluginConfig, World};
+pub use plugin::{Clock, MAX_INSTANCES, MAX_PLUGIN_MEMORY, OnError, PluginConfig, World};
 pub use secret::{HeaderValue, Secret, SecretHeader, SecretRef, SecretValue};
 pub use server::{AdminConfig, LogConfig, ReloadConfig, ServerConfig, StoreConfig, TlsConfig};
 pub use sink::{SinkConfig, SinkKind};

@@ -216,6 +216,10 @@ fn default_suspend_time() -> Duration {
 /// engine's pool (see `plugins::Runtime::new`).
 pub const MAX_INSTANCES: u32 = 32;
 
+/// The most memory any one plugin may be given (`memory`); the engine's
+/// pool is sized for it.
+pub const MAX_PLUGIN_MEMORY: u64 = 256 << 20;
+
 /// A plugin's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -265,12 +269,7 @@ impl Config {
             return Err(self.error(format!("{key}.deadline"), "must be more than 0"));
         }
         // A Rust component's stack alone takes 1 MiB of its memory.
-        self.in_range(
-            &format!("{key}.memory"),
-            plugin.memory,
-            1 << 20,
-            crate::plugins::MAX_PLUGIN_MEMORY,
-        )?;
+        self.in_range(&format!("{key}.memory"), plugin.memory, 1 << 20, MAX_PLUGIN_MEMORY)?;
         if !(1..=MAX_INSTANCES).contains(&plugin.instances) {
             return Err(self.error(format!("{key}.instances"), format!("from 1 to {MAX_INSTANCES}")));
         }
@@ -278,7 +277,7 @@ impl Config {
             &format!("{key}.max_output"),
             plugin.max_output,
             1 << 10,
-            crate::plugins::MAX_PLUGIN_MEMORY,
+            MAX_PLUGIN_MEMORY,
         )?;
         self.in_range(&format!("{key}.max_log_bytes"), plugin.max_log_bytes, 4 << 10, 16 << 20)?;
         for (name, value) in [

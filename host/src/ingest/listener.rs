@@ -1,9 +1,10 @@
 //! The listener: accepts connections within `max_connections`, shakes hands
 //! over TLS when `[server.tls]` is set, bounds how large a client's headers
 //! may be and how long it may keep a connection without a request in
-//! progress, and hands each request to the admin endpoints or to ingest.
-//! Every limit is read from the live set when a connection arrives, so a
-//! reload changes them for new connections.
+//! progress, and hands each request to the handler it was given (the app
+//! routes `/admin/` to the admin endpoints, the rest to ingest). The limits
+//! are asked for when each connection arrives, so a reload changes them for
+//! new connections.
 //!
 //! A connection that has no request in progress for `header_timeout` —
 //! from when it opens (TLS handshake included), or since its last answer —
@@ -28,19 +29,50 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
 
-use super::Ingest;
-use crate::admin::Admin;
-use crate::config::ADMIN_PREFIX;
-use crate::live::Live;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http_body_util::Full;
+
+use crate::config::{Config, ConfigError};
 
 /// What a connection over `max_connections` is told before it is closed.
 const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 content-length: 32\r\nconnection: close\r\n\r\n{\"error\":\"too_many_connections\"}";
 
+/// How connections are taken, from one version of the config.
+pub struct Limits {
+    /// `[server] header_timeout`: the longest a connection may go without
+    /// a request in progress.
+    pub idle_timeout: Duration,
+    pub max_header_size: usize,
+    pub max_connections: usize,
+    /// HTTPS (`[server.tls]`); `None` serves plain HTTP.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Limits {
+    /// The limits `config` sets, with `tls` built from its `[server.tls]`.
+    pub fn from_config(config: &Config, tls: Option<tokio_rustls::TlsAcceptor>) -> Limits {
+        let server = &config.server;
+        Limits {
+            idle_timeout: server.header_timeout.0,
+            max_header_size: server.max_header_size.0 as usize,
+            max_connections: server.max_connections,
+            tls,
+        }
+    }
+}
+
+/// What answers a request, given who sent it.
+pub type Handler =
+    Arc<dyn Fn(hyper::Request<Incoming>, SocketAddr) -> BoxFuture<'static, hyper::Response<Full<Bytes>>> + Send + Sync>;
+
+/// The limits in force now.
+pub type CurrentLimits = Arc<dyn Fn() -> Arc<Limits> + Send + Sync>;
+
 pub struct Listener {
-    live: Arc<Live>,
-    ingest: Arc<Ingest>,
-    admin: Arc<Admin>,
+    limits: CurrentLimits,
+    handler: Handler,
     /// Connections open now.
     open: Arc<AtomicUsize>,
     /// The open connections, for choosing one to close at the limit.
@@ -186,11 +218,10 @@ impl Tracked {
 }
 
 impl Listener {
-    pub fn new(live: Arc<Live>, ingest: Arc<Ingest>, admin: Arc<Admin>) -> Listener {
+    pub fn new(limits: CurrentLimits, handler: Handler) -> Listener {
         Listener {
-            live,
-            ingest,
-            admin,
+            limits,
+            handler,
             open: Arc::new(AtomicUsize::new(0)),
             connections: Arc::new(Connections::new()),
             graceful: GracefulShutdown::new(),
@@ -239,9 +270,8 @@ impl Listener {
     }
 
     fn connection(&self, mut stream: TcpStream, peer: SocketAddr) {
-        let live = self.live.current();
-        let server = &live.config.server;
-        let at_limit = self.open.fetch_add(1, Ordering::Relaxed) >= server.max_connections;
+        let limits = (self.limits)();
+        let at_limit = self.open.fetch_add(1, Ordering::Relaxed) >= limits.max_connections;
         // Make room before joining: a new connection is idle too.
         let room = !at_limit || self.connections.evict_idlest();
         let (id, tracked) = self.connections.add();
@@ -251,8 +281,8 @@ impl Listener {
             id,
         };
         if !room {
-            tracing::warn!(%peer, limit = server.max_connections, "Connection refused: too many open, none idle.");
-            let tls = live.tls.is_some();
+            tracing::warn!(%peer, limit = limits.max_connections, "Connection refused: too many open, none idle.");
+            let tls = limits.tls.is_some();
             tokio::spawn(async move {
                 if !tls {
                     let _ = stream.write_all(TOO_MANY).await;
@@ -267,28 +297,24 @@ impl Listener {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(server.header_timeout.0)
-            .max_buf_size(server.max_header_size.0 as usize);
+            .header_read_timeout(limits.idle_timeout)
+            .max_buf_size(limits.max_header_size);
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(server.max_header_size.0 as u32);
-        let (ingest, admin, connections) = (self.ingest.clone(), self.admin.clone(), self.connections.clone());
+            .max_header_list_size(limits.max_header_size as u32);
+        let (handler, connections) = (self.handler.clone(), self.connections.clone());
         let connection = tracked.clone();
         let service = service_fn(move |request: hyper::Request<Incoming>| {
-            let (ingest, admin) = (ingest.clone(), admin.clone());
             let answering = Answering::begin(&connection, &connections);
+            let answer = handler(request, peer);
             async move {
                 let _answering = answering;
-                if request.uri().path().starts_with(ADMIN_PREFIX) {
-                    Ok(admin.handle(request, peer).await)
-                } else {
-                    ingest.handle(request).await
-                }
+                Ok::<_, std::convert::Infallible>(answer.await)
             }
         });
-        let idle_timeout = server.header_timeout.0;
-        let (tls, watcher, connections) = (live.tls.clone(), self.graceful.watcher(), self.connections.clone());
+        let idle_timeout = limits.idle_timeout;
+        let (tls, watcher, connections) = (limits.tls.clone(), self.graceful.watcher(), self.connections.clone());
         tokio::spawn(async move {
             let serving = async {
                 match tls {
@@ -308,6 +334,14 @@ impl Listener {
             drop(open);
         });
     }
+}
+
+/// Bind `config.server.listen`.
+pub async fn bind(config: &Config) -> Result<TcpListener, ConfigError> {
+    let addr: SocketAddr = config.server.listen;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| config.error("server.listen", format!("cannot listen on {addr}: {e}")))
 }
 
 /// Serve HTTP/1 or HTTP/2 on `io` until the client goes or shutdown ends it.

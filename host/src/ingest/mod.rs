@@ -7,44 +7,28 @@ pub mod dialers;
 pub mod listener;
 pub mod refusals;
 pub mod replay;
+pub mod routes;
 pub mod tls;
 pub mod unifi_ws;
 
-use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError};
-use crate::event::now_ms;
-use crate::live::Live;
 use crate::store::{Appended, Journal, StoreError};
-use crate::vendors::{self, NormalizeError, Vendor, VerifyError};
+use crate::time::now_ms;
+use crate::vendors::{self, NormalizeError, VerifyError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use replay::ReplayGuard;
+pub use routes::Routes;
 
-/// One configured source: a path, a name and a vendor's rules.
-struct Route {
-    name: String,
-    vendor: &'static dyn Vendor,
-    auth: vendors::Auth,
-}
-
-/// The configured sources by path, and the limits on requests: part of
-/// the [live set](crate::live), replaced on reload.
-pub struct Routes {
-    by_path: HashMap<String, Route>,
-    max_body: u64,
-    body_timeout: std::time::Duration,
-    /// Events waiting for the pipeline, at most; then 503.
-    capacity: usize,
-}
+/// The routes in force now (the live set's).
+pub type CurrentRoutes = Arc<dyn Fn() -> Arc<Routes> + Send + Sync>;
 
 /// The ingest server: the live set's routes, and where accepted events go.
 pub struct Ingest {
-    live: Arc<Live>,
+    routes: CurrentRoutes,
     journal: Arc<Journal>,
     /// Timestamped requests accepted lately; outlives reloads.
     replays: ReplayGuard,
@@ -108,40 +92,10 @@ impl IngestError {
     }
 }
 
-impl Routes {
-    /// Build a route for every `[[sources]]` entry, reading secrets now.
-    pub fn from_config(config: &Config) -> Result<Routes, ConfigError> {
-        let mut by_path = HashMap::new();
-        let mut errors = crate::config::Errors::default();
-        for (i, source) in config.sources.iter().enumerate() {
-            if source.vendor.dials_out() {
-                continue;
-            }
-            let Some((vendor, auth)) = errors.keep(vendors::build(config, i, source)) else {
-                continue;
-            };
-            by_path.insert(
-                source.path(),
-                Route {
-                    name: source.name.clone(),
-                    vendor,
-                    auth,
-                },
-            );
-        }
-        errors.or(|| Routes {
-            by_path,
-            max_body: config.server.max_body.0,
-            body_timeout: config.server.body_timeout.0,
-            capacity: config.server.queue,
-        })
-    }
-}
-
 impl Ingest {
-    pub fn new(live: Arc<Live>, journal: Arc<Journal>) -> Ingest {
+    pub fn new(routes: CurrentRoutes, journal: Arc<Journal>) -> Ingest {
         Ingest {
-            live,
+            routes,
             journal,
             replays: ReplayGuard::default(),
             refusals: refusals::Refusals::default(),
@@ -149,13 +103,13 @@ impl Ingest {
     }
 
     /// Answer one request.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_string();
-        // One request, one generation: a reload meanwhile does not change
-        // the rules halfway.
-        let live = self.live.current();
-        let routes = &live.routes;
-        Ok(match self.accept(routes, request).await {
+        // One request, one set of routes: a reload meanwhile does not
+        // change the rules halfway.
+        let routes = (self.routes)();
+        let routes = &*routes;
+        match self.accept(routes, request).await {
             Ok((id, Appended::Accepted { .. })) => {
                 json(StatusCode::OK, &format!(r#"{{"status":"accepted","id":"{id}"}}"#))
             }
@@ -172,7 +126,7 @@ impl Ingest {
                 });
                 json(error.status(), &format!(r#"{{"error":"{}"}}"#, error.reason()))
             }
-        })
+        }
     }
 
     /// Verify, normalize and journal the event; `Ok` once it is stored.

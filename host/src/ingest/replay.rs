@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::event::now_ms;
+use crate::time::now_ms;
 
 /// Requests remembered at most; past it the oldest are forgotten (the
 /// deduplication of event ids still stops them being processed twice).

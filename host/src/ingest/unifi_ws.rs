@@ -27,8 +27,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
 use crate::config::{Config, ConfigError, Secret, SourceConfig};
-use crate::event::now_ms;
 use crate::store::{Journal, StoreError};
+use crate::time::now_ms;
 use crate::vendors::{self, unifi_access_ws};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);

@@ -19,7 +19,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::Plugin;
-use crate::event::now_ms;
+use crate::time::now_ms;
 
 /// Cache files unused by the running set are deleted once this old.
 const KEEP_UNUSED: Duration = Duration::from_secs(7 * 86_400);

@@ -14,8 +14,8 @@ use std::sync::Mutex;
 use serde::Serialize;
 
 use crate::config::PluginConfig;
-use crate::event::now_ms;
-use crate::vendors::time::format_iso8601;
+use crate::time::format_iso8601;
+use crate::time::now_ms;
 
 /// When the breaker trips and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,8 +37,7 @@ use slots::Slots;
 pub use state::{ANY_SINK, LogLine, MAX_DELAY_MS, Outgoing};
 use state::{LimitExceeded, PluginState};
 
-/// The most memory any one plugin may be given (`memory` in its config).
-pub const MAX_PLUGIN_MEMORY: u64 = 256 << 20;
+pub use crate::config::MAX_PLUGIN_MEMORY;
 
 /// How often the epoch advances; plugin deadlines are counted in these ticks.
 const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(1);
@@ -384,7 +383,7 @@ impl Plugin {
     /// Ask the plugin, in a fresh instance under its limits, whether it can
     /// work with its config; its answer, or why it gave none.
     pub async fn check_config(&self) -> Result<(), String> {
-        let mut store = self.store(crate::event::now_ms());
+        let mut store = self.store(crate::time::now_ms());
         // Not an event's call: a reload on a busy machine must not be
         // refused because its check was slow; a loop is still cut off.
         let deadline = self.settings.deadline.max(CHECK_DEADLINE);

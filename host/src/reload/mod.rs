@@ -25,12 +25,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch as tokio_watch};
 
 use crate::config::Config;
-use crate::event::now_ms;
 use crate::ingest::dialers::Dialers;
 use crate::live::{Generation, Live};
 use crate::plugins::Runtime;
 use crate::store::{Journal, Settings};
-use crate::vendors::time::format_iso8601;
+use crate::time::format_iso8601;
+use crate::time::now_ms;
 use watch::WatchSet;
 
 /// The longest a reload may take to build the next set (compiling plugins
@@ -233,7 +233,7 @@ impl Reloader {
         let mut changes = describe(current, &next);
         let config = &next.config;
         let listener = if config.server.listen != running.listen {
-            let listener = crate::app::bind(config).await.map_err(|e| e.to_string())?;
+            let listener = crate::ingest::listener::bind(config).await.map_err(|e| e.to_string())?;
             changes.push(format!(
                 "listening on {} (was {})",
                 config.server.listen, running.listen

@@ -14,7 +14,7 @@
 //! level 2, an attribute set at a more privileged level — keeps its value
 //! for the plugins that see it, whatever the enricher returns.
 
-use super::{Secrecy, redact};
+use super::{Redact, Secrecy, redact};
 use crate::event::{Actor, Attribute, Credential, Device, Door, Event};
 
 /// The fields of an event an enricher may change, besides attributes
@@ -57,13 +57,14 @@ struct Changes {
 }
 
 impl Views {
-    /// Views of `event` for the `levels` a pipeline's plugins have.
-    pub fn new(event: Event, levels: impl IntoIterator<Item = Secrecy>) -> Views {
+    /// Views of `event`, sent by `vendor`, for the `levels` a pipeline's
+    /// plugins have.
+    pub fn new(event: Event, levels: impl IntoIterator<Item = Secrecy>, vendor: Option<&dyn Redact>) -> Views {
         let hidden_id = event.actor.as_ref().is_some_and(|a| a.id.is_some() && a.id == a.phone);
         let mut by_level: [Option<Event>; 3] = Default::default();
         for level in levels {
             if level != Secrecy::Everything && by_level[level as usize].is_none() {
-                by_level[level as usize] = Some(redact(&event, level));
+                by_level[level as usize] = Some(redact(&event, level, vendor));
             }
         }
         by_level[0] = Some(event);
@@ -308,7 +309,7 @@ mod tests {
 
     #[test]
     fn what_a_privileged_enricher_adds_stays_at_its_level() {
-        let mut views = Views::new(event(), ALL);
+        let mut views = Views::new(event(), ALL, None);
         let mut returned = views.get(Secrecy::Everything).clone();
         let pin = returned.credential.as_ref().unwrap().value.clone().unwrap();
         returned.attr("stolen", pin.clone());
@@ -338,7 +339,7 @@ mod tests {
 
     #[test]
     fn a_public_enricher_is_seen_at_every_level() {
-        let mut views = Views::new(event(), ALL);
+        let mut views = Views::new(event(), ALL, None);
         let mut returned = views.get(Secrecy::Everything).clone();
         returned.attr("zone", "north");
         returned.actor.as_mut().unwrap().name = Some("From the directory".into());
@@ -354,7 +355,7 @@ mod tests {
     #[test]
     fn an_enricher_cannot_overwrite_or_clear_what_it_cannot_see() {
         let original = event();
-        let mut views = Views::new(original.clone(), ALL);
+        let mut views = Views::new(original.clone(), ALL, None);
         let mut returned = views.get(Secrecy::NoPeople).clone();
         returned.credential = Some(Credential {
             method: "pin".into(),

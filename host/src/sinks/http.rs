@@ -139,7 +139,7 @@ fn retry_after(value: &str) -> Option<std::time::Duration> {
         return Some(std::time::Duration::from_secs(seconds));
     }
     let at = http_date(value)?;
-    let now = crate::event::now_ms() / 1000;
+    let now = crate::time::now_ms() / 1000;
     Some(std::time::Duration::from_secs(at.saturating_sub(now).max(0) as u64))
 }
 
@@ -155,7 +155,7 @@ fn http_date(value: &str) -> Option<i64> {
     };
     let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
     let iso = format!("{year}-{month:02}-{:02}T{time}Z", day.parse::<u32>().ok()?);
-    crate::vendors::time::parse_iso8601(&iso).map(|ms| ms / 1000)
+    crate::time::parse_iso8601(&iso).map(|ms| ms / 1000)
 }
 
 #[cfg(test)]

@@ -22,7 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::records::{DeadEvent, DeliveryUpdate, NewCommand, PendingCommand, Queued, Step};
 use super::{Store, StoreError};
-use crate::event::{Event, IdKey, now_ms};
+use crate::event::{Event, IdKey};
+use crate::time::now_ms;
 
 /// The most requests applied in one transaction.
 const MAX_BATCH: usize = 1024;

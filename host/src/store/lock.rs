@@ -49,7 +49,7 @@ impl DataLock {
         }
         // Who holds it, for the next one to be told.
         let host = hostname();
-        let since = crate::vendors::time::format_iso8601(crate::event::now_ms() / 1000);
+        let since = crate::time::format_iso8601(crate::time::now_ms() / 1000);
         let _ = file.set_len(0).and_then(|()| file.rewind());
         let _ = writeln!(file, "vestibule pid {} on {host} since {since}", std::process::id());
         let _ = file.sync_all();

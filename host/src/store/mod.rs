@@ -23,7 +23,8 @@ pub use records::{
 };
 
 use crate::config::Config;
-use crate::event::{IdKey, now_ms};
+use crate::event::IdKey;
+use crate::time::now_ms;
 
 /// The database file inside the data folder.
 pub const DB_FILE: &str = "vestibule.db";

@@ -9,7 +9,8 @@
 //!
 //! Body: `{data {…}, created_at (ms), event_id (per panel), event_type}`.
 
-use crate::secrecy::{Secrecy, remove};
+use super::json::remove;
+use crate::secrecy::{Redact, Secrecy};
 use serde_json::Value;
 
 use super::{
@@ -56,7 +57,7 @@ impl Vendor for BasIp {
         let data = body.get("data").unwrap_or(&Value::Null);
         let occurred_at = json::time(&body, &["created_at"]).unwrap_or(request.received_at);
         let (kind, method) = kind_of(&event_type);
-        let mut event = Event::new(request, VENDOR, &event_type, kind, occurred_at);
+        let mut event = request.event(VENDOR, &event_type, kind, occurred_at);
         // `event_id` counts per panel; with the source name it identifies the
         // event across the panel's retries.
         if let Some(id) = json::text(&body, &["event_id"]) {
@@ -104,7 +105,9 @@ impl Vendor for BasIp {
             ("User-Agent".into(), "BAS-IP-Webhook-Service/1.0".into()),
         ]
     }
+}
 
+impl Redact for BasIp {
     fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
         if level >= Secrecy::NoCredentials {
             remove(raw, &["data", "identifier"]);

@@ -17,8 +17,8 @@ use hyper::HeaderMap;
 pub use auth::Auth;
 
 use crate::config::{Config, ConfigError, SourceConfig, VendorKind};
-use crate::event::{Event, IdKey};
-use crate::secrecy::Secrecy;
+use crate::event::{Event, Head, IdKey, Kind};
+use crate::secrecy::Redact;
 
 /// One request as a vendor module sees it.
 pub struct Request<'a> {
@@ -31,6 +31,23 @@ pub struct Request<'a> {
     pub received_at: i64,
     /// What ids the vendor does not send are derived with.
     pub id_key: &'a IdKey,
+}
+
+impl Request<'_> {
+    /// A new event for this request, its id derived from the body; a vendor
+    /// with an id of its own replaces it.
+    pub fn event(&self, vendor: &str, vendor_event_type: &str, kind: Kind, occurred_at: i64) -> Event {
+        Event::new(Head {
+            source: self.source,
+            id: self.id_key.derive(&[self.body]),
+            vendor,
+            vendor_event_type,
+            kind,
+            occurred_at,
+            received_at: self.received_at,
+            raw: self.body,
+        })
+    }
 }
 
 /// What verification established, for normalization to use.
@@ -86,7 +103,7 @@ pub enum NormalizeError {
 
 /// A vendor's verification and mapping. Vendors hold no state: what a
 /// source configures (secrets, tolerance) comes in as [`Auth`].
-pub trait Vendor: Send + Sync {
+pub trait Vendor: Redact + Send + Sync {
     /// How the vendor is named in config and in `event.vendor`.
     fn name(&self) -> &'static str;
     /// The default timestamp tolerance, for schemes that sign a time.
@@ -103,10 +120,11 @@ pub trait Vendor: Send + Sync {
     /// The headers the vendor would send with `body`, signed with `secret`
     /// at `now` (Unix seconds). Empty for vendors that do not sign.
     fn sign(&self, secret: &str, now: i64, body: &[u8]) -> Vec<(String, String)>;
-    /// Remove from the vendor's JSON what a plugin cleared to `level` may
-    /// not see, beyond the keys [`crate::secrecy`] removes everywhere.
-    /// docs/security.md lists these fields; keep it in step.
-    fn redact(&self, raw: &mut serde_json::Value, level: Secrecy);
+}
+
+/// The vendor whose events carry `name` in `event.vendor`.
+pub fn by_name(name: &str) -> Option<&'static dyn Vendor> {
+    VendorKind::ALL.iter().map(|kind| get(*kind)).find(|v| v.name() == name)
 }
 
 /// The vendor module for `kind`.
@@ -221,6 +239,30 @@ pub fn check_timestamp(signed_at: i64, now_ms: i64, tolerance: std::time::Durati
 /// an event.
 pub mod json {
     use serde_json::Value;
+
+    /// Remove the value at `path` (object keys; `*` is every element of an
+    /// array or every value of an object).
+    pub fn remove(json: &mut Value, path: &[&str]) {
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        if rest.is_empty() {
+            if let Value::Object(map) = json {
+                map.remove(*first);
+            }
+            return;
+        }
+        match (json, *first) {
+            (Value::Array(items), "*") => items.iter_mut().for_each(|item| remove(item, rest)),
+            (Value::Object(map), "*") => map.values_mut().for_each(|value| remove(value, rest)),
+            (Value::Object(map), key) => {
+                if let Some(value) = map.get_mut(key) {
+                    remove(value, rest);
+                }
+            }
+            _ => {}
+        }
+    }
 
     /// The value at `path`, if every step exists.
     pub fn at<'a>(value: &'a Value, path: &[&str]) -> Option<&'a Value> {

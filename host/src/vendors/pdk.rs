@@ -10,7 +10,8 @@
 //! organization events (`ou.*`, `panel.created/updated/deleted`,
 //! `permission.*`: top-level `topic`, `user`, `clientInfo`, no id or time).
 
-use crate::secrecy::{Secrecy, remove};
+use super::json::remove;
+use crate::secrecy::{Redact, Secrecy};
 use serde_json::Value;
 
 use super::{
@@ -60,7 +61,7 @@ impl Vendor for Pdk {
             .or_else(|| json::time(&body, &["timestamp"]))
             .unwrap_or(request.received_at);
         let (kind, detail) = kind_of(&topic);
-        let mut event = Event::new(request, VENDOR, &topic, kind, occurred_at);
+        let mut event = request.event(VENDOR, &topic, kind, occurred_at);
         if let Some(id) = json::text(&body, &["id"]).filter(|_| body.get("topic").is_some() && data.is_object()) {
             event.id = id;
         }
@@ -121,7 +122,9 @@ impl Vendor for Pdk {
     fn sign(&self, secret: &str, _now: i64, body: &[u8]) -> Vec<(String, String)> {
         vec![("X-PDK-Signature".into(), sign(secret, body))]
     }
+}
 
+impl Redact for Pdk {
     fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
         if level >= Secrecy::NoCredentials {
             remove(raw, &["body", "credential"]);

@@ -7,7 +7,8 @@
 //! secret. The body's `type` is the vendor event type; a type that is
 //! already one of our normalized kinds is taken as that kind.
 
-use crate::secrecy::{Secrecy, remove};
+use super::json::remove;
+use crate::secrecy::{Redact, Secrecy};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
@@ -79,7 +80,7 @@ impl Vendor for StandardWebhooks {
         let occurred_at = json::time(&body, &["timestamp"])
             .or(verified.signed_at.map(|t| t * 1000))
             .unwrap_or(request.received_at);
-        let mut event = Event::new(request, VENDOR, &event_type, kind, occurred_at);
+        let mut event = request.event(VENDOR, &event_type, kind, occurred_at);
         if let Ok(Some(id)) = header(request.headers, "webhook-id") {
             event.id = id.to_string();
         }
@@ -118,7 +119,9 @@ impl Vendor for StandardWebhooks {
             ("webhook-timestamp".into(), now.to_string()),
         ]
     }
+}
 
+impl Redact for StandardWebhooks {
     fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
         if level >= Secrecy::NoPeople {
             remove(raw, &["data", "actor"]);

@@ -10,7 +10,8 @@
 //! delivery time `t`. `event_object_id` names the object (often the device),
 //! not the event, so the event id is derived from the body.
 
-use crate::secrecy::{Secrecy, remove};
+use super::json::remove;
+use crate::secrecy::{Redact, Secrecy};
 use serde_json::Value;
 
 use super::{
@@ -63,7 +64,9 @@ impl Vendor for UnifiAccess {
     fn sign(&self, secret: &str, now: i64, body: &[u8]) -> Vec<(String, String)> {
         vec![("Signature".into(), sign(secret, now, body))]
     }
+}
 
+impl Redact for UnifiAccess {
     fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
         // Webhooks; then the WebSocket frames, which share the envelope.
         if level >= Secrecy::NoCredentials {
@@ -88,7 +91,7 @@ pub fn normalize(request: &Request<'_>, verified: Verified) -> Result<Event, Nor
     let occurred_at = verified.signed_at.map_or(request.received_at, |t| t * 1000);
 
     let (kind, cause) = kind_of(&event_type, object);
-    let mut event = Event::new(request, VENDOR, &event_type, kind, occurred_at);
+    let mut event = request.event(VENDOR, &event_type, kind, occurred_at);
     if let Some(cause) = cause {
         event.attr("cause", cause);
     }

@@ -24,13 +24,7 @@ pub fn normalize(request: &Request<'_>) -> Result<Event, NormalizeError> {
     let event_type = json::text(&body, &["event"]).ok_or_else(|| NormalizeError::Shape("no `event` field".into()))?;
     let data = body.get("data").unwrap_or(&Value::Null);
     let new = |kind: Kind, occurred_at: Option<i64>| {
-        Event::new(
-            request,
-            VENDOR,
-            &event_type,
-            kind,
-            occurred_at.unwrap_or(request.received_at),
-        )
+        request.event(VENDOR, &event_type, kind, occurred_at.unwrap_or(request.received_at))
     };
     let event = match event_type.as_str() {
         "access.remote_view" => {
@@ -114,7 +108,7 @@ fn logs_add(request: &Request<'_>, event_type: &str, data: &Value) -> Event {
         _ => Kind::Other,
     };
     let occurred_at = json::time(log, &["published"]).unwrap_or(request.received_at);
-    let mut event = Event::new(request, VENDOR, event_type, kind, occurred_at);
+    let mut event = request.event(VENDOR, event_type, kind, occurred_at);
     let targets = source
         .get("target")
         .and_then(Value::as_array)

@@ -7,7 +7,8 @@
 //! late and out of order: they are never refused for age, and `occurred_at`
 //! is their own `created`.
 
-use crate::secrecy::{Secrecy, remove};
+use super::json::remove;
+use crate::secrecy::{Redact, Secrecy};
 use serde_json::Value;
 
 use super::{Auth, NormalizeError, Request, Vendor, Verified, VerifyError, door, json};
@@ -37,7 +38,7 @@ impl Vendor for Unloc {
             _ => Kind::Other,
         };
         let occurred_at = json::time(&body, &["created"]).unwrap_or(request.received_at);
-        let mut event = Event::new(request, VENDOR, &action, kind, occurred_at);
+        let mut event = request.event(VENDOR, &action, kind, occurred_at);
         if let Some(id) = json::text(&body, &["id"]) {
             event.id = id;
         }
@@ -73,7 +74,9 @@ impl Vendor for Unloc {
     fn sign(&self, _secret: &str, _now: i64, _body: &[u8]) -> Vec<(String, String)> {
         Vec::new()
     }
+}
 
+impl Redact for Unloc {
     fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
         if level >= Secrecy::NoCredentials {
             remove(raw, &["keyId"]);

@@ -6,7 +6,8 @@
 //! so a source may say `signature = "optional"`. Default tolerance 60 s:
 //! Verkada retries once, with a fresh timestamp and signature.
 
-use crate::secrecy::{Secrecy, remove};
+use super::json::remove;
+use crate::secrecy::{Redact, Secrecy};
 use serde_json::Value;
 
 use super::{
@@ -67,7 +68,7 @@ impl Vendor for Verkada {
             .or_else(|| json::time(&body, &["created_at"]))
             .unwrap_or(request.received_at);
         let (kind, method) = kind_of(&event_type, data);
-        let mut event = Event::new(request, VENDOR, &event_type, kind, occurred_at);
+        let mut event = request.event(VENDOR, &event_type, kind, occurred_at);
         // Retries carry a new envelope time and signature but the same event;
         // identify it by the event's own fields.
         event.id = match json::text(data, &["event_id"]) {
@@ -134,7 +135,9 @@ impl Vendor for Verkada {
     fn sign(&self, secret: &str, now: i64, body: &[u8]) -> Vec<(String, String)> {
         vec![("Verkada-Signature".into(), sign(secret, now, body))]
     }
+}
 
+impl Redact for Verkada {
     fn redact(&self, raw: &mut serde_json::Value, level: Secrecy) {
         if level >= Secrecy::NoCredentials {
             remove(raw, &["data", "input_value"]);

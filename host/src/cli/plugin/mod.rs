@@ -6,9 +6,9 @@ mod run;
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
 use crate::config::World;
 use crate::secrecy::Secrecy;
+use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum PluginCommand {

@@ -3,12 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
 use crate::config::{PluginConfig, World};
 use crate::event::Event;
 use crate::pipeline::Pipeline;
 use crate::plugins::{LoadError, Runtime};
 use crate::secrecy::Secrecy;
+use serde_json::{Value, json};
 
 /// What `plugin run` takes.
 pub struct Options {
@@ -158,8 +158,8 @@ pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), St
 }
 
 fn read_event(file: &Path) -> Result<Event, String> {
-    let text = crate::files::read_text(file, crate::files::INPUT_LIMIT)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let text =
+        crate::files::read_text(file, crate::files::INPUT_LIMIT).map_err(|e| format!("{}: {e}", file.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not a normalized event: {e}", file.display()))
 }
 
