@@ -173,7 +173,7 @@ fn auth(vendor: VendorKind, dir: &Path) -> Option<Auth> {
     };
     let text = format!("[[sources]]\nname = \"fuzz\"\nvendor = \"{vendor}\"\n{auth}");
     let config = Config::parse(&text, &dir.join("fuzz.toml")).unwrap();
-    Some(vendors::build(&config, 0, &config.sources[0]).unwrap().1)
+    Some(vendors::build(&config.context(), 0, &config.sources[0]).unwrap().1)
 }
 
 const ID_KEY: vestibule::event::IdKey = vestibule::event::IdKey::new([7; 32]);

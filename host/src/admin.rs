@@ -111,7 +111,7 @@ impl Admin {
         let sinks: Vec<_> = config
             .sinks
             .iter()
-            .map(|s| json!({ "name": s.name, "kind": format!("{:?}", s.kind).to_lowercase() }))
+            .map(|s| json!({ "name": s.name, "kind": s.kind().as_str() }))
             .collect();
         json!({
             "config": {

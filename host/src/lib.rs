@@ -47,6 +47,7 @@ pub mod pipeline;
 pub mod plugins;
 pub mod reload;
 pub mod secrecy;
+pub mod settings;
 pub mod sinks;
 pub mod store;
 pub mod time;

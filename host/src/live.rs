@@ -15,6 +15,7 @@ use crate::pipeline::Pipeline;
 use crate::plugins::{Components, Runtime};
 use crate::sinks::Sinks;
 use crate::time::now_ms;
+use crate::vendors::Settings;
 
 /// One version of everything the config and plugin files describe.
 pub struct Generation {
@@ -54,8 +55,8 @@ impl Generation {
         let tls = errors.keep(crate::ingest::tls::acceptor(&config));
         let mut dialers = Vec::new();
         for (i, source) in config.sources.iter().enumerate() {
-            if source.vendor.dials_out() {
-                dialers.extend(errors.keep(UnifiWs::from_config(&config, i, source)));
+            if let Settings::UnifiAccessWs(settings) = &source.settings {
+                dialers.extend(errors.keep(UnifiWs::from_config(&config, i, settings)));
             }
         }
         let running = previous.into_iter().flat_map(|p| p.pipeline.plugins());
@@ -69,7 +70,7 @@ impl Generation {
         if let Some(pipeline) = &pipeline {
             components.prune(pipeline.plugins());
         }
-        let sinks = errors.keep(Sinks::from_config(&config));
+        let sinks = errors.keep(Sinks::build(&config.context(), &config.sinks));
         let admin_token = match &config.admin {
             Some(admin) => {
                 let key = if admin.token_env.is_some() {

@@ -256,7 +256,7 @@ fn stale_letters(config: &Path, store: &Store, which: &Which) -> Result<Vec<Stri
         .filter(|row| which.all || which.ids.contains(&row.id))
         .filter_map(|row| {
             let sink = config.sinks.iter().find(|s| s.name == row.sink)?;
-            let max_age = sink.max_age?.0;
+            let max_age = sink.retries().max_age?.0;
             let age = std::time::Duration::from_millis(now.saturating_sub(row.due_at).max(0) as u64);
             (age >= max_age).then(|| {
                 format!(

@@ -163,8 +163,8 @@ async fn serve(path: &Path) -> Result<(), String> {
     let listener = crate::ingest::listener::bind(config).await.map_err(shown)?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     for source in &config.sources {
-        if source.vendor.dials_out() {
-            let url = source.url.as_deref().unwrap_or_default();
+        if let crate::vendors::Settings::UnifiAccessWs(settings) = &source.settings {
+            let url = &settings.url;
             tracing::info!(source = %source.name, vendor = %source.vendor, %url, "Source ready: dialling the controller.");
         } else {
             let scheme = if config.server.tls.is_some() { "https" } else { "http" };

@@ -5,14 +5,9 @@
 //! ignored. Secrets are never written in the file itself: they are read from
 //! an environment variable or a file the config names (see [`SecretRef`]).
 
-mod errors;
 mod parse;
 mod plugin;
-mod secret;
 mod server;
-mod sink;
-mod source;
-mod units;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,13 +15,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::Digest;
 
-pub use errors::{ConfigError, Errors};
+pub use crate::settings::{
+    ByteSize, ConfigError, Context, Duration, Errors, HeaderValue, Secret, SecretHeader, SecretRef, SecretValue,
+};
+pub use crate::sinks::{SinkConfig, SinkKind};
+pub use crate::vendors::{BasicAuthConfig, OneOrMany, SignaturePolicy, SourceConfig, VendorKind};
 pub use plugin::{Clock, MAX_INSTANCES, MAX_PLUGIN_MEMORY, OnError, PluginConfig, World};
-pub use secret::{HeaderValue, Secret, SecretHeader, SecretRef, SecretValue};
 pub use server::{AdminConfig, LogConfig, ReloadConfig, ServerConfig, StoreConfig, TlsConfig};
-pub use sink::{SinkConfig, SinkKind};
-pub use source::{BasicAuthConfig, OneOrMany, SignaturePolicy, SourceConfig, VendorKind};
-pub use units::{ByteSize, Duration};
 
 /// Paths under this are the host's own (`/admin/status`, `/admin/reload`),
 /// never a source's.
@@ -39,15 +34,17 @@ pub struct Config {
     /// `[server]`: where and how the ingest server listens.
     #[serde(default)]
     pub server: ServerConfig,
-    /// `[[sources]]`: one per vendor system that sends events.
-    #[serde(default)]
+    /// `[[sources]]`: one per vendor system that sends events; each table
+    /// is read by its vendor (see [`parse`]).
+    #[serde(skip)]
     pub sources: Vec<SourceConfig>,
     /// `[[plugins]]`: the pipeline. Filters run first, then enrichers, then
     /// actions; within each role, in the order written here.
     #[serde(default)]
     pub plugins: Vec<PluginConfig>,
-    /// `[[sinks]]`: where action plugins' commands are delivered.
-    #[serde(default)]
+    /// `[[sinks]]`: where action plugins' commands are delivered; each
+    /// table is read by its kind (see [`parse`]).
+    #[serde(skip)]
     pub sinks: Vec<SinkConfig>,
     /// `[store]`: where accepted events and undelivered commands are kept.
     #[serde(default)]
@@ -122,31 +119,28 @@ impl Config {
         (Some(config), errors)
     }
 
+    /// The file and folder this config was read from, for the parts that
+    /// resolve paths, read secrets and report errors against it.
+    pub fn context(&self) -> Context<'_> {
+        Context {
+            file: &self.file,
+            base_dir: &self.base_dir,
+        }
+    }
+
     /// An error about `key` in this config's file.
     pub fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            file: self.file.clone(),
-            key: key.into(),
-            message: message.into(),
-        }
+        self.context().error(key, message)
     }
 
     /// A path from the file, resolved against the file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        self.base_dir.join(path)
+        self.context().resolve(path)
     }
 
     /// The secret named by `secret_env` / `secret_file` at `key`, read now.
     pub fn secret(&self, key: &str, env: Option<&String>, file: Option<&PathBuf>) -> Result<Secret, ConfigError> {
-        match (env, file) {
-            (Some(_), Some(_)) => Err(self.error(key, "give either `secret_env` or `secret_file`, not both")),
-            _ => {
-                let mut secrets = self.secrets(key, env.into_iter(), file.into_iter())?;
-                secrets
-                    .pop()
-                    .ok_or_else(|| self.error(key, "expected `secret_env = \"VAR\"` or `secret_file = \"PATH\"`"))
-            }
-        }
+        self.context().secret(key, env, file)
     }
 
     /// Every secret named by `secret_env` / `secret_file` (each may be a
@@ -157,17 +151,7 @@ impl Config {
         env: impl Iterator<Item = &'a String>,
         file: impl Iterator<Item = &'a PathBuf>,
     ) -> Result<Vec<Secret>, ConfigError> {
-        env.map(|var| SecretRef::Env(var.clone()))
-            .chain(file.map(|path| SecretRef::File(self.resolve(path))))
-            .map(|reference| {
-                // `key` names the `…_env` setting; a file's error names its `…_file`.
-                let key = match (&reference, key.strip_suffix("_env")) {
-                    (SecretRef::File(_), Some(stem)) => format!("{stem}_file"),
-                    _ => key.to_string(),
-                };
-                reference.read().map_err(|message| self.error(key, message))
-            })
-            .collect()
+        self.context().secrets(key, env, file)
     }
 
     /// `value` at `key` must be from `min` to `max` bytes.
@@ -189,7 +173,7 @@ impl Config {
         for (i, source) in self.sources.iter().enumerate() {
             let key = format!("sources[{i}]");
             errors.keep(check_name(self, &format!("{key}.name"), &source.name));
-            errors.keep(self.validate_source_auth(&key, source));
+            errors.keep(source.settings.source().check(&self.context(), &key));
             if source.vendor.dials_out() {
                 continue;
             }
@@ -215,7 +199,9 @@ impl Config {
             errors.keep(self.validate_plugin(&format!("plugins[{i}]"), plugin));
         }
         for (i, sink) in self.sinks.iter().enumerate() {
-            errors.keep(self.validate_sink(&format!("sinks[{i}]"), sink));
+            let key = format!("sinks[{i}]");
+            errors.keep(check_name(self, &format!("{key}.name"), &sink.name));
+            errors.keep(sink.check(&self.context(), &key));
         }
         errors.into_vec()
     }

@@ -9,7 +9,11 @@
 
 use std::path::Path;
 
-use super::{Config, ConfigError};
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, Deserializer, ValueDeserializer};
+
+use super::{Config, ConfigError, SinkConfig, SourceConfig};
 
 /// The most mistakes collected from one file.
 const MAX_ERRORS: usize = 32;
@@ -27,7 +31,7 @@ pub fn leniently(text: &str, file: &Path) -> (Option<Config>, Vec<ConfigError>) 
     // not news to the operator.
     let mut blanked: Vec<String> = Vec::new();
     let config = loop {
-        match toml::from_str::<Config>(&current) {
+        match read(&current) {
             Ok(config) => break Some(config),
             Err(e) => {
                 let start = e.span().map_or(0, |span| span.start).min(current.len());
@@ -64,7 +68,47 @@ fn key_at(text: &str, at: usize) -> Option<String> {
     (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
 }
 
+/// The config `text` holds, or the first thing wrong with it. The
+/// `[[sources]]` tables are read by their vendors and the `[[sinks]]` by
+/// their kinds, each the way its own file says; the rest by [`Config`]'s
+/// own types. Spans point into `text`.
+fn read(text: &str) -> Result<Config, toml::de::Error> {
+    let document = DeTable::parse(text)?;
+    let span = document.span();
+    let mut table = document.into_inner();
+    let sources = table.remove("sources");
+    let sinks = table.remove("sinks");
+    let mut config = Config::deserialize(Deserializer::from(Spanned::new(span, table)))?;
+    if let Some(sources) = sources {
+        for source in array_of_tables(sources)? {
+            config.sources.push(SourceConfig::read(source)?);
+        }
+    }
+    if let Some(sinks) = sinks {
+        for sink in array_of_tables(sinks)? {
+            config.sinks.push(SinkConfig::read(sink)?);
+        }
+    }
+    Ok(config)
+}
+
+/// The tables of `[[name]]`, or serde's error saying what it was instead.
+fn array_of_tables(value: Spanned<DeValue<'_>>) -> Result<Vec<Spanned<DeValue<'_>>>, toml::de::Error> {
+    let span = value.span();
+    match value.into_inner() {
+        DeValue::Array(items) => Ok(items.into_iter().collect()),
+        other => {
+            // Not an array: let serde say so, at the value.
+            Vec::<toml::Table>::deserialize(ValueDeserializer::from(Spanned::new(span, other)))?;
+            Ok(Vec::new())
+        }
+    }
+}
+
 fn parse_error(e: &toml::de::Error, text: &str, file: &Path) -> ConfigError {
+    let mut e = e.clone();
+    // Errors from parts read on their own carry spans but not the text.
+    e.set_input(Some(text));
     let start = e.span().map_or(0, |span| span.start).min(text.len());
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);

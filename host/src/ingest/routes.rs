@@ -31,7 +31,7 @@ impl Routes {
             if source.vendor.dials_out() {
                 continue;
             }
-            let Some((vendor, auth)) = errors.keep(vendors::build(config, i, source)) else {
+            let Some((vendor, auth)) = errors.keep(vendors::build(&config.context(), i, source)) else {
                 continue;
             };
             by_path.insert(

@@ -26,9 +26,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
-use crate::config::{Config, ConfigError, Secret, SourceConfig};
+use crate::config::{Config, ConfigError, Secret};
 use crate::store::{Journal, StoreError};
 use crate::time::now_ms;
+use crate::vendors::unifi_access_ws::Settings;
 use crate::vendors::{self, unifi_access_ws};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -62,11 +63,11 @@ enum Ended {
 }
 
 impl UnifiWs {
-    pub fn from_config(config: &Config, index: usize, source: &SourceConfig) -> Result<UnifiWs, ConfigError> {
+    pub fn from_config(config: &Config, index: usize, source: &Settings) -> Result<UnifiWs, ConfigError> {
         let key = |k: &str| format!("sources[{index}].{k}");
         let token = config.secret(&key("token_env"), source.token_env.as_ref(), source.token_file.as_ref())?;
         // Checked when the config was parsed.
-        let url = source.url.clone().unwrap_or_default();
+        let url = source.url.clone();
         let ca_pem = match &source.ca_file {
             Some(file) => {
                 let file = config.resolve(file);

@@ -9,7 +9,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::DeliveryError;
-use crate::config::{self, Config, ConfigError, SinkConfig};
+use super::settings::{Retries, check_url};
+use crate::settings::{self as config, ConfigError, Context, Duration};
 use crate::wit::sinks::Command;
 
 /// Headers a plugin may not set: they belong to the operator or to HTTP
@@ -25,6 +26,60 @@ const RESERVED: &[&str] = &[
     "connection",
 ];
 
+/// `[[sinks]]` with `kind = "http"`: one request per command.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `name`: what action plugins address commands to.
+    pub name: String,
+    /// `url`: `http://host:port/path`.
+    pub url: String,
+    /// `method`: default `POST`.
+    pub method: Option<String>,
+    /// `[sinks.headers]`: sent with every command; values are plain
+    /// strings or secret references (`{ secret_env = "HA_TOKEN", prefix =
+    /// "Bearer " }`).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, config::HeaderValue>,
+    /// `timeout`: how long one delivery attempt may take (5 s).
+    #[serde(default = "super::settings::default_timeout")]
+    pub timeout: Duration,
+    /// `attempts`, `give_up_after`, `backoff`, `backoff_max`, `max_age`:
+    /// how the outbox retries (see [`super::settings::Retries`]).
+    #[serde(default = "super::settings::default_attempts")]
+    pub attempts: u32,
+    #[serde(default = "super::settings::default_give_up_after")]
+    pub give_up_after: Duration,
+    #[serde(default = "super::settings::default_backoff")]
+    pub backoff: Duration,
+    #[serde(default = "super::settings::default_backoff_max")]
+    pub backoff_max: Duration,
+    pub max_age: Option<Duration>,
+}
+
+impl Settings {
+    pub(super) fn retries(&self) -> Retries {
+        Retries {
+            timeout: self.timeout,
+            attempts: self.attempts,
+            give_up_after: self.give_up_after,
+            backoff: self.backoff,
+            backoff_max: self.backoff_max,
+            max_age: self.max_age,
+        }
+    }
+
+    pub(super) fn check(&self, ctx: &Context<'_>, key: &str) -> Result<(), ConfigError> {
+        check_url(ctx, key, &self.url, "http", "http://HOST:PORT/PATH")?;
+        if let Some(method) = &self.method
+            && method.parse::<hyper::Method>().is_err()
+        {
+            return Err(ctx.error(format!("{key}.method"), "expected an HTTP method such as \"POST\""));
+        }
+        Ok(())
+    }
+}
+
 pub struct HttpSink {
     url: Uri,
     method: Method,
@@ -34,7 +89,8 @@ pub struct HttpSink {
 }
 
 impl HttpSink {
-    pub fn from_config(config: &Config, index: usize, sink: &SinkConfig) -> Result<HttpSink, ConfigError> {
+    pub fn from_settings(ctx: &Context<'_>, index: usize, sink: &Settings) -> Result<HttpSink, ConfigError> {
+        let config = ctx;
         let key = |k: &str| format!("sinks[{index}].{k}");
         let mut headers = HeaderMap::new();
         for (name, value) in &sink.headers {

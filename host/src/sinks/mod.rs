@@ -5,14 +5,16 @@
 
 mod http;
 mod mqtt;
+mod settings;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 pub use http::HttpSink;
 pub use mqtt::MqttSink;
+pub use settings::{Retries, SinkConfig, SinkKind, SinkSettings};
 
-use crate::config::{Config, ConfigError, SinkConfig, SinkKind};
+use crate::settings::{ConfigError, Context, Errors};
 use crate::wit::sinks::Command;
 
 /// Why a command was not delivered.
@@ -70,18 +72,6 @@ pub struct Policy {
     pub max_age: Option<Duration>,
 }
 
-impl Policy {
-    fn from_config(sink: &SinkConfig) -> Policy {
-        Policy {
-            attempts: sink.attempts,
-            give_up_after: sink.give_up_after.0,
-            backoff: sink.backoff.0,
-            backoff_max: sink.backoff_max.0,
-            max_age: sink.max_age.map(|d| d.0),
-        }
-    }
-}
-
 enum Transport {
     Http(HttpSink),
     Mqtt(MqttSink),
@@ -99,20 +89,20 @@ pub struct Sinks {
 
 impl Sinks {
     /// Build every `[[sinks]]` entry, reading its secrets now.
-    pub fn from_config(config: &Config) -> Result<Sinks, ConfigError> {
+    pub fn build(ctx: &Context<'_>, sinks: &[SinkConfig]) -> Result<Sinks, ConfigError> {
         let mut by_name = HashMap::new();
-        let mut errors = crate::config::Errors::default();
-        for (i, sink) in config.sinks.iter().enumerate() {
-            let transport = match sink.kind {
-                SinkKind::Http => errors.keep(HttpSink::from_config(config, i, sink)).map(Transport::Http),
-                SinkKind::Mqtt => errors.keep(MqttSink::from_config(config, i, sink)).map(Transport::Mqtt),
+        let mut errors = Errors::default();
+        for (i, sink) in sinks.iter().enumerate() {
+            let transport = match &sink.settings {
+                SinkSettings::Http(http) => errors.keep(HttpSink::from_settings(ctx, i, http)).map(Transport::Http),
+                SinkSettings::Mqtt(mqtt) => errors.keep(MqttSink::from_settings(ctx, i, mqtt)).map(Transport::Mqtt),
             };
             let Some(transport) = transport else { continue };
             by_name.insert(
                 sink.name.clone(),
                 Sink {
                     transport,
-                    policy: Policy::from_config(sink),
+                    policy: sink.retries().policy(),
                 },
             );
         }

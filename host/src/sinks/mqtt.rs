@@ -18,8 +18,70 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::sync::{mpsc, oneshot};
 
 use super::DeliveryError;
-use crate::config::{Config, ConfigError, SinkConfig};
+use super::settings::{Retries, check_url};
+use crate::settings::{ConfigError, Context, Duration, SecretValue};
 use crate::wit::sinks::Command;
+
+/// `[[sinks]]` with `kind = "mqtt"`: QoS 1 publishes over MQTT 5.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `name`: what action plugins address commands to.
+    pub name: String,
+    /// `url`: `mqtt://host:port`.
+    pub url: String,
+    /// `topic`: where it publishes.
+    pub topic: Option<String>,
+    /// `username`, `password`: credentials at the broker.
+    pub username: Option<String>,
+    pub password: Option<SecretValue>,
+    /// `client_id`: default `vestibule-<sink name>`.
+    pub client_id: Option<String>,
+    /// `timeout`: how long one delivery attempt may take (5 s).
+    #[serde(default = "super::settings::default_timeout")]
+    pub timeout: Duration,
+    /// `attempts`, `give_up_after`, `backoff`, `backoff_max`, `max_age`:
+    /// how the outbox retries (see [`super::settings::Retries`]).
+    #[serde(default = "super::settings::default_attempts")]
+    pub attempts: u32,
+    #[serde(default = "super::settings::default_give_up_after")]
+    pub give_up_after: Duration,
+    #[serde(default = "super::settings::default_backoff")]
+    pub backoff: Duration,
+    #[serde(default = "super::settings::default_backoff_max")]
+    pub backoff_max: Duration,
+    pub max_age: Option<Duration>,
+}
+
+impl Settings {
+    pub(super) fn retries(&self) -> Retries {
+        Retries {
+            timeout: self.timeout,
+            attempts: self.attempts,
+            give_up_after: self.give_up_after,
+            backoff: self.backoff,
+            backoff_max: self.backoff_max,
+            max_age: self.max_age,
+        }
+    }
+
+    pub(super) fn check(&self, ctx: &Context<'_>, key: &str) -> Result<(), ConfigError> {
+        check_url(ctx, key, &self.url, "mqtt", "mqtt://HOST:1883")?;
+        match self.topic.as_deref() {
+            Some(topic) if !topic.is_empty() && !topic.contains(['+', '#']) => {}
+            _ => {
+                return Err(ctx.error(
+                    format!("{key}.topic"),
+                    "expected the topic to publish to, such as \"building/alarms\" (no wildcards)",
+                ));
+            }
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err(ctx.error(format!("{key}.username"), "a password needs a username"));
+        }
+        Ok(())
+    }
+}
 
 pub struct MqttSink {
     options: MqttOptions,
@@ -36,7 +98,8 @@ struct Publish {
 }
 
 impl MqttSink {
-    pub fn from_config(config: &Config, index: usize, sink: &SinkConfig) -> Result<MqttSink, ConfigError> {
+    pub fn from_settings(ctx: &Context<'_>, index: usize, sink: &Settings) -> Result<MqttSink, ConfigError> {
+        let config = ctx;
         let key = |k: &str| format!("sinks[{index}].{k}");
         // Checked when the config was parsed.
         let uri: hyper::Uri = sink.url.parse().map_err(|_| config.error(key("url"), "not a URL"))?;

@@ -9,7 +9,8 @@ use hyper::header::{AUTHORIZATION, HeaderName};
 use subtle::ConstantTimeEq;
 
 use super::VerifyError;
-use crate::config::{self, Config, ConfigError, Secret, SignaturePolicy, SourceConfig};
+use super::source::{AuthSettings, SignaturePolicy};
+use crate::settings::{ConfigError, Context, HeaderValue, Secret};
 
 /// A source's credentials, read from the config at start.
 pub struct Auth {
@@ -26,22 +27,24 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn from_config(
-        config: &Config,
+    /// The credentials `settings` name, read now; `index` is the source's
+    /// place in the config, for errors.
+    pub fn from_settings(
+        ctx: &Context<'_>,
         index: usize,
-        source: &SourceConfig,
+        settings: &AuthSettings<'_>,
         default_tolerance: std::time::Duration,
     ) -> Result<Auth, ConfigError> {
         let key = |k: &str| format!("sources[{index}].{k}");
-        let secrets = config.secrets(
+        let secrets = ctx.secrets(
             &key("secret_env"),
-            source.secret_env.iter().flat_map(|s| s.iter()),
-            source.secret_file.iter().flat_map(|s| s.iter()),
+            settings.secret_env.iter().flat_map(|s| s.iter()),
+            settings.secret_file.iter().flat_map(|s| s.iter()),
         )?;
-        let basic = match &source.basic_auth {
+        let basic = match settings.basic_auth {
             None => None,
             Some(basic) => {
-                let password = config.secret(
+                let password = ctx.secret(
                     &key("basic_auth.password_env"),
                     basic.password_env.as_ref(),
                     basic.password_file.as_ref(),
@@ -51,15 +54,15 @@ impl Auth {
             }
         };
         let mut headers = Vec::new();
-        for (name, value) in &source.headers {
+        for (name, value) in settings.headers.into_iter().flatten() {
             let header_key = key(&format!("headers.{name}"));
             let parsed: HeaderName = name
                 .parse()
-                .map_err(|_| config.error(&header_key, "not a valid header name"))?;
+                .map_err(|_| ctx.error(&header_key, "not a valid header name"))?;
             let value = match value {
-                config::HeaderValue::Plain(v) => Secret::new(v.clone()),
-                config::HeaderValue::Secret(s) => {
-                    let secret = config.secret(&header_key, s.secret_env.as_ref(), s.secret_file.as_ref())?;
+                HeaderValue::Plain(v) => Secret::new(v.clone()),
+                HeaderValue::Secret(s) => {
+                    let secret = ctx.secret(&header_key, s.secret_env.as_ref(), s.secret_file.as_ref())?;
                     Secret::new(format!("{}{}", s.prefix, secret.expose()))
                 }
             };
@@ -67,8 +70,8 @@ impl Auth {
         }
         Ok(Auth {
             secrets,
-            signature: source.signature,
-            tolerance: source.tolerance.map_or(default_tolerance, |d| d.0),
+            signature: settings.signature,
+            tolerance: settings.tolerance.map_or(default_tolerance, |d| d.0),
             basic,
             headers,
         })

@@ -1,9 +1,11 @@
-//! The vendors: how each proves a request is genuine, and how its payload
-//! becomes a normalized [`Event`]. One vendor, one file.
+//! The vendors: how each proves a request is genuine, how its payload
+//! becomes a normalized [`Event`], and what its `[[sources]]` table holds.
+//! One vendor, one file; the `vendors!` list below names them.
 
 pub mod auth;
 pub mod bas_ip;
 pub mod pdk;
+pub mod source;
 pub mod standard_webhooks;
 pub mod time;
 pub mod unifi_access;
@@ -16,9 +18,10 @@ use hyper::HeaderMap;
 
 pub use auth::Auth;
 
-use crate::config::{Config, ConfigError, SourceConfig, VendorKind};
 use crate::event::{Event, Head, IdKey, Kind};
 use crate::secrecy::Redact;
+use crate::settings::{ConfigError, Context};
+pub use source::{AuthSettings, BasicAuthConfig, OneOrMany, SignaturePolicy, SourceConfig, SourceSettings};
 
 /// One request as a vendor module sees it.
 pub struct Request<'a> {
@@ -127,23 +130,113 @@ pub fn by_name(name: &str) -> Option<&'static dyn Vendor> {
     VendorKind::ALL.iter().map(|kind| get(*kind)).find(|v| v.name() == name)
 }
 
-/// The vendor module for `kind`.
-pub fn get(kind: VendorKind) -> &'static dyn Vendor {
-    match kind {
-        // WebSocket notifications use the webhook envelope and mapping.
-        VendorKind::UnifiAccess | VendorKind::UnifiAccessWs => &unifi_access::UnifiAccess,
-        VendorKind::Verkada => &verkada::Verkada,
-        VendorKind::Pdk => &pdk::Pdk,
-        VendorKind::Unloc => &unloc::Unloc,
-        VendorKind::BasIp => &bas_ip::BasIp,
-        VendorKind::StandardWebhooks => &standard_webhooks::StandardWebhooks,
+/// Every vendor, once: its kind, the file (module) with its settings, the
+/// vendor's code, and its name in `vendor = "…"`.
+macro_rules! vendors {
+    ($($kind:ident: $module:ident, $vendor:expr, $name:literal;)*) => {
+        /// The `vendor = "…"` of a source.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+        pub enum VendorKind {
+            $(#[serde(rename = $name)] $kind,)*
+        }
+
+        impl VendorKind {
+            /// Every vendor.
+            pub const ALL: &[VendorKind] = &[$(VendorKind::$kind),*];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(VendorKind::$kind => $name,)*
+                }
+            }
+        }
+
+        /// A source's settings: each vendor's own.
+        #[derive(Debug)]
+        pub enum Settings {
+            $($kind($module::Settings),)*
+        }
+
+        impl Settings {
+            /// Read `table` (the `[[sources]]` table without `vendor`) as
+            /// `kind`'s settings.
+            fn read(kind: VendorKind, table: toml::de::ValueDeserializer<'_>) -> Result<Settings, toml::de::Error> {
+                use serde::Deserialize;
+                Ok(match kind {
+                    $(VendorKind::$kind => Settings::$kind($module::Settings::deserialize(table)?),)*
+                })
+            }
+
+            /// What every vendor's settings answer.
+            pub fn source(&self) -> &dyn SourceSettings {
+                match self {
+                    $(Settings::$kind(settings) => settings,)*
+                }
+            }
+        }
+
+        /// The vendor's code for `kind`.
+        pub fn get(kind: VendorKind) -> &'static dyn Vendor {
+            match kind {
+                $(VendorKind::$kind => $vendor,)*
+            }
+        }
+    };
+}
+
+vendors! {
+    UnifiAccess: unifi_access, &unifi_access::UnifiAccess, "unifi-access";
+    Verkada: verkada, &verkada::Verkada, "verkada";
+    Pdk: pdk, &pdk::Pdk, "pdk";
+    Unloc: unloc, &unloc::Unloc, "unloc";
+    BasIp: bas_ip, &bas_ip::BasIp, "bas-ip";
+    StandardWebhooks: standard_webhooks, &standard_webhooks::StandardWebhooks, "standard-webhooks";
+    // The notifications WebSocket: the webhooks' envelope, mapping and redaction.
+    UnifiAccessWs: unifi_access_ws, &unifi_access::UnifiAccess, "unifi-access-ws";
+}
+
+impl VendorKind {
+    /// The vendors that post to us: all but the last.
+    pub const WEBHOOKS: &[VendorKind] = Self::ALL.split_at(Self::ALL.len() - 1).0;
+
+    /// Whether we dial the vendor rather than it posting to us.
+    pub const fn dials_out(self) -> bool {
+        matches!(self, VendorKind::UnifiAccessWs)
+    }
+
+    /// Whether it signs its requests (the others authenticate otherwise).
+    pub const fn signs(self) -> bool {
+        !matches!(self, VendorKind::Unloc | VendorKind::UnifiAccessWs)
     }
 }
 
-/// The vendor and credentials of the source at `sources[index]`.
-pub fn build(config: &Config, index: usize, source: &SourceConfig) -> Result<(&'static dyn Vendor, Auth), ConfigError> {
+impl std::fmt::Display for VendorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for VendorKind {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let all = || VendorKind::ALL.iter().copied();
+        all().find(|v| v.as_str() == text).ok_or_else(|| {
+            let known: Vec<&str> = all().map(|v| v.as_str()).collect();
+            format!("unknown vendor `{text}`; known: {}", known.join(", "))
+        })
+    }
+}
+
+/// The vendor and credentials of the webhook source at `sources[index]`.
+pub fn build(
+    ctx: &Context<'_>,
+    index: usize,
+    source: &SourceConfig,
+) -> Result<(&'static dyn Vendor, Auth), ConfigError> {
     let vendor = get(source.vendor);
-    let auth = Auth::from_config(config, index, source, vendor.default_tolerance())?;
+    let settings = source.settings.source().auth().unwrap_or_default();
+    let auth = Auth::from_settings(ctx, index, &settings, vendor.default_tolerance())?;
     Ok((vendor, auth))
 }
 

@@ -12,11 +12,77 @@
 //! location updates. Anything else goes through the
 //! webhook mapping, which passes unknown events as `other`.
 
+use std::path::PathBuf;
+
 use serde_json::Value;
 
+use super::source::{AuthSettings, SourceSettings};
 use super::unifi_access::{self, VENDOR, doorbell_outcome};
 use super::{NormalizeError, Request, Verified, device, door, json};
 use crate::event::{Actor, Credential, Event, Kind};
+use crate::settings::{ConfigError, Context, Duration};
+
+/// `[[sources]]` with `vendor = "unifi-access-ws"`: the host dials the
+/// controller's notifications WebSocket.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `name`: how its events are labelled (`event.source`).
+    pub name: String,
+    /// `url`: `wss://HOST:12445/api/v1/developer/devices/notifications`.
+    pub url: String,
+    /// `token_env` / `token_file`: the API token, sent as
+    /// `Authorization: Bearer …`.
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// `ca_file`: trust only this CA (PEM), e.g. the controller's
+    /// self-generated certificate.
+    pub ca_file: Option<PathBuf>,
+    /// `accept_invalid_certs`: accept any certificate. Logged as a warning
+    /// at start; prefer `ca_file`.
+    #[serde(default)]
+    pub accept_invalid_certs: bool,
+    /// `silence`: reconnect when nothing arrived for this long. Default 90 s.
+    pub silence: Option<Duration>,
+    /// `backoff`: the first wait before reconnecting; it doubles up to
+    /// 60 s. Default 1 s.
+    pub backoff: Option<Duration>,
+}
+
+impl SourceSettings for Settings {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn auth(&self) -> Option<AuthSettings<'_>> {
+        None
+    }
+
+    fn check(&self, ctx: &Context<'_>, key: &str) -> Result<(), ConfigError> {
+        match self.url.parse::<hyper::Uri>() {
+            Ok(uri) if matches!(uri.scheme_str(), Some("wss" | "ws")) && uri.host().is_some() => {}
+            _ => {
+                return Err(ctx.error(
+                    format!("{key}.url"),
+                    "expected wss://HOST:12445/api/v1/developer/devices/notifications",
+                ));
+            }
+        }
+        if self.token_env.is_some() == self.token_file.is_some() {
+            return Err(ctx.error(
+                format!("{key}.token_env"),
+                "expected either `token_env = \"VAR\"` or `token_file = \"PATH\"`",
+            ));
+        }
+        if self.accept_invalid_certs && self.ca_file.is_some() {
+            return Err(ctx.error(
+                format!("{key}.accept_invalid_certs"),
+                "give either `ca_file` (trust that CA) or `accept_invalid_certs`, not both",
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Map one notification frame.
 pub fn normalize(request: &Request<'_>) -> Result<Event, NormalizeError> {

@@ -8,13 +8,60 @@
 //! is their own `created`.
 
 use super::json::remove;
+use super::source::{AuthSettings, BasicAuthConfig, SourceSettings};
 use crate::secrecy::{Redact, Secrecy};
+use crate::settings::{ConfigError, Context, HeaderValue};
 use serde_json::Value;
 
 use super::{Auth, NormalizeError, Request, Vendor, Verified, VerifyError, door, json};
 use crate::event::{Actor, Credential, Event, Kind};
 
 pub const VENDOR: &str = "unloc";
+
+/// `[[sources]]` with `vendor = "unloc"`: Unloc access events, authenticated with HTTP Basic from the registered URL.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `name`: how its events are labelled (`event.source`).
+    pub name: String,
+    /// `path`: the URL path it posts to; default `/ingest/<name>`.
+    pub path: Option<String>,
+    /// `[sources.basic_auth]`: the user and password in the URL registered
+    /// with Unloc (required, see `check`).
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// `[sources.headers]`: headers every request must carry with exactly
+    /// this value.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, HeaderValue>,
+}
+
+impl SourceSettings for Settings {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    fn auth(&self) -> Option<AuthSettings<'_>> {
+        Some(AuthSettings {
+            basic_auth: self.basic_auth.as_ref(),
+            headers: Some(&self.headers),
+            ..AuthSettings::default()
+        })
+    }
+
+    fn check(&self, ctx: &Context<'_>, key: &str) -> Result<(), ConfigError> {
+        if self.basic_auth.is_none() {
+            return Err(ctx.error(
+                format!("{key}.basic_auth"),
+                "unloc authenticates with the user and password in the registered URL: add [sources.basic_auth]",
+            ));
+        }
+        Ok(())
+    }
+}
 
 pub struct Unloc;
 

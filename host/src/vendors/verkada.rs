@@ -7,17 +7,75 @@
 //! Verkada retries once, with a fresh timestamp and signature.
 
 use super::json::remove;
+use super::source::{AuthSettings, BasicAuthConfig, OneOrMany, SignaturePolicy, SourceSettings};
 use crate::secrecy::{Redact, Secrecy};
+use crate::settings::{ConfigError, Context, Duration, HeaderValue};
 use serde_json::Value;
 
 use super::{
     Auth, NormalizeError, Request, Vendor, Verified, VerifyError, device, door, full_name, header, hex_matches,
     hmac_sha256, json, verify_timestamped,
 };
-use crate::config::SignaturePolicy;
 use crate::event::{Actor, Credential, Event, Kind};
 
 pub const VENDOR: &str = "verkada";
+
+/// `[[sources]]` with `vendor = "verkada"`: Verkada Access webhooks, `Verkada-Signature: ts|sig`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `name`: how its events are labelled (`event.source`).
+    pub name: String,
+    /// `path`: the URL path it posts to; default `/ingest/<name>`.
+    pub path: Option<String>,
+    /// `secret_env` / `secret_file`: the signing secret; a list of either
+    /// accepts any of them, so a secret can be rotated without downtime.
+    pub secret_env: Option<OneOrMany<String>>,
+    pub secret_file: Option<OneOrMany<std::path::PathBuf>>,
+    /// `signature`: `"required"` (default), or `"optional"` for webhooks
+    /// set up without a secret on the vendor's side; signed ones must
+    /// still verify.
+    #[serde(default)]
+    pub signature: SignaturePolicy,
+    /// `[sources.headers]`: headers every request must carry with exactly
+    /// this value.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, HeaderValue>,
+    /// `[sources.basic_auth]`: HTTP Basic credentials the sender must present too.
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// `tolerance`: how far a signed timestamp may be from our clock;
+    /// default the vendor's.
+    pub tolerance: Option<Duration>,
+}
+
+impl SourceSettings for Settings {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    fn auth(&self) -> Option<AuthSettings<'_>> {
+        Some(AuthSettings {
+            secret_env: self.secret_env.as_ref(),
+            secret_file: self.secret_file.as_ref(),
+            signature: self.signature,
+            basic_auth: self.basic_auth.as_ref(),
+            headers: Some(&self.headers),
+            tolerance: self.tolerance,
+        })
+    }
+
+    fn check(&self, ctx: &Context<'_>, key: &str) -> Result<(), ConfigError> {
+        // Optional or not, a signed request is checked: with a secret.
+        if self.secret_env.is_none() && self.secret_file.is_none() {
+            return Err(super::source::needs_secret(ctx, key));
+        }
+        Ok(())
+    }
+}
 
 pub struct Verkada;
 

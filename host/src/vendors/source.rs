@@ -1,0 +1,145 @@
+//! `[[sources]]`: one per system that sends events. `vendor` says which
+//! kind it is, and each vendor reads the rest of the table into settings of
+//! its own, declared in its own file — so a key another vendor uses is
+//! refused by serde with the file, line and key, like any typo. The list
+//! of vendors is [`super::VENDORS`]-generated: adding one is its file and
+//! a line there.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeValue, ValueDeserializer};
+
+use super::{Settings, VendorKind};
+use crate::settings::{ConfigError, Context, Duration, HeaderValue};
+
+/// `[[sources]]`
+#[derive(Debug)]
+pub struct SourceConfig {
+    /// `name`: how events from this source are labelled (`event.source`).
+    pub name: String,
+    /// `vendor`: which system sends here, and so how requests are verified.
+    pub vendor: VendorKind,
+    /// The rest of the table, as the vendor reads it.
+    pub settings: Settings,
+}
+
+impl SourceConfig {
+    /// Read one `[[sources]]` table. `table`'s spans point into the config
+    /// file's text, so errors say where.
+    pub fn read(table: Spanned<DeValue<'_>>) -> Result<SourceConfig, toml::de::Error> {
+        /// The tag alone, read first, so that its errors point at it.
+        #[derive(Deserialize)]
+        struct Tag {
+            vendor: VendorKind,
+        }
+        let Tag { vendor } = Tag::deserialize(ValueDeserializer::from(table.clone()))?;
+        let span = table.span();
+        let mut table = table.into_inner();
+        if let DeValue::Table(entries) = &mut table {
+            entries.remove("vendor");
+        }
+        let settings = Settings::read(vendor, ValueDeserializer::from(Spanned::new(span, table)))?;
+        Ok(SourceConfig {
+            name: settings.source().name().to_string(),
+            vendor,
+            settings,
+        })
+    }
+
+    /// The URL path this source is served on (webhook sources).
+    pub fn path(&self) -> String {
+        self.settings
+            .source()
+            .path()
+            .map_or_else(|| format!("/ingest/{}", self.name), str::to_string)
+    }
+
+    /// Whether the host dials it rather than it posting to us.
+    pub fn dials_out(&self) -> bool {
+        self.vendor.dials_out()
+    }
+}
+
+/// What every vendor's settings answer.
+pub trait SourceSettings: std::fmt::Debug + Send + Sync {
+    /// `name`.
+    fn name(&self) -> &str;
+    /// `path`: where a webhook source is served, if not `/ingest/<name>`.
+    fn path(&self) -> Option<&str> {
+        None
+    }
+    /// How its requests are authenticated: `None` for a source the host
+    /// dials.
+    fn auth(&self) -> Option<AuthSettings<'_>>;
+    /// What else must hold, beyond what serde checked; `key` is the
+    /// table's (`sources[0]`).
+    fn check(&self, ctx: &Context<'_>, key: &str) -> Result<(), ConfigError> {
+        let _ = (ctx, key);
+        Ok(())
+    }
+}
+
+/// What a webhook source may require of a request, from its settings.
+#[derive(Debug, Default)]
+pub struct AuthSettings<'a> {
+    pub secret_env: Option<&'a OneOrMany<String>>,
+    pub secret_file: Option<&'a OneOrMany<PathBuf>>,
+    pub signature: SignaturePolicy,
+    pub basic_auth: Option<&'a BasicAuthConfig>,
+    pub headers: Option<&'a BTreeMap<String, HeaderValue>>,
+    pub tolerance: Option<Duration>,
+}
+
+impl AuthSettings<'_> {
+    /// Whether any secret is configured.
+    pub fn has_secret(&self) -> bool {
+        self.secret_env.is_some() || self.secret_file.is_some()
+    }
+}
+
+/// A value or a list of them: `secret_env = "A"` or `secret_env = ["A", "B"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        match self {
+            OneOrMany::One(one) => std::slice::from_ref(one).iter(),
+            OneOrMany::Many(many) => many.iter(),
+        }
+    }
+}
+
+/// Whether a request without a signature is accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignaturePolicy {
+    #[default]
+    Required,
+    /// Unsigned requests pass; signed ones must verify.
+    Optional,
+}
+
+/// `[sources.basic_auth]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthConfig {
+    pub username: String,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+/// The message for a signing vendor's source without a secret.
+pub(super) fn needs_secret(ctx: &Context<'_>, key: &str) -> ConfigError {
+    ctx.error(
+        format!("{key}.secret_env"),
+        "expected `secret_env = \"VAR\"` or `secret_file = \"PATH\"` (a list of either accepts several)",
+    )
+}
