@@ -184,7 +184,7 @@ async fn each_failure_is_reported_with_its_reason() {
     let failures: Vec<(&str, &str, String)> = outcome
         .failures
         .iter()
-        .map(|(plugin, failure)| (plugin.as_str(), failure.reason(), failure.to_string()))
+        .map(|(plugin, failure)| (plugin.as_str(), failure.reason().as_str(), failure.to_string()))
         .collect();
     let expect = |plugin: &str, reason: &str, says: &str| {
         let found = failures.iter().find(|(p, _, _)| *p == plugin).unwrap();

@@ -84,6 +84,7 @@ async fn commands_are_published_with_qos1_and_wait_for_the_broker() {
     // What the host recorded: tried while the broker was out of reach, then
     // acknowledged by it (PUBACK).
     tokio::time::sleep(Duration::from_millis(100)).await;
+    use vestibule::store::Records;
     let store = vestibule::store::Store::open(&host.config.parent().unwrap().join("data")).unwrap();
     let listed = store.events(None, 10).unwrap();
     let garage = listed

@@ -23,11 +23,11 @@ use crate::time::format_iso8601;
 pub struct Admin {
     live: Arc<Live>,
     reloader: Arc<Reloader>,
-    journal: Arc<Journal>,
+    journal: Arc<dyn Journal>,
 }
 
 impl Admin {
-    pub fn new(live: Arc<Live>, reloader: Arc<Reloader>, journal: Arc<Journal>) -> Admin {
+    pub fn new(live: Arc<Live>, reloader: Arc<Reloader>, journal: Arc<dyn Journal>) -> Admin {
         Admin {
             live,
             reloader,
@@ -139,7 +139,7 @@ fn reachable(peer: SocketAddr, public: bool) -> bool {
 }
 
 fn error(status: StatusCode, reason: &str) -> Response<Full<Bytes>> {
-    json(status, &format!(r#"{{"error":"{reason}"}}"#))
+    json(status, &json!({ "error": reason }).to_string())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::ingest::listener::{Handler, Listener};
 use crate::live::{Generation, Live};
 use crate::plugins::Runtime;
 use crate::reload::{Channels, Reloader};
-use crate::store::{DataLock, Journal, JournalFeeds, Settings, Store};
+use crate::store::{self, DataLock, Journal, JournalFeeds};
 use crate::{dispatch, outbox, reload};
 
 /// How long shutdown waits for open requests to finish, and then for
@@ -30,7 +30,7 @@ pub struct App {
     /// The data folder is this host's while it runs.
     _lock: Option<DataLock>,
     live: Arc<Live>,
-    journal: Arc<Journal>,
+    journal: Arc<dyn Journal>,
     feeds: JournalFeeds,
     reloader: Arc<Reloader>,
     channels: Channels,
@@ -49,12 +49,7 @@ impl App {
             }
             None => None,
         };
-        let store = Store::for_config(&config)
-            .and_then(Store::with_id_key)
-            .map_err(|e| config.error("store.path", e.to_string()))?;
-        let (journal, feeds) = Journal::start(store, Settings::from_config(&config))
-            .map_err(|e| config.error("store.path", e.to_string()))?;
-        let journal = Arc::new(journal);
+        let (journal, feeds) = store::start(&config).map_err(|e| config.error("store.path", e.to_string()))?;
         let compiled = compiled_dir(&config);
         let generation = Generation::build(config, runtime, compiled.as_deref(), None)?;
         let live = Arc::new(Live::new(generation));
@@ -74,8 +69,8 @@ impl App {
         &self.live
     }
 
-    pub fn journal(&self) -> &Journal {
-        &self.journal
+    pub fn journal(&self) -> &dyn Journal {
+        self.journal.as_ref()
     }
 
     /// What reloads the host: hand it SIGHUP (`vestibule serve` does).
@@ -136,7 +131,7 @@ impl App {
         if !server.drain(DRAIN_TIMEOUT).await {
             tracing::warn!("Some connections were still open after {DRAIN_TIMEOUT:?}; closing them.");
         }
-        drain(&journal).await;
+        drain(journal.as_ref()).await;
         let _ = stop_work.send(true);
         let _ = dispatcher.await;
         let _ = outbox.await;
@@ -149,7 +144,7 @@ impl App {
 /// Wait, up to [`DRAIN_TIMEOUT`], until every accepted event went through
 /// the pipeline and every command was tried once. What is left stays in the
 /// store for the next start — or, without a data folder, is lost; say so.
-async fn drain(journal: &Journal) {
+async fn drain(journal: &dyn Journal) {
     let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
     while journal.backlog() + journal.unattempted() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

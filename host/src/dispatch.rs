@@ -17,13 +17,13 @@ use tokio::task::JoinSet;
 
 use crate::live::Live;
 use crate::outbox::idempotency_key;
-use crate::store::{DeadEvent, Journal, NewCommand, Processed, Queued, Step, lane_key};
+use crate::store::{DeadEvent, Journal, NewCommand, Processed, Queued, Step, StepResult};
 
 /// Run every event from `feed` through the live pipeline until `stop` turns true.
 pub async fn run(
     mut feed: mpsc::UnboundedReceiver<Queued>,
     live: Arc<Live>,
-    journal: Arc<Journal>,
+    journal: Arc<dyn Journal>,
     mut stop: watch::Receiver<bool>,
 ) {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -45,7 +45,7 @@ pub async fn run(
             },
             _ = stop.wait_for(|stop| *stop) => break,
         };
-        let door = lane_key(&queued.event);
+        let door = queued.event.lane();
         let lane = hasher.hash_one((&queued.event.source, door)) as usize % lanes.len();
         let _ = lanes[lane].send(queued);
     }
@@ -54,12 +54,12 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journal: Arc<Journal>) {
+async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journal: Arc<dyn Journal>) {
     while let Some(Queued { seq, run, event }) = queue.recv().await {
         let runner = live.current().pipeline.clone();
         // Enrichers may not change these, but may change the door: the
         // commands keep the lane the event came in.
-        let door = lane_key(&event);
+        let door = event.lane();
         let (source, id, received_at) = (event.source.clone(), event.id.clone(), event.received_at);
         let outcome = match AssertUnwindSafe(runner.run(event)).catch_unwind().await {
             Ok(outcome) => outcome,
@@ -70,7 +70,7 @@ async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journ
                     seq,
                     steps: vec![Step {
                         plugin: "-".into(),
-                        result: "failed: the pipeline worker panicked".into(),
+                        result: StepResult::Panicked,
                     }],
                     commands: Vec::new(),
                     dead_letter: None,
@@ -97,7 +97,7 @@ async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journ
             commands,
             dead_letter: outcome.dead_letter.map(|(plugin, failure)| DeadEvent {
                 plugin,
-                reason: failure.reason(),
+                reason: failure.reason().as_str(),
                 error: failure.to_string(),
             }),
             received_at,

@@ -192,6 +192,15 @@ impl Event {
         }
     }
 
+    /// Events of one door are processed in order, and so are their commands to
+    /// each sink: the key is the door's name (what `events list` shows) or id,
+    /// else the device's. Two doors of one name merely share a lane.
+    pub fn lane(&self) -> String {
+        let door = self.door.as_ref().and_then(|d| d.name.as_ref().or(d.id.as_ref()));
+        let device = self.device.as_ref().and_then(|d| d.name.as_ref().or(d.id.as_ref()));
+        door.or(device).cloned().unwrap_or_default()
+    }
+
     /// Add an attribute.
     pub fn attr(&mut self, key: &str, value: impl Into<String>) {
         self.attributes.push(Attribute {

@@ -27,8 +27,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::live::Live;
-use crate::sinks::Policy;
-use crate::store::{DeliveryUpdate, Journal, PendingCommand};
+use crate::sinks::{Permanent, Policy};
+use crate::store::{DeadReason, DeliveryUpdate, Journal, PendingCommand};
 use crate::time::now_ms;
 
 /// The `Idempotency-Key` of a command: the same for the same event, run,
@@ -54,7 +54,7 @@ pub fn idempotency_key(source: &str, event_id: &str, run: i64, plugin: &str, ind
 pub async fn run(
     mut feed: mpsc::UnboundedReceiver<PendingCommand>,
     live: Arc<Live>,
-    journal: Arc<Journal>,
+    journal: Arc<dyn Journal>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut lanes: HashMap<(String, String), mpsc::UnboundedSender<PendingCommand>> = HashMap::new();
@@ -95,10 +95,10 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-async fn lane(mut queue: mpsc::UnboundedReceiver<PendingCommand>, live: Arc<Live>, journal: Arc<Journal>) {
+async fn lane(mut queue: mpsc::UnboundedReceiver<PendingCommand>, live: Arc<Live>, journal: Arc<dyn Journal>) {
     while let Some(command) = queue.recv().await {
         let id = command.id;
-        let update = deliver(command, &live, &journal, true).await;
+        let update = deliver(command, &live, journal.as_ref(), true).await;
         journal.delivery(id, update);
     }
 }
@@ -113,7 +113,7 @@ async fn delayed(
     slot: (String, String, String),
     latest: Latest,
     live: Arc<Live>,
-    journal: Arc<Journal>,
+    journal: Arc<dyn Journal>,
 ) {
     // Waiting does not hold up shutdown: it stays stored for the next start.
     journal.attempted();
@@ -131,14 +131,14 @@ async fn delayed(
         tracing::debug!(sink = %slot.1, key = %command.key, "Delayed command replaced by a later one.");
         DeliveryUpdate::Superseded
     } else {
-        deliver(command, &live, &journal, false).await
+        deliver(command, &live, journal.as_ref(), false).await
     };
     journal.delivery(id, update);
 }
 
 /// Try `command` until it is delivered or given up on. `counted`: its first
 /// attempt still counts as outstanding for shutdown.
-async fn deliver(mut command: PendingCommand, live: &Live, journal: &Journal, counted: bool) -> DeliveryUpdate {
+async fn deliver(mut command: PendingCommand, live: &Live, journal: &dyn Journal, counted: bool) -> DeliveryUpdate {
     let sink = command.command.sink.clone();
     // Count the first attempt off once, however this command ends.
     let mut counted = counted;
@@ -153,10 +153,10 @@ async fn deliver(mut command: PendingCommand, live: &Live, journal: &Journal, co
         let Some(policy) = sinks.policy(&sink).cloned() else {
             release(&mut counted);
             let error = format!("no sink named `{sink}` is configured");
-            tracing::warn!(%sink, key = %command.key, reason = "unknown_sink", %error, "Command dead-lettered.");
+            tracing::warn!(%sink, key = %command.key, reason = %DeadReason::UnknownSink, %error, "Command dead-lettered.");
             return DeliveryUpdate::Dead {
                 attempts: command.attempts,
-                reason: "unknown_sink",
+                reason: DeadReason::UnknownSink,
                 error,
             };
         };
@@ -174,10 +174,10 @@ async fn deliver(mut command: PendingCommand, live: &Live, journal: &Journal, co
                         format!("; last error: {last_error}")
                     }
                 );
-                tracing::warn!(%sink, key = %command.key, reason = "expired", %error, "Command dead-lettered.");
+                tracing::warn!(%sink, key = %command.key, reason = %DeadReason::Expired, %error, "Command dead-lettered.");
                 return DeliveryUpdate::Dead {
                     attempts: command.attempts,
-                    reason: "expired",
+                    reason: DeadReason::Expired,
                     error,
                 };
             }
@@ -207,13 +207,13 @@ async fn deliver(mut command: PendingCommand, live: &Live, journal: &Journal, co
             Err(error) => error,
         };
         last_error = error.to_string();
-        let given_up = error.permanent().or_else(|| {
+        let given_up = error.permanent().map(dead_reason).or_else(|| {
             let out_of_attempts = command.attempts >= policy.attempts;
             let out_of_time = now - first_attempt_at >= policy.give_up_after.as_millis() as i64;
-            (out_of_attempts || out_of_time).then_some("exhausted")
+            (out_of_attempts || out_of_time).then_some(DeadReason::Exhausted)
         });
         if let Some(reason) = given_up {
-            tracing::warn!(%sink, key = %command.key, attempts = command.attempts, reason, error = %last_error, "Command dead-lettered.");
+            tracing::warn!(%sink, key = %command.key, attempts = command.attempts, %reason, error = %last_error, "Command dead-lettered.");
             return DeliveryUpdate::Dead {
                 attempts: command.attempts,
                 reason,
@@ -243,6 +243,14 @@ async fn deliver(mut command: PendingCommand, live: &Live, journal: &Journal, co
 /// A random wait between zero and the exponential backoff for the attempt
 /// that just failed (the "full jitter" of the AWS architecture blog): many
 /// hosts retrying a recovered sink do not all arrive at once.
+/// What a sink's refusal is called among the dead letters.
+fn dead_reason(permanent: Permanent) -> DeadReason {
+    match permanent {
+        Permanent::UnknownSink => DeadReason::UnknownSink,
+        Permanent::Rejected => DeadReason::Rejected,
+    }
+}
+
 fn full_jitter(policy: &Policy, attempts: u32) -> Duration {
     let doublings = attempts.saturating_sub(1).min(30);
     let ceiling = policy.backoff.saturating_mul(1 << doublings).min(policy.backoff_max);

@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError, OnError};
 use crate::event::Event;
 use crate::plugins::{Breaker, Components, Decision, LoadError, Plugin, PluginFailure, Runtime};
 use crate::secrecy::{Redact, Secrecy, Views};
-use crate::store::Step;
+use crate::store::{Step, StepResult};
 use crate::wit::sinks::Command;
 
 /// The loaded plugins in the order they run.
@@ -153,17 +153,17 @@ impl Pipeline {
                 }
             };
             let result = match decision {
-                Ok(Done::Kept) => "kept".to_string(),
+                Ok(Done::Kept) => StepResult::Kept,
                 Ok(Done::Dropped(reason)) => {
                     tracing::debug!(plugin = %name, event = %views.get(Secrecy::Everything).id, %reason, "Event dropped.");
                     outcome.steps.push(Step {
                         plugin: name.clone(),
-                        result: format!("dropped: {reason}"),
+                        result: StepResult::Dropped(reason.clone()),
                     });
                     outcome.dropped = Some((name.clone(), reason));
                     break;
                 }
-                Ok(Done::Enriched) => "enriched".to_string(),
+                Ok(Done::Enriched) => StepResult::Enriched,
                 Ok(Done::Commands(commands)) => {
                     let n = commands.len();
                     outcome
@@ -174,7 +174,7 @@ impl Pipeline {
                             command: out.command,
                             delay_ms: out.delay_ms,
                         }));
-                    format!("{n} command{}", if n == 1 { "" } else { "s" })
+                    StepResult::Commands(n)
                 }
                 Err(failure) => self.failed(&mut outcome, plugin, views.get(Secrecy::Everything), failure),
             };
@@ -205,11 +205,12 @@ enum Done {
 
 impl Pipeline {
     /// Log and record a plugin's failure, and apply its `on_error`.
-    fn failed(&self, outcome: &mut Outcome, plugin: &Plugin, event: &Event, failure: PluginFailure) -> String {
+    fn failed(&self, outcome: &mut Outcome, plugin: &Plugin, event: &Event, failure: PluginFailure) -> StepResult {
         let (name, reason) = (&plugin.name, failure.reason());
-        let result = match plugin.on_error {
-            OnError::Drop => format!("failed ({reason}), event dropped: {failure}"),
-            _ => format!("failed ({reason}): {failure}"),
+        let result = StepResult::Failed {
+            reason: reason.to_string(),
+            error: failure.to_string(),
+            event_dropped: plugin.on_error == OnError::Drop,
         };
         let suspended = matches!(failure, PluginFailure::Suspended(_));
         match plugin.on_error {
@@ -222,14 +223,14 @@ impl Pipeline {
                 outcome.dropped = Some((name.clone(), format!("{name} failed: {reason}")));
             }
             OnError::Drop => {
-                tracing::warn!(plugin = %name, event = %event.id, reason, error = %failure, "Plugin failed; event dropped.");
+                tracing::warn!(plugin = %name, event = %event.id, %reason, error = %failure, "Plugin failed; event dropped.");
                 outcome.dropped = Some((name.clone(), format!("{name} failed: {reason}")));
             }
             OnError::Skip => {
-                tracing::warn!(plugin = %name, event = %event.id, reason, error = %failure, "Plugin failed; event goes on without it.")
+                tracing::warn!(plugin = %name, event = %event.id, %reason, error = %failure, "Plugin failed; event goes on without it.")
             }
             OnError::DeadLetter => {
-                tracing::warn!(plugin = %name, event = %event.id, reason, error = %failure, "Plugin failed; event stopped as a dead letter.");
+                tracing::warn!(plugin = %name, event = %event.id, %reason, error = %failure, "Plugin failed; event stopped as a dead letter.");
                 outcome.dead_letter = Some((name.clone(), failure.clone()));
             }
         }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::config::{Config, Duration};
-use crate::store::{CommandRow, EventRow, Store};
+use crate::store::{self, CommandRow, EventRow, Records};
 use crate::time::now_ms;
 use crate::time::{format_iso8601, parse_iso8601};
 use clap::Subcommand;
@@ -76,7 +76,7 @@ pub struct Which {
 }
 
 /// The store of the config at `path`; an error if it keeps none on disk.
-fn open(path: &Path) -> Result<Store, String> {
+fn open(path: &Path) -> Result<Box<dyn Records>, String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     if config.store.path.is_none() {
         return Err(format!(
@@ -85,7 +85,7 @@ fn open(path: &Path) -> Result<Store, String> {
             path.display()
         ));
     }
-    Store::for_config(&config).map_err(|e| e.to_string())
+    store::records(&config).map_err(|e| e.to_string())
 }
 
 pub fn events(command: EventsCommand) -> Result<(), String> {
@@ -183,7 +183,7 @@ pub fn dead_letters(command: DeadLettersCommand) -> Result<(), String> {
                             row.seq.to_string(),
                             row.sink.clone(),
                             row.door.clone(),
-                            row.dead_reason.clone().unwrap_or_else(|| "-".into()),
+                            row.dead_reason.map_or_else(|| "-".into(), |r| r.to_string()),
                             row.attempts.to_string(),
                             row.last_error.clone().unwrap_or_else(|| "-".into()),
                         ]
@@ -223,8 +223,12 @@ pub fn dead_letters(command: DeadLettersCommand) -> Result<(), String> {
         }
         DeadLettersCommand::Retry { which, config } => {
             let mut store = open(&config)?;
-            let stale = stale_letters(&config, &store, &which)?;
-            let (commands, events) = which.apply(&mut store, Store::retry_dead_letters, Store::retry_dead_events)?;
+            let stale = stale_letters(&config, store.as_ref(), &which)?;
+            let (commands, events) = which.apply(
+                store.as_mut(),
+                |s, ids| s.retry_dead_letters(ids),
+                |s, ids| s.retry_dead_events(ids),
+            )?;
             println!(
                 "{commands} command(s) back in the outbox, {events} event(s) back in the journal; \
                  a running host takes them within a second"
@@ -235,8 +239,11 @@ pub fn dead_letters(command: DeadLettersCommand) -> Result<(), String> {
             Ok(())
         }
         DeadLettersCommand::Drop { which, config } => {
-            let (commands, events) =
-                which.apply(&mut open(&config)?, Store::drop_dead_letters, Store::drop_dead_events)?;
+            let (commands, events) = which.apply(
+                open(&config)?.as_mut(),
+                |s, ids| s.drop_dead_letters(ids),
+                |s, ids| s.drop_dead_events(ids),
+            )?;
             println!("{commands} dead command(s) and {events} stopped event(s) dropped");
             Ok(())
         }
@@ -247,7 +254,7 @@ pub fn dead_letters(command: DeadLettersCommand) -> Result<(), String> {
 /// their sink's `max_age`: a retry of one is dead-lettered again at once,
 /// as `expired` — the freshness guard holds for retries too, so a door is
 /// never opened late.
-fn stale_letters(config: &Path, store: &Store, which: &Which) -> Result<Vec<String>, String> {
+fn stale_letters(config: &Path, store: &dyn Records, which: &Which) -> Result<Vec<String>, String> {
     let config = Config::load(config).map_err(|e| e.to_string())?;
     let now = now_ms();
     let letters = store.dead_letters().map_err(|e| e.to_string())?;
@@ -282,12 +289,12 @@ fn duration(d: std::time::Duration) -> String {
     }
 }
 
-type Change = fn(&mut Store, &[i64]) -> Result<usize, crate::store::StoreError>;
+type Change = fn(&mut dyn Records, &[i64]) -> Result<usize, crate::store::StoreError>;
 
 impl Which {
     /// Apply `commands` and `events` to the chosen ones (an empty list
     /// meaning all, with `--all`); how many of each changed.
-    fn apply(&self, store: &mut Store, commands: Change, events: Change) -> Result<(usize, usize), String> {
+    fn apply(&self, store: &mut dyn Records, commands: Change, events: Change) -> Result<(usize, usize), String> {
         let mut run = |chosen: &[i64], change: Change| {
             if self.all || !chosen.is_empty() {
                 change(store, chosen).map_err(|e| e.to_string())

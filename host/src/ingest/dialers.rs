@@ -12,7 +12,7 @@ use crate::store::Journal;
 
 /// The connections running now.
 pub struct Dialers {
-    journal: Arc<Journal>,
+    journal: Arc<dyn Journal>,
     running: Vec<Running>,
 }
 
@@ -23,7 +23,7 @@ struct Running {
 }
 
 impl Dialers {
-    pub fn new(journal: Arc<Journal>) -> Dialers {
+    pub fn new(journal: Arc<dyn Journal>) -> Dialers {
         Dialers {
             journal,
             running: Vec::new(),
@@ -35,6 +35,8 @@ impl Dialers {
     pub async fn update(&mut self, wanted: &[UnifiWs]) -> Vec<String> {
         let mut changes = Vec::new();
         let mut kept = Vec::new();
+        // Sources stopped to reconnect: not also reported as added.
+        let mut reconnecting = Vec::new();
         for running in std::mem::take(&mut self.running) {
             if wanted.iter().any(|w| w.same_as(&running.dialer)) {
                 kept.push(running);
@@ -43,6 +45,7 @@ impl Dialers {
                 stop(running).await;
                 if wanted.iter().any(|w| w.name == name) {
                     changes.push(format!("source {name} reconnects with its new settings"));
+                    reconnecting.push(name);
                 } else {
                     changes.push(format!("source {name} removed"));
                 }
@@ -52,10 +55,7 @@ impl Dialers {
             if kept.iter().any(|r| r.dialer.same_as(dialer)) {
                 continue;
             }
-            if !changes
-                .iter()
-                .any(|c| c.starts_with(&format!("source {} ", dialer.name)))
-            {
+            if !reconnecting.contains(&dialer.name) {
                 changes.push(format!("source {} added", dialer.name));
             }
             let (stop, stopping) = watch::channel(false);

@@ -29,7 +29,7 @@ pub type CurrentRoutes = Arc<dyn Fn() -> Arc<Routes> + Send + Sync>;
 /// The ingest server: the live set's routes, and where accepted events go.
 pub struct Ingest {
     routes: CurrentRoutes,
-    journal: Arc<Journal>,
+    journal: Arc<dyn Journal>,
     /// Timestamped requests accepted lately; outlives reloads.
     replays: ReplayGuard,
     /// Refusals, for the log (see [`refusals`]).
@@ -93,7 +93,7 @@ impl IngestError {
 }
 
 impl Ingest {
-    pub fn new(routes: CurrentRoutes, journal: Arc<Journal>) -> Ingest {
+    pub fn new(routes: CurrentRoutes, journal: Arc<dyn Journal>) -> Ingest {
         Ingest {
             routes,
             journal,
@@ -110,12 +110,16 @@ impl Ingest {
         let routes = (self.routes)();
         let routes = &*routes;
         match self.accept(routes, request).await {
-            Ok((id, Appended::Accepted { .. })) => {
-                json(StatusCode::OK, &format!(r#"{{"status":"accepted","id":"{id}"}}"#))
-            }
             // Vendors retry until they get a 2xx: a repeat is acknowledged
-            // like the first, and not processed again.
-            Ok((id, Appended::Duplicate)) => json(StatusCode::OK, &format!(r#"{{"status":"duplicate","id":"{id}"}}"#)),
+            // like the first, and not processed again. The id is the
+            // vendor's, so it is escaped as JSON, never pasted in.
+            Ok((id, appended)) => {
+                let status = match appended {
+                    Appended::Accepted { .. } => "accepted",
+                    Appended::Duplicate => "duplicate",
+                };
+                json(StatusCode::OK, &answer(status, &id))
+            }
             Err(error) => {
                 let source = routes.by_path.get(&path).map_or("-", |r| r.name.as_str());
                 let reason = error.reason();
@@ -124,7 +128,7 @@ impl Ingest {
                     let path = crate::plugins::text::shown(&path, 256);
                     tracing::warn!(%source, %path, reason, error = %error, "Request refused; more like it are counted, not logged.")
                 });
-                json(error.status(), &format!(r#"{{"error":"{}"}}"#, error.reason()))
+                json(error.status(), &serde_json::json!({ "error": reason }).to_string())
             }
         }
     }
@@ -189,6 +193,17 @@ impl Ingest {
         tracing::debug!(source = %route.name, event = %id, ?appended, "Event accepted.");
         Ok((id, appended))
     }
+}
+
+/// `{"status":…,"id":…}`, in that order, the id escaped as JSON: it is the
+/// vendor's.
+fn answer(status: &str, id: &str) -> String {
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        status: &'a str,
+        id: &'a str,
+    }
+    serde_json::to_string(&Answer { status, id }).unwrap_or_default()
 }
 
 pub(crate) fn json(status: StatusCode, body: &str) -> Response<Full<Bytes>> {

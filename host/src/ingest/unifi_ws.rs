@@ -114,7 +114,7 @@ impl UnifiWs {
     }
 
     /// Stay connected until `stop` turns true, sending every event to `queue`.
-    pub async fn run(self, journal: Arc<Journal>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, journal: Arc<dyn Journal>, mut stop: watch::Receiver<bool>) {
         let source = &self.name;
         if self.accept_invalid_certs {
             tracing::warn!(%source, url = %self.url, "Accepting any TLS certificate from the controller (accept_invalid_certs); pin it with ca_file instead.");
@@ -123,7 +123,7 @@ impl UnifiWs {
         let mut backoff = self.backoff;
         loop {
             let ended = tokio::select! {
-                ended = self.session(&journal, &mut state) => ended,
+                ended = self.session(journal.as_ref(), &mut state) => ended,
                 _ = stop.wait_for(|stop| *stop) => Ended::Stop,
             };
             match ended {
@@ -153,7 +153,7 @@ impl UnifiWs {
         }
     }
 
-    async fn session(&self, journal: &Journal, state: &mut String) -> Ended {
+    async fn session(&self, journal: &dyn Journal, state: &mut String) -> Ended {
         let mut request = match self.url.as_str().into_client_request() {
             Ok(request) => request,
             Err(e) => return Ended::Failed(e.to_string()),

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use super::FailureReason;
 use crate::config::PluginConfig;
 use crate::time::format_iso8601;
 use crate::time::now_ms;
@@ -47,7 +48,7 @@ pub struct Health {
 struct State {
     breaker: Option<Breaker>,
     calls: u64,
-    failures: BTreeMap<&'static str, u64>,
+    failures: BTreeMap<FailureReason, u64>,
     /// Events not given to the plugin because it was suspended.
     skipped_while_suspended: u64,
     /// When recent failures happened (ms), oldest first.
@@ -58,14 +59,22 @@ struct State {
     trial: bool,
 }
 
+/// Whether a plugin is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BreakerState {
+    Active,
+    /// Its breaker is open: not called until `suspended_until`.
+    Suspended,
+}
+
 /// What `GET /admin/status` shows of a plugin's health.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub calls: u64,
-    pub failures: BTreeMap<&'static str, u64>,
+    pub failures: BTreeMap<FailureReason, u64>,
     pub skipped_while_suspended: u64,
-    /// `active` or `suspended`.
-    pub state: &'static str,
+    pub state: BreakerState,
     pub suspended_until: Option<String>,
 }
 
@@ -116,7 +125,7 @@ impl Health {
 
     /// Count a failure; returns until when the plugin is now suspended, if
     /// this failure tripped the breaker.
-    pub fn failed(&self, reason: &'static str) -> Option<i64> {
+    pub fn failed(&self, reason: FailureReason) -> Option<i64> {
         let mut state = self.lock();
         state.calls += 1;
         *state.failures.entry(reason).or_default() += 1;
@@ -137,9 +146,9 @@ impl Health {
         state.suspended_until = Some(until);
         state.recent.clear();
         if trial {
-            tracing::warn!(plugin = %self.name, reason, until = %format_iso8601(until / 1000), "Plugin still failing; suspended again.");
+            tracing::warn!(plugin = %self.name, %reason, until = %format_iso8601(until / 1000), "Plugin still failing; suspended again.");
         } else {
-            tracing::warn!(plugin = %self.name, reason, failures = breaker.after, window = ?std::time::Duration::from_millis(breaker.window_ms as u64), until = %format_iso8601(until / 1000), "Plugin suspended: it keeps failing.");
+            tracing::warn!(plugin = %self.name, %reason, failures = breaker.after, window = ?std::time::Duration::from_millis(breaker.window_ms as u64), until = %format_iso8601(until / 1000), "Plugin suspended: it keeps failing.");
         }
         Some(until)
     }
@@ -151,7 +160,11 @@ impl Health {
             calls: state.calls,
             failures: state.failures.clone(),
             skipped_while_suspended: state.skipped_while_suspended,
-            state: if suspended.is_some() { "suspended" } else { "active" },
+            state: if suspended.is_some() {
+                BreakerState::Suspended
+            } else {
+                BreakerState::Active
+            },
             suspended_until: suspended.map(|until| format_iso8601(until / 1000)),
         }
     }
@@ -180,22 +193,27 @@ mod tests {
     #[test]
     fn the_breaker_trips_after_enough_failures_and_closes_on_a_good_trial() {
         let health = health(3);
-        assert_eq!(health.failed("trap"), None);
-        assert_eq!(health.failed("trap"), None);
-        let until = health.failed("timeout").expect("the third failure suspends");
+        assert_eq!(health.failed(FailureReason::Trap), None);
+        assert_eq!(health.failed(FailureReason::Trap), None);
+        let until = health
+            .failed(FailureReason::Timeout)
+            .expect("the third failure suspends");
         assert_eq!(health.admit(), Err(until));
         let report = health.report();
-        assert_eq!(report.state, "suspended");
+        assert_eq!(report.state, BreakerState::Suspended);
         assert_eq!((report.calls, report.skipped_while_suspended), (3, 1));
-        assert_eq!(report.failures, BTreeMap::from([("timeout", 1), ("trap", 2)]));
+        assert_eq!(
+            report.failures,
+            BTreeMap::from([(FailureReason::Timeout, 1), (FailureReason::Trap, 2)])
+        );
 
         // The cool-down is over: one trial call, and it works.
         health.lock().suspended_until = Some(now_ms() - 1);
         assert_eq!(health.admit(), Ok(()));
         health.succeeded();
-        assert_eq!(health.report().state, "active");
+        assert_eq!(health.report().state, BreakerState::Active);
         assert_eq!(
-            health.failed("trap"),
+            health.failed(FailureReason::Trap),
             None,
             "a fresh start: one failure does not suspend"
         );
@@ -204,11 +222,11 @@ mod tests {
     #[test]
     fn a_failed_trial_suspends_again_at_once() {
         let health = health(2);
-        health.failed("trap");
-        health.failed("trap").unwrap();
+        health.failed(FailureReason::Trap);
+        health.failed(FailureReason::Trap).unwrap();
         health.lock().suspended_until = Some(now_ms() - 1);
         assert_eq!(health.admit(), Ok(()));
-        assert!(health.failed("trap").is_some());
+        assert!(health.failed(FailureReason::Trap).is_some());
         assert!(health.admit().is_err());
     }
 
@@ -216,10 +234,10 @@ mod tests {
     fn zero_never_suspends_and_a_new_version_starts_afresh() {
         let health = health(0);
         for _ in 0..100 {
-            assert_eq!(health.failed("trap"), None);
+            assert_eq!(health.failed(FailureReason::Trap), None);
         }
         let health = self::health(1);
-        assert!(health.failed("trap").is_some());
+        assert!(health.failed(FailureReason::Trap).is_some());
         health.configure(
             Breaker {
                 after: 1,
@@ -229,6 +247,10 @@ mod tests {
             true,
         );
         assert_eq!(health.admit(), Ok(()));
-        assert_eq!(health.report().failures["trap"], 1, "counts outlive versions");
+        assert_eq!(
+            health.report().failures[&FailureReason::Trap],
+            1,
+            "counts outlive versions"
+        );
     }
 }

@@ -32,7 +32,7 @@ use crate::secrecy::Secrecy;
 use crate::wit::{action, enricher, filter};
 
 pub use compiled::{Compiled, Components, Origin};
-pub use health::{Breaker, Health};
+pub use health::{Breaker, BreakerState, Health};
 use slots::Slots;
 pub use state::{ANY_SINK, LogLine, MAX_DELAY_MS, Outgoing};
 use state::{LimitExceeded, PluginState};
@@ -108,16 +108,52 @@ pub enum PluginFailure {
 
 impl PluginFailure {
     /// The short reason used in logs, counters and dead letters.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> FailureReason {
         match self {
-            PluginFailure::Timeout(_) => "timeout",
-            PluginFailure::Memory(_) | PluginFailure::Tables(_) => "memory",
-            PluginFailure::Trap(_) => "trap",
-            PluginFailure::OutputTooLarge(_) => "output_too_large",
-            PluginFailure::SinkRefused(_) => "sink_refused",
-            PluginFailure::Returned(_) => "error",
-            PluginFailure::Suspended(_) => "suspended",
+            PluginFailure::Timeout(_) => FailureReason::Timeout,
+            PluginFailure::Memory(_) | PluginFailure::Tables(_) => FailureReason::Memory,
+            PluginFailure::Trap(_) => FailureReason::Trap,
+            PluginFailure::OutputTooLarge(_) => FailureReason::OutputTooLarge,
+            PluginFailure::SinkRefused(_) => FailureReason::SinkRefused,
+            PluginFailure::Returned(_) => FailureReason::Error,
+            PluginFailure::Suspended(_) => FailureReason::Suspended,
         }
+    }
+}
+
+/// A [`PluginFailure`] in one word: how logs, `/admin/status` and dead
+/// letters name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    Timeout,
+    Memory,
+    Trap,
+    OutputTooLarge,
+    SinkRefused,
+    /// The plugin returned an error.
+    Error,
+    /// Not called: its breaker is open.
+    Suspended,
+}
+
+impl FailureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Timeout => "timeout",
+            FailureReason::Memory => "memory",
+            FailureReason::Trap => "trap",
+            FailureReason::OutputTooLarge => "output_too_large",
+            FailureReason::SinkRefused => "sink_refused",
+            FailureReason::Error => "error",
+            FailureReason::Suspended => "suspended",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

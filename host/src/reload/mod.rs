@@ -67,8 +67,7 @@ pub struct Report {
     /// When it finished.
     pub at: String,
     pub trigger: String,
-    /// `ok` (the new set is running) or `failed` (the old one still is).
-    pub result: &'static str,
+    pub result: ReloadResult,
     /// What differs from the set that ran before, in words.
     pub changes: Vec<String>,
     /// Why it failed: the file, the key or plugin, and the reason.
@@ -76,9 +75,19 @@ pub struct Report {
     pub took_ms: u64,
 }
 
+/// Whether a reload took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadResult {
+    /// The new set is running.
+    Ok,
+    /// The old set still is.
+    Failed,
+}
+
 impl Report {
     pub fn ok(&self) -> bool {
-        self.result == "ok"
+        self.result == ReloadResult::Ok
     }
 }
 
@@ -109,7 +118,7 @@ pub struct Reloader {
     /// The disk cache of compiled components.
     compiled: Option<PathBuf>,
     live: Arc<Live>,
-    journal: Arc<Journal>,
+    journal: Arc<dyn Journal>,
     /// Held for the whole of a reload, so reloads never overlap.
     running: tokio::sync::Mutex<Running>,
     history: Mutex<History>,
@@ -133,7 +142,7 @@ impl Reloader {
         runtime: Runtime,
         compiled: Option<PathBuf>,
         live: Arc<Live>,
-        journal: Arc<Journal>,
+        journal: Arc<dyn Journal>,
     ) -> (Reloader, Channels) {
         let current = live.current();
         let config = &current.config;
@@ -213,7 +222,11 @@ impl Reloader {
         let report = Report {
             at: format_iso8601(now_ms() / 1000),
             trigger: trigger.to_string(),
-            result: if applied.is_ok() { "ok" } else { "failed" },
+            result: if applied.is_ok() {
+                ReloadResult::Ok
+            } else {
+                ReloadResult::Failed
+            },
             changes: applied.as_ref().map(|(changes, _)| changes.clone()).unwrap_or_default(),
             error: applied.as_ref().err().cloned(),
             took_ms: started.elapsed().as_millis() as u64,

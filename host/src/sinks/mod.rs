@@ -34,20 +34,29 @@ pub enum DeliveryError {
     BadCommand(String),
 }
 
+/// Why trying a command again cannot help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permanent {
+    /// No sink by that name runs.
+    UnknownSink,
+    /// The sink says the command itself is wrong.
+    Rejected,
+}
+
 impl DeliveryError {
     /// Why trying again cannot help, as the dead-letter reason; `None` when
     /// a retry might succeed.
-    pub fn permanent(&self) -> Option<&'static str> {
+    pub fn permanent(&self) -> Option<Permanent> {
         match self {
-            DeliveryError::UnknownSink(_) => Some("unknown_sink"),
-            DeliveryError::BadCommand(_) | DeliveryError::Refused(_) => Some("rejected"),
+            DeliveryError::UnknownSink(_) => Some(Permanent::UnknownSink),
+            DeliveryError::BadCommand(_) | DeliveryError::Refused(_) => Some(Permanent::Rejected),
             // 408 Request Timeout, 425 Too Early and 429 Too Many Requests
             // ask to come back later; any other 4xx means the request itself
             // is wrong.
             DeliveryError::Status(status, _)
                 if status.is_client_error() && ![408, 425, 429].contains(&status.as_u16()) =>
             {
-                Some("rejected")
+                Some(Permanent::Rejected)
             }
             _ => None,
         }

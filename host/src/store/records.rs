@@ -3,6 +3,7 @@
 use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 
+use super::outcomes::{DeadReason, StepResult};
 use crate::event::Event;
 use crate::wit::sinks::Command;
 
@@ -20,9 +21,12 @@ pub struct Queued {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
     pub plugin: String,
-    /// `kept`, `dropped: …`, `enriched`, `2 commands`, `failed (timeout): …`
-    pub result: String,
+    pub result: StepResult,
 }
+
+/// One run of an event as the journal holds it: the row, the event's JSON
+/// and the commands the run emitted.
+pub type EventRun = (EventRow, String, Vec<CommandRow>);
 
 /// A command to store with its event's outcome.
 #[derive(Debug)]
@@ -102,10 +106,10 @@ pub enum DeliveryUpdate {
     /// A later delayed command from the same plugin to the same sink about
     /// the same door replaced it before it was due.
     Superseded,
-    /// Given up: `reason` is `exhausted`, `expired`, `rejected` or `unknown_sink`.
+    /// Given up.
     Dead {
         attempts: u32,
-        reason: &'static str,
+        reason: DeadReason,
         error: String,
     },
 }
@@ -195,7 +199,7 @@ pub struct CommandRow {
     pub state: String,
     pub attempts: i64,
     pub last_error: Option<String>,
-    pub dead_reason: Option<String>,
+    pub dead_reason: Option<DeadReason>,
     pub created_at: i64,
     pub done_at: Option<i64>,
     /// When it is due (ms): the event's arrival, plus its delay. A sink's
@@ -226,4 +230,25 @@ impl CommandRow {
             due_at: row.get(13)?,
         })
     }
+}
+
+/// What became of an event handed to [`Journal::append`](super::Journal::append).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored; it will be processed.
+    Accepted { seq: i64 },
+    /// Its (source, event id) was accepted within the deduplication window.
+    Duplicate,
+}
+
+/// The outcome of running one event through the pipeline.
+#[derive(Debug)]
+pub struct Processed {
+    pub seq: i64,
+    pub steps: Vec<Step>,
+    pub commands: Vec<NewCommand>,
+    /// A plugin stopped the event: it is kept as a dead letter.
+    pub dead_letter: Option<DeadEvent>,
+    /// When the event arrived (ms).
+    pub received_at: i64,
 }

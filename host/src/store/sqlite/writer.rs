@@ -1,0 +1,377 @@
+//! The writer thread: applies every change in batches, one transaction
+//! (one fsync) per batch, and hands out what is pending.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use rusqlite::params;
+use tokio::sync::mpsc;
+
+use super::journal::{Reply, Request};
+use super::sql::{append, record_delivery, record_processed};
+use crate::event::Event;
+use crate::store::StepResult;
+use crate::store::records::{DeliveryUpdate, PendingCommand, Queued, Step};
+use crate::store::{Appended, Settings};
+use crate::store::{Store, StoreError};
+use crate::time::now_ms;
+
+/// The most requests applied in one transaction.
+const MAX_BATCH: usize = 1024;
+/// How often the writer looks for changes made by other processes.
+const POLL: Duration = Duration::from_millis(500);
+/// How often processed events past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub(super) struct Writer {
+    store: Store,
+    settings: Settings,
+    events_out: mpsc::UnboundedSender<Queued>,
+    commands_out: mpsc::UnboundedSender<PendingCommand>,
+    events_in_flight: HashSet<i64>,
+    commands_in_flight: HashSet<i64>,
+    /// More events are pending than `capacity` let us hand out.
+    more_pending: bool,
+    /// Pending work was forgotten after a failed write: look again.
+    rescan_due: bool,
+    backlog: Arc<AtomicUsize>,
+    unattempted: Arc<AtomicUsize>,
+    data_version: i64,
+}
+
+/// Work to hand out once a batch has committed.
+#[derive(Default)]
+struct Committed {
+    replies: Vec<(Reply, Result<Appended, StoreError>)>,
+    events: Vec<Queued>,
+    processed: Vec<i64>,
+    commands: Vec<PendingCommand>,
+    finished_commands: Vec<i64>,
+    /// Ends that could not be recorded: see [`Writer::forget`].
+    unrecorded_events: Vec<i64>,
+    unrecorded_commands: Vec<i64>,
+}
+
+impl Writer {
+    pub(super) fn new(
+        store: Store,
+        settings: Settings,
+        events_out: mpsc::UnboundedSender<Queued>,
+        commands_out: mpsc::UnboundedSender<PendingCommand>,
+        backlog: Arc<AtomicUsize>,
+        unattempted: Arc<AtomicUsize>,
+    ) -> Writer {
+        Writer {
+            data_version: 0,
+            store,
+            settings,
+            events_out,
+            commands_out,
+            events_in_flight: HashSet::new(),
+            commands_in_flight: HashSet::new(),
+            more_pending: false,
+            rescan_due: false,
+            backlog: backlog.clone(),
+            unattempted: unattempted.clone(),
+        }
+    }
+
+    /// The store it writes to.
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(super) fn run(mut self, inbox: std_mpsc::Receiver<Request>) {
+        let mut last_poll = Instant::now();
+        let mut last_prune = Instant::now();
+        loop {
+            let first = match inbox.recv_timeout(POLL) {
+                Ok(request) => Some(request),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch: Vec<Request> = first.into_iter().collect();
+            while batch.len() < MAX_BATCH {
+                match inbox.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            batch.retain(|request| match request {
+                Request::Configure(settings) => {
+                    self.settings = settings.clone();
+                    false
+                }
+                _ => true,
+            });
+            let closing = batch.iter().any(|r| matches!(r, Request::Close));
+            if !batch.is_empty() {
+                self.apply(batch);
+            }
+            if closing {
+                break;
+            }
+            if last_poll.elapsed() >= POLL {
+                last_poll = Instant::now();
+                if let Err(e) = self.poll_others() {
+                    tracing::error!(error = %e, "Reading the journal failed.");
+                }
+            }
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                last_prune = Instant::now();
+                if let Err(e) = self.prune() {
+                    tracing::error!(error = %e, "Pruning the journal failed.");
+                }
+            }
+        }
+    }
+
+    /// Apply `batch` in one transaction; then answer and hand out.
+    fn apply(&mut self, batch: Vec<Request>) {
+        let mut done = Committed::default();
+        let tx = match self.store.conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => return fail(batch, &e.into()),
+        };
+        let dedup_window = self.settings.dedup_window.as_millis() as i64;
+        for request in batch {
+            match request {
+                Request::Append { event, json, reply } => {
+                    let result = append(&tx, &event, &json, dedup_window);
+                    if let Ok(Appended::Accepted { seq }) = result {
+                        done.events.push(Queued {
+                            seq,
+                            run: 0,
+                            event: *event,
+                        });
+                    }
+                    done.replies.push((reply, result));
+                }
+                Request::Processed {
+                    processed,
+                    steps,
+                    commands,
+                } => match record_processed(&tx, &processed, &steps, &commands) {
+                    Ok(commands) => {
+                        done.processed.push(processed.seq);
+                        done.commands.extend(commands);
+                    }
+                    Err(e) => {
+                        tracing::error!(seq = processed.seq, error = %e, "Recording an outcome failed; the event will run again.");
+                        done.unrecorded_events.push(processed.seq);
+                    }
+                },
+                Request::Delivery { id, update } => {
+                    // A retry's record only keeps count; the outbox still holds
+                    // the command. An end that is not recorded is tried again.
+                    let finished = !matches!(update, DeliveryUpdate::Retry { .. });
+                    match record_delivery(&tx, id, &update) {
+                        Ok(()) if finished => done.finished_commands.push(id),
+                        Ok(()) => {}
+                        Err(e) if finished => {
+                            tracing::error!(command = id, error = %e, "Recording a delivery failed; it will be tried again.");
+                            done.unrecorded_commands.push(id);
+                        }
+                        Err(e) => tracing::error!(command = id, error = %e, "Recording a retry failed."),
+                    }
+                }
+                Request::Close | Request::Configure(_) => {}
+            }
+        }
+        if let Err(e) = tx.commit() {
+            let error = StoreError::from(e);
+            tracing::error!(error = %error, "The journal could not commit; the events in this batch were refused.");
+            for (reply, _) in done.replies {
+                let _ = reply.send(Err(StoreError::Commit(error.to_string())));
+            }
+            done.unrecorded_events.extend(done.processed);
+            done.unrecorded_commands.extend(done.finished_commands);
+            self.forget(done.unrecorded_events, done.unrecorded_commands);
+            return;
+        }
+        self.forget(done.unrecorded_events, done.unrecorded_commands);
+        // Hand out before counting off and before answering: at no moment
+        // may the host look idle while work is on its way (shutdown waits
+        // for `backlog` and `unattempted` to reach zero).
+        for queued in done.events {
+            self.hand_out_event(queued);
+        }
+        for command in done.commands {
+            self.hand_out_command(command);
+        }
+        for seq in done.processed {
+            if self.events_in_flight.remove(&seq) {
+                self.backlog.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        for id in done.finished_commands {
+            self.commands_in_flight.remove(&id);
+        }
+        for (reply, result) in done.replies {
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Work whose end could not be recorded is still pending in the store:
+    /// stop counting it as handed out, and look for it again at the next
+    /// poll (a full disk may have room by then). It runs again: at least
+    /// once, and its commands keep their idempotency keys.
+    fn forget(&mut self, events: Vec<i64>, commands: Vec<i64>) {
+        if events.is_empty() && commands.is_empty() {
+            return;
+        }
+        for seq in events {
+            if self.events_in_flight.remove(&seq) {
+                self.backlog.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        for id in commands {
+            self.commands_in_flight.remove(&id);
+        }
+        self.rescan_due = true;
+    }
+
+    fn hand_out_event(&mut self, queued: Queued) {
+        if self.events_in_flight.insert(queued.seq) {
+            self.backlog.fetch_add(1, Ordering::Relaxed);
+            let _ = self.events_out.send(queued);
+        }
+    }
+
+    fn hand_out_command(&mut self, command: PendingCommand) {
+        if self.commands_in_flight.insert(command.id) {
+            self.unattempted.fetch_add(1, Ordering::Relaxed);
+            let _ = self.commands_out.send(command);
+        }
+    }
+
+    /// If another connection committed since we last looked (or we left
+    /// events behind for lack of room), look for pending work.
+    fn poll_others(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self
+            .store
+            .conn
+            .pragma_query_value(None, "data_version", |row| row.get(0))?;
+        let room = self.events_in_flight.len() < self.settings.capacity / 2;
+        if version != self.data_version || (self.more_pending && room) || self.rescan_due {
+            self.data_version = version;
+            self.rescan()?;
+        }
+        Ok(())
+    }
+
+    /// Hand out every pending event and command not already handed out.
+    pub(super) fn rescan(&mut self) -> Result<(), StoreError> {
+        self.data_version = self
+            .store
+            .conn
+            .pragma_query_value(None, "data_version", |row| row.get(0))?;
+        let mut events = Vec::new();
+        let mut unreadable = Vec::new();
+        self.more_pending = false;
+        {
+            let mut statement = self
+                .store
+                .conn
+                .prepare("SELECT seq, run, event FROM events WHERE state = 'pending' ORDER BY seq")?;
+            let mut rows = statement.query([])?;
+            let mut room = self.settings.capacity.saturating_sub(self.events_in_flight.len());
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                if self.events_in_flight.contains(&seq) {
+                    continue;
+                }
+                if room == 0 {
+                    self.more_pending = true;
+                    break;
+                }
+                room -= 1;
+                let json: String = row.get(2)?;
+                match serde_json::from_str::<Event>(&json) {
+                    Ok(event) => events.push(Queued {
+                        seq,
+                        run: row.get(1)?,
+                        event,
+                    }),
+                    Err(e) => unreadable.push((seq, e.to_string())),
+                }
+            }
+        }
+        for (seq, error) in unreadable {
+            tracing::error!(seq, %error, "A journaled event cannot be read; it is marked done unprocessed.");
+            let steps = vec![Step {
+                plugin: "-".into(),
+                result: StepResult::Unreadable(error.to_string()),
+            }];
+            self.store.conn.execute(
+                "UPDATE events SET state = 'done', outcome = ?2, processed_at = ?3 WHERE seq = ?1",
+                params![seq, serde_json::to_string(&steps).unwrap_or_default(), now_ms()],
+            )?;
+        }
+        if !events.is_empty() {
+            tracing::info!(events = events.len(), "Processing journaled events.");
+        }
+        for queued in events {
+            self.hand_out_event(queued);
+        }
+
+        let commands: Vec<PendingCommand> = self
+            .store
+            .conn
+            .prepare(&format!(
+                "SELECT {} FROM outbox WHERE state = 'pending' ORDER BY id",
+                PendingCommand::COLUMNS
+            ))?
+            .query_map([], PendingCommand::from_row)?
+            .filter(|c| c.as_ref().map_or(true, |c| !self.commands_in_flight.contains(&c.id)))
+            .collect::<Result<_, _>>()?;
+        if !commands.is_empty() {
+            tracing::info!(commands = commands.len(), "Delivering stored commands.");
+        }
+        for command in commands {
+            self.hand_out_command(command);
+        }
+        self.rescan_due = false;
+        Ok(())
+    }
+
+    /// Forget what retention and the deduplication window allow.
+    pub(super) fn prune(&mut self) -> Result<(), StoreError> {
+        let now = now_ms();
+        let retained = now - self.settings.retention.as_millis() as i64;
+        let tx = self.store.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM seen WHERE at < ?1",
+            [now - self.settings.dedup_window.as_millis() as i64],
+        )?;
+        let commands = tx.execute(
+            "DELETE FROM outbox WHERE (state = 'delivered' OR dead_reason = 'superseded') AND done_at < ?1",
+            [retained],
+        )?;
+        // An event goes once none of its commands is waiting or dead.
+        let events = tx.execute(
+            "DELETE FROM events WHERE state = 'done' AND received_at < ?1
+               AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.seq = events.seq)
+               AND NOT EXISTS (SELECT 1 FROM dead_events WHERE dead_events.seq = events.seq)",
+            [retained],
+        )?;
+        tx.commit()?;
+        if events + commands > 0 {
+            tracing::info!(events, commands, "Pruned the journal.");
+        }
+        Ok(())
+    }
+}
+
+/// Answer every append in a batch that could not even start.
+fn fail(batch: Vec<Request>, error: &StoreError) {
+    tracing::error!(%error, "The journal could not start a transaction.");
+    for request in batch {
+        if let Request::Append { reply, .. } = request {
+            let _ = reply.send(Err(StoreError::Commit(error.to_string())));
+        }
+    }
+}
