@@ -328,6 +328,13 @@ fn plugin_new_makes_crates_that_pass_their_tests_in_or_out_of_a_workspace() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("already exists"));
+    // The SDK by version, with this machine's copy as the offline fallback.
+    let manifest = std::fs::read_to_string(alone.join("Cargo.toml")).unwrap();
+    let sdk = format!(
+        r#"vestibule-plugin-sdk = {{ version = "{}", path = "#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(manifest.contains(&sdk), "{manifest}");
 
     // Their own tests pass (sharing this workspace's lock and target, so
     // nothing is compiled twice).
@@ -700,6 +707,44 @@ fn setup_names_what_is_missing() {
         stderr.contains("missing: rustup: install it from https://rustup.rs"),
         "{stderr}"
     );
+}
+
+/// The SDK builds as it would be published: from its own files alone.
+#[test]
+fn the_sdk_packages_as_it_would_be_published() {
+    let output = Command::new(env!("CARGO"))
+        .args(["package", "-p", "vestibule-plugin-sdk", "--allow-dirty"])
+        .current_dir(workspace())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("Verifying vestibule-plugin-sdk"), "{said}");
+}
+
+/// The SDK carries its own copy of the WIT contract so that it can be
+/// published; the copy is the host's, file for file.
+#[test]
+fn the_sdk_carries_the_hosts_wit() {
+    let names = |dir: &str| {
+        let mut names: Vec<_> = std::fs::read_dir(workspace().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let files = names("wit");
+    assert_eq!(names("plugin-sdk/wit"), files, "the same files");
+    assert!(files.contains(&"worlds.wit".to_string()), "{files:?}");
+    for file in &files {
+        let host = std::fs::read_to_string(workspace().join("wit").join(file)).unwrap();
+        let sdk = std::fs::read_to_string(workspace().join("plugin-sdk/wit").join(file)).unwrap();
+        assert!(
+            host == sdk,
+            "plugin-sdk/wit/{file} differs from wit/{file}: copy wit/ over it"
+        );
+    }
 }
 
 /// The host's top-level modules import each other without a cycle: the

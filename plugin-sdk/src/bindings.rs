@@ -5,7 +5,7 @@
 pub mod filter {
     wit_bindgen::generate!({
         world: "filter",
-        path: "../wit",
+        path: "wit",
         runtime_path: "vestibule_plugin_sdk::__private::wit_bindgen::rt",
         pub_export_macro: true,
         export_macro_name: "__export_filter",
@@ -19,7 +19,7 @@ pub mod filter {
 pub mod enricher {
     wit_bindgen::generate!({
         world: "enricher",
-        path: "../wit",
+        path: "wit",
         runtime_path: "vestibule_plugin_sdk::__private::wit_bindgen::rt",
         pub_export_macro: true,
         export_macro_name: "__export_enricher",
@@ -34,7 +34,7 @@ pub mod enricher {
 pub mod action {
     wit_bindgen::generate!({
         world: "action",
-        path: "../wit",
+        path: "wit",
         runtime_path: "vestibule_plugin_sdk::__private::wit_bindgen::rt",
         pub_export_macro: true,
         export_macro_name: "__export_action",

@@ -5,9 +5,10 @@
 
 #[cfg(target_arch = "wasm32")]
 mod real {
+    use crate::Command;
     use crate::bindings;
     use crate::bindings::host::Level;
-    use crate::{Command, SendError};
+    use crate::bindings::sinks::SendError;
 
     pub fn config() -> String {
         bindings::host::config()

@@ -54,7 +54,8 @@ pub mod testing;
 mod units;
 
 pub use bindings::filter::Verdict;
-pub use bindings::sinks::{Command, SendError};
+pub use bindings::sinks::Command;
+use bindings::sinks::SendError;
 pub use bindings::types::{Actor, Attribute, Credential, Device, Door, Error, Event, Timestamp};
 pub use roles::{Action, Enricher, Filter, NoConfig};
 
@@ -98,14 +99,17 @@ pub fn config<T: serde::de::DeserializeOwned>() -> Result<T, Error> {
 /// Only action plugins may call this (the other roles do not import it, and a
 /// component that tries is refused at load time). The command is delivered
 /// after [`Action::act`] returns `Ok`; if the call fails, nothing is sent.
-/// For JSON bodies and headers, see [`Command::json`].
-pub fn send(sink: &str, body: impl Into<String>) -> Result<(), SendError> {
-    send_command(&Command::text(sink, body))
+/// For JSON bodies and headers, see [`Command::json`]. Fails, with the same
+/// [`Error`] as [`Command::send`], when the sink is not one this plugin may use
+/// or the event already has as many commands as the host allows.
+pub fn send(sink: &str, body: impl Into<String>) -> Result<(), Error> {
+    Command::text(sink, body).send()
 }
 
-/// [`send`] with full control: extra headers for HTTP sinks.
-pub fn send_command(command: &Command) -> Result<(), SendError> {
-    imports::send(command, 0)
+/// [`send`] with full control: extra headers for HTTP sinks. The same as
+/// [`Command::send`].
+pub fn send_command(command: &Command) -> Result<(), Error> {
+    command.send()
 }
 
 /// Make this crate's component export `$ty` as a plugin of the given role:
@@ -122,7 +126,7 @@ pub fn send_command(command: &Command) -> Result<(), SendError> {
 ///
 ///     fn act(event: Event, _: &NoConfig) -> Result<(), Error> {
 ///         let body = format!("{{\"text\":\"{} at {:?}\"}}", event.kind, event.door_name());
-///         send("chat", body).map_err(|e| Error::Failed(format!("{e:?}")))
+///         send("chat", body)
 ///     }
 /// }
 ///

@@ -275,8 +275,9 @@ pub(crate) mod fake {
     use std::cell::RefCell;
 
     use super::FakeHost;
+    use crate::Command;
     use crate::bindings::host::Level;
-    use crate::{Command, SendError};
+    use crate::bindings::sinks::SendError;
 
     #[derive(Default)]
     pub struct State {

@@ -127,10 +127,13 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-vestibule-plugin-sdk = {{ path = "{sdk}" }}
+# The published SDK this host was built with; the path is where it is on
+# this machine, used instead while it is there (and offline).
+vestibule-plugin-sdk = {{ version = "{version}", path = "{sdk}" }}
 serde = {{ version = "1", features = ["derive"] }}
 serde_json = "1"
-{workspace}"#
+{workspace}"#,
+        version = env!("CARGO_PKG_VERSION"),
     )
 }
 

@@ -21,7 +21,7 @@ impl Action for EchoEvent {
 
     fn act(event: Event, config: &Config) -> Result<(), Error> {
         let json = serde_json::to_string(&event).map_err(|e| Error::Failed(e.to_string()))?;
-        send(&config.sink, json).map_err(|e| Error::Failed(format!("{e:?}")))
+        send(&config.sink, json)
     }
 }
 

@@ -26,7 +26,7 @@ impl Action for PinCracker {
             hex::encode(&Sha256::digest(key.as_bytes())[..16]) == event.id
         });
         let said = found.map_or("not found".to_string(), |pin| format!("cracked: {pin}"));
-        send("echo", said).map_err(|e| Error::Failed(format!("{e:?}")))
+        send("echo", said)
     }
 }
 

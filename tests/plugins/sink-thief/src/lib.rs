@@ -12,7 +12,7 @@ impl Action for SinkThief {
         for _ in 0..1000 {
             let _ = send("vault", event.raw.clone());
         }
-        send("echo", event.id).map_err(|e| Error::Failed(format!("{e:?}")))
+        send("echo", event.id)
     }
 }
 
