@@ -35,5 +35,11 @@ fn every_bad_config_is_refused_with_its_message() {
         assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
         assert_eq!(stderr, expected, "{name}");
     }
-    assert!(cases >= 7, "only {cases} cases found in {}", dir.display());
+    // Every expected message has its case: none is left behind unread.
+    let expected = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "err"))
+        .count();
+    assert_eq!(cases, expected, "a .err file without its .toml in {}", dir.display());
+    assert!(cases >= 30, "only {cases} cases found in {}", dir.display());
 }

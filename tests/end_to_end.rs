@@ -73,9 +73,14 @@ async fn door_the_filter_drops_sends_nothing() {
     )
     .await;
     assert_eq!(status, 200, "accepted: the filter runs after the answer");
+    // A door the filter keeps, after it: the pipeline ran, and only this
+    // one reached the action.
+    let (status, _) = host.post_unifi(unifi_unlock("Lobby")).await;
+    assert_eq!(status, 200);
 
     host.stop().await;
-    assert!(sink.received().is_empty(), "{:?}", sink.received());
+    let bodies: Vec<_> = sink.received().into_iter().map(|r| r.body).collect();
+    assert_eq!(bodies, [r#"{"entity_id":"light.lobby"}"#]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -110,9 +115,17 @@ async fn refused_requests_get_their_reason_and_send_nothing() {
     )
     .await;
     assert_eq!(unknown, (404, r#"{"error":"not_found"}"#.into()));
+    // Then one that is right: it alone arrives.
+    let (status, _) = host.post_unifi(body).await;
+    assert_eq!(status, 200);
 
     host.stop().await;
-    assert!(sink.received().is_empty(), "{:?}", sink.received());
+    let bodies: Vec<_> = sink.received().into_iter().map(|r| r.body).collect();
+    assert_eq!(
+        bodies,
+        [r#"{"entity_id":"light.front_door"}"#],
+        "only the accepted request acts"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -213,3 +213,16 @@ pub(crate) fn json(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("static response parts are valid")
 }
+
+#[cfg(test)]
+mod tests {
+    /// The id in the answer is the vendor's (a Standard Webhooks
+    /// `webhook-id` may hold any header character): it stays one JSON string.
+    #[test]
+    fn a_vendor_id_cannot_break_the_answer() {
+        let said = super::answer("accepted", r#"msg","status":"forged"#);
+        assert_eq!(said, r#"{"status":"accepted","id":"msg\",\"status\":\"forged"}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&said).unwrap();
+        assert_eq!(parsed["status"], "accepted");
+    }
+}

@@ -372,10 +372,12 @@ mod tests {
                 .verify(&request(&headers(&sign("old-secret", T, body)), body, T))
                 .is_ok()
         );
-        assert!(
+        assert_eq!(
             rotating
                 .verify(&request(&headers(&sign("other", T, body)), body, T))
-                .is_err()
+                .unwrap_err()
+                .reason(),
+            "signature_invalid"
         );
     }
 
@@ -385,7 +387,10 @@ mod tests {
         let h = headers(&sign(SECRET, T, body));
         let strict = Checked(Auth::with_secrets(&[SECRET], std::time::Duration::from_secs(10)));
         assert!(strict.verify(&request(&h, body, T + 10)).is_ok());
-        assert!(strict.verify(&request(&h, body, T + 11)).is_err());
+        assert_eq!(
+            strict.verify(&request(&h, body, T + 11)).unwrap_err().reason(),
+            "timestamp_out_of_range"
+        );
     }
 
     fn sample(event_type: &str) -> Event {
@@ -460,8 +465,10 @@ mod tests {
     #[test]
     fn bodies_that_are_not_events_are_refused() {
         let h = HeaderMap::new();
-        for body in [&b"not json"[..], b"[1,2]", br#"{"data":{}}"#] {
-            assert!(normalize(&request(&h, body, T), Verified::default()).is_err());
+        let error = |body: &[u8]| normalize(&request(&h, body, T), Verified::default()).unwrap_err();
+        assert!(matches!(error(b"not json"), NormalizeError::NotJson(_)));
+        for body in [&b"[1,2]"[..], br#"{"data":{}}"#] {
+            assert!(matches!(error(body), NormalizeError::Shape(_)), "{:?}", error(body));
         }
     }
 }
