@@ -6,12 +6,10 @@
 //! A plugin that keeps failing is suspended, and one whose failure policy
 //! is `dead-letter` stops the event until it is retried.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Host, SECRET, Sink, get, lights_config, now, plugin, unifi_unlock, vestibule, write_config};
 use serde_json::Value;
-use support::{Host, SECRET, Sink, get, lights_config, now, plugin, unifi_unlock, vestibule, write_config};
 use vestibule::pipeline::Pipeline;
 use vestibule::plugins::{PluginFailure, Runtime};
 
@@ -92,7 +90,7 @@ fn rogues_gallery(sink_url: &str) -> String {
         kind = "http"
         url = "{sink_url}/vault"
         "#,
-        echo = support::echo_tables(&format!("kind = \"http\"\nurl = \"{sink_url}/echo\"")),
+        echo = crate::support::echo_tables(&format!("kind = \"http\"\nurl = \"{sink_url}/echo\"")),
     )
 }
 
@@ -123,6 +121,7 @@ fn failures(status: &Value) -> Vec<(String, Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_misbehaviour_is_contained_counted_and_the_good_plugins_go_on() {
+    let _turn = crate::support::heavy();
     const EVENTS: usize = 3;
     let sink = Sink::start().await;
     let host = Host::start(&rogues_gallery(&sink.url(""))).await;
@@ -468,18 +467,19 @@ async fn a_host_stopped_while_a_plugin_sleeps_stops_cleanly_and_catches_up() {
     const EVENTS: usize = 7;
     let sink = Sink::start().await;
     let sleeper = misbehaving("sleeper", "sleep", "deadline = \"2s\"\nsuspend_after = 0");
-    let addr = support::free_addr();
+    let addr = crate::support::free_addr();
     let config = format!(
         "[store]\npath = \"data\"\n{}",
         lights_config(&sleeper, &sink.url("/on"))
     )
     .replacen("[server]\n", &format!("[server]\nlisten = \"{addr}\"\n"), 1);
     let (dir, config) = write_config(&config);
-    let host = support::Process::start(&config.file);
+    let host = crate::support::Process::start(&config.file);
     let url = format!("http://{addr}/ingest/office");
     for n in 0..EVENTS {
         let body = unifi_unlock("Front Door").replacen('{', &format!("{{\"n\":{n},"), 1);
-        let (status, answer) = support::post(&url, &support::unifi_signature(SECRET, now(), &body), body).await;
+        let (status, answer) =
+            crate::support::post(&url, &crate::support::unifi_signature(SECRET, now(), &body), body).await;
         assert_eq!(status, 200, "{answer}");
     }
     host.signal("TERM");
@@ -492,7 +492,7 @@ async fn a_host_stopped_while_a_plugin_sleeps_stops_cleanly_and_catches_up() {
         log.join("\n")
     );
 
-    let host = support::Process::start(&config.file);
+    let host = crate::support::Process::start(&config.file);
     let received = sink.wait_for(Duration::from_secs(60), |r| r.len() >= EVENTS).await;
     drop(host);
     drop(dir);
@@ -511,7 +511,7 @@ async fn a_host_stopped_while_a_plugin_sleeps_stops_cleanly_and_catches_up() {
 async fn what_a_plugin_logs_is_bounded_and_cannot_forge_host_lines() {
     const EVENTS: usize = 3;
     let sink = Sink::start().await;
-    let addr = support::free_addr();
+    let addr = crate::support::free_addr();
     let plugins = [
         misbehaving("flood", "log-flood", "suspend_after = 0"),
         misbehaving("forger", "forge", ""),
@@ -524,11 +524,12 @@ async fn what_a_plugin_logs_is_bounded_and_cannot_forge_host_lines() {
         1,
     );
     let (dir, config) = write_config(&config);
-    let host = support::Process::start(&config.file);
+    let host = crate::support::Process::start(&config.file);
     for n in 0..EVENTS {
         let body = unifi_unlock("Front Door").replacen('{', &format!("{{\"n\":{n},"), 1);
         let url = format!("http://{addr}/ingest/office");
-        let (status, answer) = support::post(&url, &support::unifi_signature(SECRET, now(), &body), body).await;
+        let (status, answer) =
+            crate::support::post(&url, &crate::support::unifi_signature(SECRET, now(), &body), body).await;
         assert_eq!(status, 200, "{answer}");
     }
     sink.wait_for(Duration::from_secs(30), |r| r.len() >= EVENTS).await;

@@ -1,19 +1,17 @@
 //! The benchmark suite runs end to end on a tiny load and writes its
 //! results; the numbers of a smoke run mean nothing and are not checked.
 
-#[path = "../host/benches/suite/mod.rs"]
-mod suite;
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_benchmark_suite_runs_and_writes_its_results() {
+    let _turn = crate::support::heavy();
     let dir = tempfile::tempdir().unwrap();
-    let options = suite::Options {
+    let options = crate::suite::Options {
         smoke: true,
         out_dir: dir.path().to_path_buf(),
         docs: None,
         command: "smoke test".into(),
     };
-    let report = suite::run(&options).await;
+    let report = crate::suite::run(&options).await;
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("results.json")).unwrap()).unwrap();
     assert_eq!(written, report);

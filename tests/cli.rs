@@ -1,14 +1,12 @@
 //! The `vestibule` command as a user runs it: `check` on the quick-start
 //! config, and `serve` + `send` as two processes.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use crate::support::{SECRET, plugin, vestibule};
 use sha2::{Digest, Sha256};
-use support::{SECRET, plugin, vestibule};
 
 fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
@@ -181,7 +179,7 @@ fn secrets_never_show() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("signing"), secrets[0]).unwrap();
     std::fs::write(dir.path().join("admin"), secrets[2]).unwrap();
-    let addr = support::free_addr();
+    let addr = crate::support::free_addr();
     let config = dir.path().join("vestibule.toml");
     let text = format!(
         r#"
@@ -246,7 +244,7 @@ fn secrets_never_show() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let host = support::Process::adopt(host);
+    let host = crate::support::Process::adopt(host);
     let send = |secret: &str| String::from_utf8_lossy(&send_unlock(&addr.to_string(), secret).stdout).into_owned();
     seen.push(send(secrets[0]));
     assert!(seen[1].starts_with("200 "), "{}", seen[1]);
@@ -592,10 +590,10 @@ fn a_second_host_on_the_same_data_folder_refuses_to_start() {
              [[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n"
         )
     };
-    std::fs::write(&config, text(support::free_addr())).unwrap();
-    let first = support::Process::start(&config);
+    std::fs::write(&config, text(crate::support::free_addr())).unwrap();
+    let first = crate::support::Process::start(&config);
     // Another port, the same data folder.
-    std::fs::write(&config, text(support::free_addr())).unwrap();
+    std::fs::write(&config, text(crate::support::free_addr())).unwrap();
     let second = vestibule().args(["serve", "--config"]).arg(&config).output().unwrap();
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{stderr}");
@@ -632,7 +630,7 @@ fn send_explains_what_went_wrong() {
     let help = vestibule().args(["plugin", "new", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("[possible values: filter, enricher, action]"));
 
-    let nobody = support::free_addr();
+    let nobody = crate::support::free_addr();
     let output = send_unlock(&nobody.to_string(), SECRET);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -650,17 +648,20 @@ fn send_explains_what_went_wrong() {
 fn a_websocket_source_is_announced_with_its_controller() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), SECRET).unwrap();
-    let controller = format!("wss://{}/api/v1/developer/devices/notifications", support::free_addr());
+    let controller = format!(
+        "wss://{}/api/v1/developer/devices/notifications",
+        crate::support::free_addr()
+    );
     let config = dir.path().join("vestibule.toml");
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = \"{}\"\n[[sources]]\nname = \"live\"\nvendor = \"unifi-access-ws\"\nurl = \"{controller}\"\ntoken_file = \"token\"\n",
-            support::free_addr()
+            crate::support::free_addr()
         ),
     )
     .unwrap();
-    let host = support::Process::start(&config);
+    let host = crate::support::Process::start(&config);
     let ready = host.wait_for_log("Source ready", std::time::Duration::from_secs(5));
     assert!(
         ready[0].contains("dialling the controller") && ready[0].contains(&format!("url={controller}")),

@@ -2,20 +2,20 @@
 //! every command is delivered or visible in the dead letters — through
 //! crashes, sink outages and vendors that send the same event twice.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{Host, Process, SECRET, Sink, free_addr, now, post, try_post, unifi_signature, unifi_unlock, vestibule};
+use crate::support::{
+    Host, Process, SECRET, Sink, free_addr, now, post, try_post, unifi_signature, unifi_unlock, vestibule,
+};
 
-/// The echo host config (see [`support::echo_config`]) with an HTTP sink
+/// The echo host config (see [`crate::support::echo_config`]) with an HTTP sink
 /// at `sink_url` and the given extra sink settings.
 fn echo_config(sink_url: &str, sink_settings: &str) -> String {
-    support::echo_config(&format!("kind = \"http\"\nurl = \"{sink_url}\"\n{sink_settings}"))
+    crate::support::echo_config(&format!("kind = \"http\"\nurl = \"{sink_url}\"\n{sink_settings}"))
 }
 
 /// Post a UniFi unlock at `door`, signed now; the status and answer.
@@ -30,7 +30,7 @@ async fn unlock(host: &Host, door: &str) -> (u16, String) {
 }
 
 /// The door named in each request the sink received, in arrival order.
-fn doors(received: &[support::Received]) -> Vec<String> {
+fn doors(received: &[crate::support::Received]) -> Vec<String> {
     received
         .iter()
         .map(|r| {
@@ -40,7 +40,7 @@ fn doors(received: &[support::Received]) -> Vec<String> {
         .collect()
 }
 
-fn idempotency_key(received: &support::Received) -> String {
+fn idempotency_key(received: &crate::support::Received) -> String {
     received.headers["idempotency-key"].to_str().unwrap().to_string()
 }
 
@@ -62,6 +62,7 @@ fn cli(args: &[&str], config: &Path) -> String {
 /// and, by idempotency key, the sink sees each command exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_sigkill() {
+    let _turn = crate::support::heavy();
     // At least this many events, and events all the while the host is
     // being killed.
     const EVENTS: usize = 300;

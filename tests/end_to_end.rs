@@ -2,9 +2,7 @@
 //! real host, the real `door-filter` and `lights-on-unlock` components decide,
 //! and a Home Assistant `light.turn_on` call arrives at a real HTTP listener.
 
-mod support;
-
-use support::{Host, SECRET, Sink, lights_config, now, plugin, post, unifi_signature, unifi_unlock};
+use crate::support::{Host, SECRET, Sink, lights_config, now, plugin, post, unifi_signature, unifi_unlock};
 
 fn config(sink: &Sink) -> String {
     let filter = format!(
@@ -185,7 +183,8 @@ async fn lights_go_off_after_the_last_unlock() {
         let body = unifi_unlock("Lobby").replacen('{', &format!("{{\"n\":{n},"), 1);
         assert_eq!(host.post_unifi(body).await.0, 200);
     }
-    let paths = |received: &[support::Received]| -> Vec<String> { received.iter().map(|r| r.path.clone()).collect() };
+    let paths =
+        |received: &[crate::support::Received]| -> Vec<String> { received.iter().map(|r| r.path.clone()).collect() };
     sink.wait_for(std::time::Duration::from_secs(10), |r| {
         paths(r).contains(&"/off".to_string())
     })

@@ -13,8 +13,6 @@
 //! fails; committed there, it is replayed first by every later run — a
 //! regression test. Two fixed-seed tests also run a known set of mutants.
 
-mod support;
-
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -153,7 +151,7 @@ fn mutate_node(rng: &mut Rng, node: &mut Value, graft: Option<&Value>) {
     }
 }
 
-const SECRET: &str = support::SECRET;
+const SECRET: &str = crate::support::SECRET;
 const BASIC: &str = "vestibule:6601f1243d2ff70f";
 
 /// A source of `vendor` as a config would set it up, with its secrets
@@ -268,6 +266,7 @@ fn regressions(vendor: VendorKind) -> PathBuf {
 
 /// Run `vendor`'s saved crashes, then fuzz it for the configured time.
 fn fuzz(vendor: VendorKind) {
+    let _turn = crate::support::heavy();
     let dir = tempfile::tempdir().unwrap();
     let auth = auth(vendor, dir.path());
     let saved = regressions(vendor);

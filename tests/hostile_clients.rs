@@ -4,14 +4,12 @@
 //! request 401 `replayed`; the admin endpoints refuse wrong tokens and, by
 //! default, other machines; and HTTPS works when configured.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::{Host, SECRET, Sink, get, lights_config, now, try_post, unifi_signature, unifi_unlock};
+use crate::support::{Host, SECRET, Sink, get, lights_config, now, try_post, unifi_signature, unifi_unlock};
 
 /// The lights config with tight ingest limits and the admin endpoints on.
 fn config(sink: &Sink, server: &str, admin: &str) -> String {
@@ -191,6 +189,7 @@ async fn silent_connections_are_closed_at_the_header_timeout() {
 /// connection takes the place of the longest idle one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_silent_connections_do_not_lock_the_vendors_out() {
+    let _turn = crate::support::heavy();
     const SILENT: usize = 2000;
     const EVENTS: usize = 20;
     let sink = Sink::start().await;
@@ -337,12 +336,12 @@ async fn https_when_configured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_refusals_is_summarised_in_the_log() {
     const FLOOD: usize = 300;
-    let addr = support::free_addr();
-    let (dir, config) = support::write_config(&format!(
+    let addr = crate::support::free_addr();
+    let (dir, config) = crate::support::write_config(&format!(
         "[server]\nlisten = \"{addr}\"\n[log]\nrefusal_summary = \"1s\"\n\
          [[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret_file = \"{{secret_file}}\"\n"
     ));
-    let host = support::Process::start(&config.file);
+    let host = crate::support::Process::start(&config.file);
     let started = std::time::Instant::now();
     let url = |path: &str| format!("http://{addr}{path}");
     for n in 0..FLOOD {

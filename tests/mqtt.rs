@@ -2,13 +2,11 @@
 //! arrive with QoS 1 and their idempotency key, and wait while the broker
 //! cannot be reached.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use support::mqtt::{Broker, subscribe, wait_for};
-use support::{Host, SECRET, echo_config, free_addr, now, post, unifi_signature, unifi_unlock};
+use crate::support::mqtt::{Broker, subscribe, wait_for};
+use crate::support::{Host, SECRET, echo_config, free_addr, now, post, unifi_signature, unifi_unlock};
 
 /// A TCP relay from `listen` to `to`: the host's way to the broker. Aborting
 /// the task cuts every connection and refuses new ones, like a broker that

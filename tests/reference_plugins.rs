@@ -4,11 +4,9 @@
 //! would, with `vestibule plugin run --events` — and each README shows the
 //! plugin's example config.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
-use support::{plugin, vestibule};
+use crate::support::{plugin, vestibule};
 
 const REFERENCE: &[&str] = &[
     "door-filter",

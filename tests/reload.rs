@@ -3,17 +3,17 @@
 //! reported and change nothing; sources, sinks and the listen address
 //! follow the config without a restart; SIGHUP reloads.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::{
+    Host, Process, SECRET, Sink, free_addr, get, now, plugin, try_post, unifi_signature, unifi_unlock,
+};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use support::{Host, Process, SECRET, Sink, free_addr, get, now, plugin, try_post, unifi_signature, unifi_unlock};
 
 /// The admin token: the tests' secret file serves as its `token_file`.
 fn admin() -> Vec<(&'static str, String)> {
@@ -47,7 +47,7 @@ fn stamp_config(stamp: &Path, sink: &str, sources: &[&str]) -> String {
         {echo}
         "#,
         stamp = stamp.display(),
-        echo = support::echo_tables(sink),
+        echo = crate::support::echo_tables(sink),
     );
     for name in sources {
         text.push_str(&format!(
@@ -183,6 +183,7 @@ impl Load {
 /// the last version is running every event sent after it gets that one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_rewritten_under_load_loses_and_doubles_nothing() {
+    let _turn = crate::support::heavy();
     const REWRITES: usize = 22;
     let sink = Sink::start().await;
     let (_folder, stamp, host) = stamp_host(&sink.url("/echo")).await;
@@ -251,7 +252,7 @@ async fn plugin_rewritten_under_load_loses_and_doubles_nothing() {
 
     let acknowledged = load.acknowledged.lock().unwrap().clone();
     let ids: BTreeSet<&String> = acknowledged.iter().map(|(id, _)| id).collect();
-    let all_arrived = |received: &[support::Received]| received.len() >= ids.len();
+    let all_arrived = |received: &[crate::support::Received]| received.len() >= ids.len();
     sink.wait_for(Duration::from_secs(60), all_arrived).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // a late double would show now
     let delivered = deliveries(&sink);
@@ -389,7 +390,7 @@ async fn broken_changes_are_refused_reported_and_change_nothing() {
     host.stop().await;
 }
 
-/// The secret file the test config names (see `support::write_config`).
+/// The secret file the test config names (see `crate::support::write_config`).
 fn secret_file(host: &Host) -> String {
     host.config.parent().unwrap().join("unifi-secret").display().to_string()
 }
@@ -442,7 +443,7 @@ async fn sources_and_sinks_follow_the_config_without_a_restart() {
         "the lobby event reached the new sink URL"
     );
     assert!(old_sink.received().is_empty(), "nothing goes to the old URL");
-    let authorization = |r: &support::Received| r.headers["authorization"].to_str().unwrap().to_string();
+    let authorization = |r: &crate::support::Received| r.headers["authorization"].to_str().unwrap().to_string();
     assert_eq!(authorization(&received[0]), "Bearer first-token");
 
     // A rotated secret file is read by the next reload (here on request).
@@ -613,7 +614,7 @@ async fn admin_endpoints_need_their_token() {
     host.stop().await;
 
     // Without `[admin]` there is nothing under /admin/.
-    let host = Host::start(&support::lights_config("", &sink.url("/lights"))).await;
+    let host = Host::start(&crate::support::lights_config("", &sink.url("/lights"))).await;
     assert_eq!(
         get(&host.url("/admin/status"), &admin()).await,
         (404, r#"{"error":"not_found"}"#.to_string())

@@ -8,13 +8,11 @@
 //! - a visitor rings the intercom (Verkada) → `doorbell-notify` posts to
 //!   the front desk's chat.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::mqtt::{Broker, subscribe, wait_for};
+use crate::support::{Host, Sink, free_addr, plugin};
 use serde_json::Value;
-use support::mqtt::{Broker, subscribe, wait_for};
-use support::{Host, Sink, free_addr, plugin};
 use vestibule::config::VendorKind;
 use vestibule::vendors;
 

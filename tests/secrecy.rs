@@ -4,12 +4,10 @@
 //! addresses and phone numbers from level 2 — from the normalized event and
 //! from the vendor's raw JSON alike — and nothing else is.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{Host, Sink, plugin};
 use serde_json::Value;
-use support::{Host, Sink, plugin};
 use vestibule::config::VendorKind;
 use vestibule::vendors;
 
@@ -127,7 +125,7 @@ async fn a_derived_id_gives_no_redacted_field_away() {
     );
     let body = vendors::sample(VendorKind::Verkada, "door_code_entered_accepted").unwrap();
     assert!(body.contains(r#""input_value": "4711""#));
-    let (dir, config) = support::write_config(&config);
+    let (dir, config) = crate::support::write_config(&config);
     let mut ids = Vec::new();
     for _ in 0..2 {
         let runtime = vestibule::Runtime::new().unwrap();
@@ -138,9 +136,10 @@ async fn a_derived_id_gives_no_redacted_field_away() {
         let task = tokio::spawn(app.run(listener, async {
             let _ = stopped.await;
         }));
-        let headers = vendors::get(VendorKind::Verkada).sign(support::SECRET, support::now(), body.as_bytes());
+        let headers =
+            vendors::get(VendorKind::Verkada).sign(crate::support::SECRET, crate::support::now(), body.as_bytes());
         let headers: Vec<(&str, String)> = headers.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let (status, answer) = support::post(&url, &headers, body.to_string()).await;
+        let (status, answer) = crate::support::post(&url, &headers, body.to_string()).await;
         assert_eq!(status, 200, "{answer}");
         let answer: Value = serde_json::from_str(&answer).unwrap();
         ids.push(answer["id"].as_str().unwrap().to_string());

@@ -3,8 +3,6 @@
 //! and what it prints must match the lines shown under it (`...` skips any
 //! lines, `[..]` any text within a line).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

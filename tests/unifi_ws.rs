@@ -3,17 +3,15 @@
 //! notifications, the controller dropping the connection and coming back,
 //! a wrong token, and a certificate that is not pinned.
 
-mod support;
-
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{Host, SECRET, Sink};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use support::{Host, SECRET, Sink};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use vestibule::vendors::unifi_access_ws::SAMPLES;
@@ -149,7 +147,7 @@ fn config(controller: &Controller, tls: &str, sink: &Sink) -> String {
         {echo}
         "#,
         url = controller.url(),
-        echo = support::echo_tables(&format!("kind = \"http\"\nurl = \"{}\"", sink.url("/events"))),
+        echo = crate::support::echo_tables(&format!("kind = \"http\"\nurl = \"{}\"", sink.url("/events"))),
     )
 }
 
@@ -247,7 +245,7 @@ async fn notifications_arrive_across_a_reconnect() {
         let object = event.as_object_mut().unwrap();
         let received_at = object.remove("received_at").unwrap();
         object.remove("raw");
-        support::mask_derived_id(object, body);
+        crate::support::mask_derived_id(object, body);
         if object["occurred_at"] == received_at {
             object.insert("occurred_at".into(), "received_at".into());
         }
@@ -360,7 +358,7 @@ async fn a_reload_keeps_an_unchanged_connection_and_redials_a_changed_one() {
         async move {
             std::fs::write(&config, text).unwrap();
             let token = [("authorization", format!("Bearer {SECRET}"))];
-            let (status, report) = support::try_post(&url, &token, "").await.unwrap();
+            let (status, report) = crate::support::try_post(&url, &token, "").await.unwrap();
             assert_eq!(status, 200, "{report}");
             serde_json::from_str::<Value>(&report).unwrap()
         }

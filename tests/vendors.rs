@@ -9,12 +9,10 @@
 //! `VESTIBULE_BLESS=1` rewrites the expectations after a deliberate change
 //! to a mapping; review the diff.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::{Host, SECRET, Sink, now, plugin};
 use serde_json::Value;
-use support::{Host, SECRET, Sink, now, plugin};
 use vestibule::cli::send;
 use vestibule::config::VendorKind;
 use vestibule::vendors;
@@ -111,7 +109,7 @@ async fn every_sample_of_every_vendor_is_normalized_as_expected() {
                 assert!(id.starts_with("msg_"), "{event_type}: {id}");
                 object.insert("id".into(), "(webhook-id)".into());
             } else {
-                support::mask_derived_id(object, body);
+                crate::support::mask_derived_id(object, body);
             }
             object.remove("received_at");
             object.remove("raw");

@@ -1,8 +1,6 @@
 //! Shared by the end-to-end tests: building the real plugins, a stand-in
 //! HTTP sink, and starting the real host on port 0.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,37 +21,27 @@ pub mod mqtt;
 pub mod process;
 mod wasm;
 
-#[allow(unused_imports)]
 pub use process::{Process, vestibule};
 
-/// Plugins this suite builds for wasm32-wasip2, by package name.
-const PLUGINS: &[&str] = &[
-    "door-filter",
-    "lights-on-unlock",
-    "loop-forever",
-    "memory-hog",
-    "echo-event",
-    "tag-enricher",
-    "stamp-a",
-    "stamp-b",
-    "misbehave",
-    "big-enricher",
-    "sink-thief",
-    "probe",
-    "pin-cracker",
-    "leaky-enricher",
-    "after-hours",
-    "directory",
-    "elevator-call",
-    "doorbell-notify",
-    "forced-door-alarm",
-];
+/// Tests that load both cores on purpose (fuzzing, floods, load under
+/// reload, the benchmark smoke run, kill -9 loops) take turns: one runs
+/// beside light tests, never beside another, so deadlines and timings the
+/// others assert hold on a 2-core machine.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: Mutex<()> = Mutex::new(());
+    // A failed heavy test must not fail the ones after it.
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
 
-/// The `.wasm` file of each plugin package, built once per test binary.
+/// The `.wasm` file of each plugin package — every crate in `plugins/` and
+/// `tests/plugins/` — built once per test run, all in one cargo call.
 pub fn plugin(package: &str) -> PathBuf {
     static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     BUILT
-        .get_or_init(|| wasm::plugins(PLUGINS))
+        .get_or_init(|| {
+            let packages = wasm::packages_in(&["plugins", "tests/plugins"]);
+            wasm::plugins(&packages.iter().map(String::as_str).collect::<Vec<_>>())
+        })
         .get(package)
         .unwrap_or_else(|| panic!("plugin {package} was not built"))
         .clone()

@@ -5,6 +5,28 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The package names of the crates in these folders of the workspace (each
+/// subfolder with a Cargo.toml), sorted.
+pub fn packages_in(folders: &[&str]) -> Vec<String> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut names = Vec::new();
+    for folder in folders {
+        for entry in std::fs::read_dir(workspace.join(folder)).unwrap() {
+            let manifest = entry.unwrap().path().join("Cargo.toml");
+            let Ok(text) = std::fs::read_to_string(&manifest) else {
+                continue;
+            };
+            let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+            let name = parsed["package"]["name"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: no name", manifest.display()));
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    names
+}
+
 /// Build `packages` in release for wasm32-wasip2 with the workspace's cargo
 /// and target folder; returns each package's `.wasm` by package name.
 pub fn plugins(packages: &[&str]) -> HashMap<String, PathBuf> {

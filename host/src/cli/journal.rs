@@ -76,24 +76,22 @@ pub struct Which {
 }
 
 /// The store of the config at `path`; an error if it keeps none on disk.
-fn open(path: &Path) -> Result<Box<dyn Records>, String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
+fn open(path: &Path) -> anyhow::Result<Box<dyn Records>> {
+    let config = Config::load(path)?;
     if config.store.path.is_none() {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{}: store.path: not set, so the host keeps its journal in memory and there is nothing to read; \
              add [store] path = \"data\"",
             path.display()
         ));
     }
-    store::records(&config).map_err(|e| e.to_string())
+    store::records(&config).map_err(anyhow::Error::from)
 }
 
-pub fn events(command: EventsCommand) -> Result<(), String> {
+pub fn events(command: EventsCommand) -> anyhow::Result<()> {
     match command {
         EventsCommand::List { config, source, limit } => {
-            let rows = open(&config)?
-                .events(source.as_deref(), limit)
-                .map_err(|e| e.to_string())?;
+            let rows = open(&config)?.events(source.as_deref(), limit)?;
             table(
                 "no events",
                 &[
@@ -120,7 +118,7 @@ pub fn events(command: EventsCommand) -> Result<(), String> {
             Ok(())
         }
         EventsCommand::Show { id, config } => {
-            let runs = open(&config)?.event(&id).map_err(|e| e.to_string())?;
+            let runs = open(&config)?.event(&id)?;
             for (i, (row, json, commands)) in runs.iter().enumerate() {
                 if i == 0 {
                     let pretty = serde_json::from_str::<serde_json::Value>(json)
@@ -155,12 +153,12 @@ pub fn events(command: EventsCommand) -> Result<(), String> {
     }
 }
 
-pub fn dead_letters(command: DeadLettersCommand) -> Result<(), String> {
+pub fn dead_letters(command: DeadLettersCommand) -> anyhow::Result<()> {
     match command {
         DeadLettersCommand::List { config } => {
             let store = open(&config)?;
-            let rows = store.dead_letters().map_err(|e| e.to_string())?;
-            let events = store.dead_events().map_err(|e| e.to_string())?;
+            let rows = store.dead_letters()?;
+            let events = store.dead_events()?;
             if rows.is_empty() && events.is_empty() {
                 println!("no dead letters");
                 return Ok(());
@@ -254,10 +252,10 @@ pub fn dead_letters(command: DeadLettersCommand) -> Result<(), String> {
 /// their sink's `max_age`: a retry of one is dead-lettered again at once,
 /// as `expired` — the freshness guard holds for retries too, so a door is
 /// never opened late.
-fn stale_letters(config: &Path, store: &dyn Records, which: &Which) -> Result<Vec<String>, String> {
-    let config = Config::load(config).map_err(|e| e.to_string())?;
+fn stale_letters(config: &Path, store: &dyn Records, which: &Which) -> anyhow::Result<Vec<String>> {
+    let config = Config::load(config)?;
     let now = now_ms();
-    let letters = store.dead_letters().map_err(|e| e.to_string())?;
+    let letters = store.dead_letters()?;
     Ok(letters
         .iter()
         .filter(|row| which.all || which.ids.contains(&row.id))
@@ -294,10 +292,10 @@ type Change = fn(&mut dyn Records, &[i64]) -> Result<usize, crate::store::StoreE
 impl Which {
     /// Apply `commands` and `events` to the chosen ones (an empty list
     /// meaning all, with `--all`); how many of each changed.
-    fn apply(&self, store: &mut dyn Records, commands: Change, events: Change) -> Result<(usize, usize), String> {
+    fn apply(&self, store: &mut dyn Records, commands: Change, events: Change) -> anyhow::Result<(usize, usize)> {
         let mut run = |chosen: &[i64], change: Change| {
             if self.all || !chosen.is_empty() {
-                change(store, chosen).map_err(|e| e.to_string())
+                change(store, chosen).map_err(anyhow::Error::from)
             } else {
                 Ok(0)
             }
@@ -307,32 +305,32 @@ impl Which {
 }
 
 /// `--since`: a time (`2026-11-22T08:00:00Z`) or how long ago (`30m`, `2h`, `1d`).
-pub fn parse_since(text: &str) -> Result<i64, String> {
+pub fn parse_since(text: &str) -> anyhow::Result<i64> {
     if let Ok(ago) = text.parse::<Duration>() {
         return Ok(now_ms() - ago.0.as_millis() as i64);
     }
     parse_iso8601(text).ok_or_else(|| {
-        format!("--since {text:?}: expected a time such as 2026-11-22T08:00:00Z or a duration such as 2h")
+        anyhow::anyhow!("--since {text:?}: expected a time such as 2026-11-22T08:00:00Z or a duration such as 2h")
     })
 }
 
-pub fn replay(config: &Path, since: &str, source: Option<&str>) -> Result<(), String> {
+pub fn replay(config: &Path, since: &str, source: Option<&str>) -> anyhow::Result<()> {
     let since_ms = parse_since(since)?;
     let mut store = open(config)?;
     if let Some(source) = source {
-        let loaded = Config::load(config).map_err(|e| e.to_string())?;
+        let loaded = Config::load(config)?;
         // A source removed from the config may still have events to replay.
-        let journaled = !store.events(Some(source), 1).map_err(|e| e.to_string())?.is_empty();
+        let journaled = !store.events(Some(source), 1)?.is_empty();
         if !journaled && !loaded.sources.iter().any(|s| s.name == source) {
             let known: Vec<&str> = loaded.sources.iter().map(|s| s.name.as_str()).collect();
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "--source {source}: no such source in {}; its sources: {}",
                 config.display(),
                 known.join(", ")
             ));
         }
     }
-    let n = store.replay(since_ms, source).map_err(|e| e.to_string())?;
+    let n = store.replay(since_ms, source)?;
     println!(
         "{n} event(s) since {} queued to run again; a running host processes them within a second",
         time(since_ms)

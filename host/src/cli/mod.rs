@@ -6,6 +6,7 @@ pub mod journal;
 pub mod plugin;
 pub mod send;
 
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -137,31 +138,32 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            // Each cause once (see `error_chain`): `path: cause`.
+            eprintln!("error: {}", crate::error_chain(error.as_ref()));
             ExitCode::FAILURE
         }
     }
 }
 
-fn build(path: &Path) -> Result<App, String> {
+fn build(path: &Path) -> anyhow::Result<App> {
     let config = Config::load(path).map_err(shown)?;
-    let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
+    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e:#}"))?;
     App::build(config, &runtime).map_err(shown)
 }
 
 /// A config error as the command line prints it: several on a line each.
-fn shown(error: ConfigError) -> String {
+fn shown(error: ConfigError) -> anyhow::Error {
     let lines: Vec<String> = error.each().iter().map(ToString::to_string).collect();
-    lines.join("\nerror: ")
+    anyhow::Error::msg(lines.join("\nerror: "))
 }
 
-async fn serve(path: &Path) -> Result<(), String> {
+async fn serve(path: &Path) -> anyhow::Result<()> {
     let app = build(path)?;
     let live = app.live().current();
     let config = &live.config;
     let listener = crate::ingest::listener::bind(config).await.map_err(shown)?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener.local_addr()?;
     for source in &config.sources {
         if let crate::vendors::Settings::UnifiAccessWs(settings) = &source.settings {
             let url = &settings.url;
@@ -185,7 +187,7 @@ async fn serve(path: &Path) -> Result<(), String> {
     drop(live);
     tokio::spawn(reload_on_sighup(app.reloader()));
     tracing::info!(%addr, "Listening.");
-    app.run(listener, shutdown_signal()).await.map_err(|e| e.to_string())
+    app.run(listener, shutdown_signal()).await.map_err(anyhow::Error::from)
 }
 
 /// SIGHUP reloads the config and plugin files, as daemons do.
@@ -207,9 +209,9 @@ async fn reload_on_sighup(reloader: std::sync::Arc<crate::reload::Reloader>) {
 
 /// Everything `serve` would build, without opening the journal (a host may
 /// be running on it), and every problem found, not only the first.
-fn check(path: &Path) -> Result<(), String> {
+fn check(path: &Path) -> anyhow::Result<()> {
     let (config, mut errors) = Config::load_all(path);
-    let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
+    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e:#}"))?;
     let built = config.and_then(|config| {
         if let Some(dir) = &config.store.path
             && let Err(e) = crate::store::check_data_folder(&config.resolve(dir))
@@ -253,24 +255,24 @@ async fn send_event(
     to: &str,
     secret: Option<&str>,
     basic: Option<&str>,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     if vendor.dials_out() {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "{vendor} sources are dialled by the host; post webhooks with --vendor unifi-access"
         ));
     }
     let mut body = match (event, body) {
         (_, Some(file)) => {
-            crate::files::read_text(&file, crate::files::INPUT_LIMIT).map_err(|e| format!("{}: {e}", file.display()))?
+            crate::files::read_text(&file, crate::files::INPUT_LIMIT).with_context(|| file.display().to_string())?
         }
         (Some(event), None) => send::sample(vendor, &event)?.to_string(),
-        (None, None) => return Err("give --event TYPE (a sample) or --body FILE".into()),
+        (None, None) => return Err(anyhow::anyhow!("give --event TYPE (a sample) or --body FILE")),
     };
     if let Some(door) = door {
         body = send::with_door(&body, &door)?;
     }
     if secret.is_none() && basic.is_none() {
-        return Err(format!("{vendor} needs --secret S or --basic user:password"));
+        return Err(anyhow::anyhow!("{vendor} needs --secret S or --basic user:password"));
     }
     let signed = send::sign(vendor, secret, basic, body.into_bytes());
     let (status, answer) = send::post(to, &signed).await?;
@@ -278,7 +280,7 @@ async fn send_event(
     if (200..300).contains(&status) {
         Ok(())
     } else {
-        Err(format!("the host answered {status}"))
+        Err(anyhow::anyhow!("the host answered {status}"))
     }
 }
 

@@ -22,13 +22,13 @@ pub struct Signed {
 }
 
 /// The vendor's sample event of type `event_type`.
-pub fn sample(vendor: VendorKind, event_type: &str) -> Result<&'static str, String> {
-    vendors::sample(vendor, event_type)
+pub fn sample(vendor: VendorKind, event_type: &str) -> anyhow::Result<&'static str> {
+    vendors::sample(vendor, event_type).map_err(anyhow::Error::msg)
 }
 
 /// The sample with its door renamed to `door`, wherever the vendor names it.
-pub fn with_door(body: &str, door: &str) -> Result<String, String> {
-    let mut value: Value = serde_json::from_str(body).map_err(|e| format!("the sample is not JSON: {e}"))?;
+pub fn with_door(body: &str, door: &str) -> anyhow::Result<String> {
+    let mut value: Value = serde_json::from_str(body).map_err(|e| anyhow::anyhow!("the sample is not JSON: {e}"))?;
     rename_door(&mut value, door, false);
     Ok(serde_json::to_string_pretty(&value).expect("JSON values serialize"))
 }
@@ -63,36 +63,29 @@ pub fn sign(vendor: VendorKind, secret: Option<&str>, basic: Option<&str>, body:
 }
 
 /// Post `signed` to `url`; returns the status and the answer's body.
-pub async fn post(url: &str, signed: &Signed) -> Result<(u16, String), String> {
-    let uri: Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+pub async fn post(url: &str, signed: &Signed) -> anyhow::Result<(u16, String)> {
+    let uri: Uri = url.parse().map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
     if uri.scheme_str() != Some("http") {
-        return Err(format!("{url}: only http:// URLs are supported"));
+        return Err(anyhow::anyhow!("{url}: only http:// URLs are supported"));
     }
     let mut request = Request::post(uri).header("content-type", "application/json");
     for (name, value) in &signed.headers {
         request = request.header(name, value);
     }
-    let request = request
-        .body(Full::new(Bytes::from(signed.body.clone())))
-        .map_err(|e| e.to_string())?;
+    let request = request.body(Full::new(Bytes::from(signed.body.clone())))?;
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let response = client.request(request).await.map_err(|e| {
         if e.is_connect() {
             // "client error (Connect)" says nothing its causes do not.
             let cause = std::error::Error::source(&e).map_or_else(|| e.to_string(), crate::error_chain);
             let at = uri_authority(url);
-            format!("cannot connect to {at}: {cause} (is a Vestibule host listening there?)")
+            anyhow::anyhow!("cannot connect to {at}: {cause} (is a Vestibule host listening there?)")
         } else {
-            format!("{url}: {}", crate::error_chain(&e))
+            anyhow::anyhow!("{url}: {}", crate::error_chain(&e))
         }
     })?;
     let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let body = response.into_body().collect().await?.to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 

@@ -65,7 +65,7 @@ fn worlds() -> impl clap::builder::TypedValueParser<Value = World> {
     })
 }
 
-pub async fn run(command: PluginCommand) -> Result<(), String> {
+pub async fn run(command: PluginCommand) -> anyhow::Result<()> {
     match command {
         PluginCommand::New { name, world, path, sdk } => new::create(&name, world, &path, sdk.as_deref()),
         PluginCommand::Run {
@@ -91,7 +91,7 @@ pub async fn run(command: PluginCommand) -> Result<(), String> {
             match (event, events) {
                 (Some(event), _) => run::one(&options, &event).await,
                 (None, Some(dir)) => run::golden(&options, &dir, bless).await,
-                (None, None) => Err("give --event FILE or --events DIR".into()),
+                (None, None) => Err(anyhow::anyhow!("give --event FILE or --events DIR")),
             }
         }
     }

@@ -2,6 +2,7 @@
 //! one `cargo build --target wasm32-wasip2 --release`, tests natively with
 //! `cargo test`, and tries out with `vestibule plugin run`.
 
+use anyhow::Context;
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::World;
@@ -12,31 +13,31 @@ const BUILT_WITH_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugin-sdk
 /// An event to try a new plugin on.
 const SAMPLE_EVENT: &str = include_str!("../../../../examples/events/normalized/front-door-granted.json");
 
-pub fn create(name: &str, world: World, parent: &Path, sdk: Option<&Path>) -> Result<(), String> {
+pub fn create(name: &str, world: World, parent: &Path, sdk: Option<&Path>) -> anyhow::Result<()> {
     let valid = !name.is_empty()
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && name.starts_with(|c: char| c.is_ascii_alphabetic());
     if !valid {
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "`{name}`: a plugin name starts with a letter and has letters, digits, `-` and `_`"
         ));
     }
     let dir = parent.join(name);
     if dir.exists() {
-        return Err(format!("{} already exists", dir.display()));
+        return Err(anyhow::anyhow!("{} already exists", dir.display()));
     }
     let sdk = sdk
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(BUILT_WITH_SDK));
     let sdk = sdk.canonicalize().map_err(|_| {
-        format!(
+        anyhow::anyhow!(
             "the plugin SDK is not at {}; give its folder with --sdk PATH",
             sdk.display()
         )
     })?;
-    std::fs::create_dir_all(dir.join("src")).map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::fs::create_dir_all(dir.join("events")).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let dir = dir.canonicalize().map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("src")).with_context(|| dir.display().to_string())?;
+    std::fs::create_dir_all(dir.join("events")).with_context(|| dir.display().to_string())?;
+    let dir = dir.canonicalize().with_context(|| dir.display().to_string())?;
     let workspace = enclosing_workspace(&dir).filter(|(root, members)| is_member(root, members, &dir));
     let member = workspace.is_some();
     // A workspace member is built into the workspace's target folder.
@@ -56,7 +57,7 @@ pub fn create(name: &str, world: World, parent: &Path, sdk: Option<&Path>) -> Re
     ];
     for (file, text) in files {
         let path = dir.join(file);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| path.display().to_string())?;
     }
     println!("Created {world} plugin `{name}` in {}", parent.join(name).display());
     println!("  cd {}", parent.join(name).display());

@@ -1,6 +1,7 @@
 //! `vestibule plugin run`: one component on one event, or on a folder of
 //! events compared with the expected outcome beside each (golden tests).
 
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 
 use crate::config::{PluginConfig, World};
@@ -32,7 +33,7 @@ struct Report {
 
 /// Run the plugin on the event in `event` and print what happened; `Err`
 /// when the plugin failed.
-pub async fn one(options: &Options, event: &Path) -> Result<(), String> {
+pub async fn one(options: &Options, event: &Path) -> anyhow::Result<()> {
     let pipeline = load(options)?;
     let report = call(&pipeline, read_event(event)?).await;
     println!("plugin: {} ({})", options.plugin.display(), report.world);
@@ -83,7 +84,7 @@ pub async fn one(options: &Options, event: &Path) -> Result<(), String> {
     match &report.failure {
         Some((reason, message)) => {
             println!("limit or failure: {reason}: {message}");
-            Err(format!("the plugin failed ({reason})"))
+            Err(anyhow::anyhow!("the plugin failed ({reason})"))
         }
         None => {
             println!("limit or failure: none");
@@ -95,10 +96,10 @@ pub async fn one(options: &Options, event: &Path) -> Result<(), String> {
 /// Run the plugin on every `NAME.json` in `dir` and compare what it did with
 /// `NAME.expected.json` beside it (with `bless`, write those instead).
 /// `Err` when any differs.
-pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), String> {
+pub async fn golden(options: &Options, dir: &Path, bless: bool) -> anyhow::Result<()> {
     let pipeline = load(options)?;
     let mut fixtures: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .with_context(|| dir.display().to_string())?
         .flatten()
         .map(|entry| entry.path())
         .filter(|path| {
@@ -108,7 +109,7 @@ pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), St
         .collect();
     fixtures.sort();
     if fixtures.is_empty() {
-        return Err(format!("{}: no NAME.json events in it", dir.display()));
+        return Err(anyhow::anyhow!("{}: no NAME.json events in it", dir.display()));
     }
     let mut failed = 0;
     for fixture in &fixtures {
@@ -118,7 +119,7 @@ pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), St
         let got = outcome(&report);
         if bless {
             let text = serde_json::to_string_pretty(&got).unwrap_or_default() + "\n";
-            std::fs::write(&expected_file, text).map_err(|e| format!("{}: {e}", expected_file.display()))?;
+            std::fs::write(&expected_file, text).with_context(|| expected_file.display().to_string())?;
             println!("wrote {}", expected_file.display());
             continue;
         }
@@ -148,7 +149,7 @@ pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), St
     }
     println!("{} passed, {failed} failed", fixtures.len() - failed);
     if failed > 0 {
-        Err(format!(
+        Err(anyhow::anyhow!(
             "{failed} of {} events did not come out as expected",
             fixtures.len()
         ))
@@ -157,24 +158,23 @@ pub async fn golden(options: &Options, dir: &Path, bless: bool) -> Result<(), St
     }
 }
 
-fn read_event(file: &Path) -> Result<Event, String> {
-    let text =
-        crate::files::read_text(file, crate::files::INPUT_LIMIT).map_err(|e| format!("{}: {e}", file.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: not a normalized event: {e}", file.display()))
+fn read_event(file: &Path) -> anyhow::Result<Event> {
+    let text = crate::files::read_text(file, crate::files::INPUT_LIMIT).with_context(|| file.display().to_string())?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a normalized event", file.display()))
 }
 
 /// Load the component in whichever world it fits, as the only plugin of a
 /// pipeline: the host's own way of running it.
-fn load(options: &Options) -> Result<Pipeline, String> {
+fn load(options: &Options) -> anyhow::Result<Pipeline> {
     let table: toml::Table = match &options.config {
         Some(file) => {
-            let text = crate::files::read_text(file, crate::files::INPUT_LIMIT)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?
+            let text =
+                crate::files::read_text(file, crate::files::INPUT_LIMIT).with_context(|| file.display().to_string())?;
+            toml::from_str(&text).with_context(|| file.display().to_string())?
         }
         None => toml::Table::new(),
     };
-    let runtime = Runtime::new().map_err(|e| format!("starting the plugin runtime: {e:#}"))?;
+    let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e:#}"))?;
     let name = options.plugin.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
     let mut errors = Vec::new();
     for world in [World::Filter, World::Enricher, World::Action] {
@@ -191,10 +191,10 @@ fn load(options: &Options) -> Result<Pipeline, String> {
         match runtime.load(&spec, &options.plugin) {
             Ok(plugin) => return Ok(Pipeline::single(plugin)),
             Err(e @ LoadError::WrongWorld { .. }) => errors.push(e.to_string()),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
-    Err(format!(
+    Err(anyhow::anyhow!(
         "{} fits no plugin world:\n  {}",
         options.plugin.display(),
         errors.join("\n  ")

@@ -1,0 +1,27 @@
+//! Vestibule's end-to-end tests: the real host on real ports, real
+//! components built from `plugins/` and `tests/plugins/`, real SQLite files,
+//! a real MQTT broker. One module per area; `support` is what they share.
+//! Run one area with `cargo test --test integration durability::`.
+
+mod support;
+
+/// The benchmark suite, run small by `bench_smoke`.
+#[path = "../host/benches/suite/mod.rs"]
+mod suite;
+
+mod adversarial;
+mod bench_smoke;
+mod cli;
+mod config_errors;
+mod durability;
+mod end_to_end;
+mod fuzz;
+mod hostile_clients;
+mod mqtt;
+mod reference_plugins;
+mod reload;
+mod scenario;
+mod secrecy;
+mod tutorial;
+mod unifi_ws;
+mod vendors;
