@@ -239,7 +239,8 @@ async fn a_plugin_that_keeps_failing_is_suspended_then_tried_again() {
         "{}\n[admin]\ntoken_file = \"{{secret_file}}\"\n",
         lights_config(&trap, &sink.url("/on"))
     );
-    let host = Host::start(&config).await;
+    let clock = vestibule::time::Clock::manual();
+    let host = Host::start_with_clock(&config, &clock).await;
     for n in 0..4 {
         unlock(&host, "Front Door", n).await;
     }
@@ -250,16 +251,23 @@ async fn a_plugin_that_keeps_failing_is_suspended_then_tried_again() {
     assert_eq!(health["state"], "suspended", "{health}");
     assert!(health["suspended_until"].is_string());
 
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    // Still suspended a moment before `suspend_for` is over…
+    clock.advance(Duration::from_millis(2900));
     unlock(&host, "Front Door", 4).await;
     sink.wait_for(Duration::from_secs(20), |r| r.len() >= 5).await;
+    let health = status(&host).await["plugins"][0]["health"].clone();
+    assert_eq!(health["skipped_while_suspended"], 3, "{health}");
+    // …and tried again once it is.
+    clock.advance(Duration::from_millis(200));
+    unlock(&host, "Front Door", 5).await;
+    sink.wait_for(Duration::from_secs(20), |r| r.len() >= 6).await;
     let health = status(&host).await["plugins"][0]["health"].clone();
     assert_eq!(health["failures"]["trap"], 3, "the trial call ran: {health}");
     assert_eq!(health["state"], "suspended", "and failed, so suspended again: {health}");
     host.stop().await;
     assert_eq!(
         sink.received().len(),
-        5,
+        6,
         "the lights went on every time: `trap` is skipped"
     );
 }

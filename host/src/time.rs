@@ -9,6 +9,44 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Where a part of the host that waits in wall-clock time (a plugin's
+/// suspension) reads the time: the system's, or one a test moves by hand so
+/// that it need not sleep.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    manual: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
+}
+
+impl Clock {
+    /// The system's clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// A clock that starts at the system's time now and moves only by
+    /// [`Clock::advance`].
+    pub fn manual() -> Clock {
+        Clock {
+            manual: Some(std::sync::Arc::new(now_ms().into())),
+        }
+    }
+
+    /// Milliseconds since the Unix epoch, by this clock.
+    pub fn now_ms(&self) -> i64 {
+        match &self.manual {
+            Some(at) => at.load(std::sync::atomic::Ordering::Relaxed),
+            None => now_ms(),
+        }
+    }
+
+    /// Move a manual clock on (the system's cannot be).
+    pub fn advance(&self, by: std::time::Duration) {
+        if let Some(at) = &self.manual {
+            at.fetch_add(by.as_millis() as i64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// `2022-01-01T10:35:24.083Z`, `2025-04-29T20:39:14Z`,
 /// `2025-04-29T22:39:14+02:00`, `2025-04-29 20:39:14` (taken as UTC) to
 /// milliseconds since the epoch.

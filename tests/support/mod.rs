@@ -174,9 +174,19 @@ impl Host {
 
     /// Start the host on `config`, listening on `addr`.
     pub async fn start_on(config: &str, addr: &str) -> Host {
+        Host::start_with(config, addr, Runtime::new().unwrap()).await
+    }
+
+    /// Start the host on `config` with its plugins' suspensions timed by
+    /// `clock`.
+    pub async fn start_with_clock(config: &str, clock: &vestibule::time::Clock) -> Host {
+        let runtime = Runtime::new().unwrap().with_clock(clock.clone());
+        Host::start_with(config, "127.0.0.1:0", runtime).await
+    }
+
+    async fn start_with(config: &str, addr: &str, runtime: Runtime) -> Host {
         let (dir, config) = write_config(config);
         let file = config.file.clone();
-        let runtime = Runtime::new().unwrap();
         let app = App::build(config, &runtime).unwrap_or_else(|e| panic!("{e}"));
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();

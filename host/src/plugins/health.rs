@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use super::FailureReason;
 use crate::config::PluginConfig;
+use crate::time::Clock;
 use crate::time::format_iso8601;
-use crate::time::now_ms;
 
 /// When the breaker trips and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,7 @@ impl Breaker {
 pub struct Health {
     name: String,
     state: Mutex<State>,
+    clock: Clock,
 }
 
 #[derive(Debug, Default)]
@@ -79,10 +80,12 @@ pub struct Report {
 }
 
 impl Health {
-    pub fn new(name: &str) -> Health {
+    /// Suspensions are timed by `clock`.
+    pub fn new(name: &str, clock: Clock) -> Health {
         Health {
             name: name.to_string(),
             state: Mutex::new(State::default()),
+            clock,
         }
     }
 
@@ -104,7 +107,7 @@ impl Health {
         let Some(until) = state.suspended_until else {
             return Ok(());
         };
-        if now_ms() < until {
+        if self.clock.now_ms() < until {
             state.skipped_while_suspended += 1;
             return Err(until);
         }
@@ -133,7 +136,7 @@ impl Health {
         if breaker.after == 0 {
             return None;
         }
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let trial = std::mem::take(&mut state.trial);
         state.recent.push_back(now);
         while state.recent.front().is_some_and(|at| *at < now - breaker.window_ms) {
@@ -155,7 +158,8 @@ impl Health {
 
     pub fn report(&self) -> Report {
         let state = self.lock();
-        let suspended = state.suspended_until.filter(|until| *until > now_ms());
+        let now = self.clock.now_ms();
+        let suspended = state.suspended_until.filter(|until| *until > now);
         Report {
             calls: state.calls,
             failures: state.failures.clone(),
@@ -180,7 +184,7 @@ mod tests {
     use super::*;
 
     fn health(after: u32) -> Health {
-        let health = Health::new("test");
+        let health = Health::new("test", Clock::system());
         let breaker = Breaker {
             after,
             window_ms: 60_000,
@@ -208,7 +212,7 @@ mod tests {
         );
 
         // The cool-down is over: one trial call, and it works.
-        health.lock().suspended_until = Some(now_ms() - 1);
+        health.lock().suspended_until = Some(crate::time::now_ms() - 1);
         assert_eq!(health.admit(), Ok(()));
         health.succeeded();
         assert_eq!(health.report().state, BreakerState::Active);
@@ -224,7 +228,7 @@ mod tests {
         let health = health(2);
         health.failed(FailureReason::Trap);
         health.failed(FailureReason::Trap).unwrap();
-        health.lock().suspended_until = Some(now_ms() - 1);
+        health.lock().suspended_until = Some(crate::time::now_ms() - 1);
         assert_eq!(health.admit(), Ok(()));
         assert!(health.failed(FailureReason::Trap).is_some());
         assert!(health.admit().is_err());

@@ -12,6 +12,7 @@ use super::slots::Slots;
 use super::state::{self, PluginState};
 use super::{Breaker, EPOCH_TICK, Health, LoadError, MAX_PLUGIN_MEMORY, OutputLimits, Plugin, Pre};
 use crate::config::{PluginConfig, World};
+use crate::time::Clock;
 use crate::wit::{action, enricher, filter};
 
 /// The wasmtime engine and one linker per world.
@@ -19,6 +20,8 @@ use crate::wit::{action, enricher, filter};
 pub struct Runtime {
     engine: Engine,
     linkers: Arc<Linkers>,
+    /// What plugins' suspensions are timed by.
+    clock: Clock,
 }
 
 struct Linkers {
@@ -80,7 +83,15 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linkers: Arc::new(linkers),
+            clock: Clock::system(),
         })
+    }
+
+    /// The same runtime, its plugins' suspensions timed by `clock` (a test
+    /// moves a manual one instead of sleeping).
+    pub fn with_clock(mut self, clock: Clock) -> Runtime {
+        self.clock = clock;
+        self
     }
 
     /// The engine every plugin is compiled for.
@@ -136,7 +147,7 @@ impl Runtime {
             }
         };
         let plugin_config = serde_json::to_string(&config.config).expect("a TOML table is valid JSON");
-        let health = Arc::new(Health::new(&config.name));
+        let health = Arc::new(Health::new(&config.name, self.clock.clone()));
         health.configure(Breaker::from_config(config), true);
         let plugin = Plugin {
             name: config.name.clone(),
