@@ -13,62 +13,30 @@ use serde_json::Value;
 use vestibule::pipeline::Pipeline;
 use vestibule::plugins::{PluginFailure, Runtime};
 
+use crate::support::config::{PluginTable, plugins};
+
 /// Every misbehaving plugin, with the well-behaved `stamp` enricher and
 /// `echo` action between them, and the `vault` sink nobody was granted.
 fn rogues_gallery(sink_url: &str) -> String {
-    let misbehave = plugin("misbehave").display().to_string();
-    let rogue = |name: &str, world: &str, path: &str, settings: &str| {
-        format!(
-            "[[plugins]]\nname = \"{name}\"\nworld = \"{world}\"\npath = \"{path}\"\nsuspend_after = 0\non_error = \"skip\"\n{settings}\n"
-        )
+    // Skipped when they fail, so that the events go on past them all.
+    let rogue = |name: &str, world: &str, package: &str| {
+        PluginTable::new(name, world, package)
+            .set("suspend_after", 0)
+            .set("on_error", "skip")
     };
-    let plugins = [
-        rogue(
-            "spinner",
-            "filter",
-            &plugin("loop-forever").display().to_string(),
-            "deadline = \"50ms\"",
-        ),
-        rogue(
-            "hog",
-            "filter",
-            &plugin("memory-hog").display().to_string(),
-            "memory = \"16MiB\"",
-        ),
-        rogue(
-            "recurse",
-            "filter",
-            &misbehave,
-            "[plugins.config]\nmisbehave = \"recurse\"",
-        ),
-        rogue("trap", "filter", &misbehave, "[plugins.config]\nmisbehave = \"trap\""),
-        rogue(
-            "storm",
-            "filter",
-            &misbehave,
-            "[plugins.config]\nmisbehave = \"log-storm\"",
-        ),
-        rogue("stamp", "enricher", &plugin("stamp-a").display().to_string(), ""),
-        rogue(
-            "huge",
-            "enricher",
-            &plugin("big-enricher").display().to_string(),
-            "memory = \"64MiB\"\n[plugins.config]\nattribute_bytes = 1000000",
-        ),
-        rogue(
-            "many",
-            "enricher",
-            &plugin("big-enricher").display().to_string(),
-            "[plugins.config]\nattributes = 1000",
-        ),
-        rogue(
-            "thief",
-            "action",
-            &plugin("sink-thief").display().to_string(),
-            "sinks = [\"echo\"]",
-        ),
-    ]
-    .concat();
+    let plugins = plugins(&[
+        rogue("spinner", "filter", "loop-forever").set("deadline", "50ms"),
+        rogue("hog", "filter", "memory-hog").set("memory", "16MiB"),
+        rogue("recurse", "filter", "misbehave").config("misbehave", "recurse"),
+        rogue("trap", "filter", "misbehave").config("misbehave", "trap"),
+        rogue("storm", "filter", "misbehave").config("misbehave", "log-storm"),
+        rogue("stamp", "enricher", "stamp-a"),
+        rogue("huge", "enricher", "big-enricher")
+            .set("memory", "64MiB")
+            .config("attribute_bytes", 1_000_000),
+        rogue("many", "enricher", "big-enricher").config("attributes", 1000),
+        rogue("thief", "action", "sink-thief").set("sinks", vec!["echo"]),
+    ]);
     format!(
         r#"
         [store]
@@ -210,12 +178,10 @@ async fn each_failure_is_reported_with_its_reason() {
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_plugins_are_skipped_and_the_host_keeps_serving() {
     let sink = Sink::start().await;
-    let filters = format!(
-        "[[plugins]]\nname = \"spinner\"\nworld = \"filter\"\npath = \"{}\"\non_error = \"skip\"\n\
-         [[plugins]]\nname = \"hog\"\nworld = \"filter\"\npath = \"{}\"\non_error = \"skip\"\n",
-        plugin("loop-forever").display(),
-        plugin("memory-hog").display(),
-    );
+    let filters = plugins(&[
+        PluginTable::new("spinner", "filter", "loop-forever").set("on_error", "skip"),
+        PluginTable::new("hog", "filter", "memory-hog").set("on_error", "skip"),
+    ]);
     let host = Host::start(&lights_config(&filters, &sink.url("/api/services/light/turn_on"))).await;
     unlock(&host, "Front Door", 1).await;
     unlock(&host, "Front Door", 2).await;
@@ -229,12 +195,13 @@ async fn failing_plugins_are_skipped_and_the_host_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_keeps_failing_is_suspended_then_tried_again() {
     let sink = Sink::start().await;
-    let trap = format!(
-        "[[plugins]]\nname = \"trap\"\nworld = \"filter\"\npath = \"{}\"\non_error = \"skip\"\n\
-         suspend_after = 2\nsuspend_window = \"1m\"\nsuspend_for = \"3s\"\n\
-         [plugins.config]\nmisbehave = \"trap\"\n",
-        plugin("misbehave").display()
-    );
+    let trap = PluginTable::new("trap", "filter", "misbehave")
+        .set("on_error", "skip")
+        .set("suspend_after", 2)
+        .set("suspend_window", "1m")
+        .set("suspend_for", "3s")
+        .config("misbehave", "trap")
+        .render();
     let config = format!(
         "{}\n[admin]\ntoken_file = \"{{secret_file}}\"\n",
         lights_config(&trap, &sink.url("/on"))
@@ -279,11 +246,10 @@ async fn a_plugin_that_keeps_failing_is_suspended_then_tried_again() {
 async fn a_dead_letter_policy_stops_the_event_until_it_is_retried() {
     let sink = Sink::start().await;
     let filter = |behaviour: &str| {
-        format!(
-            "[[plugins]]\nname = \"gate\"\nworld = \"filter\"\npath = \"{}\"\non_error = \"dead-letter\"\n\
-             [plugins.config]\nmisbehave = \"{behaviour}\"\n",
-            plugin("misbehave").display()
-        )
+        PluginTable::new("gate", "filter", "misbehave")
+            .set("on_error", "dead-letter")
+            .config("misbehave", behaviour)
+            .render()
     };
     let config = |behaviour: &str| {
         format!(
@@ -399,12 +365,10 @@ async fn a_plugin_reaches_no_files_environment_network_or_clock() {
 
 /// The `misbehave` filter doing `what`, with `settings` (TOML lines); it is
 /// skipped when it fails, so that the tests see the events behind it.
-fn misbehaving(name: &str, what: &str, settings: &str) -> String {
-    format!(
-        "[[plugins]]\nname = \"{name}\"\nworld = \"filter\"\npath = \"{}\"\non_error = \"skip\"\n{settings}\n\
-         [plugins.config]\nmisbehave = \"{what}\"\n",
-        plugin("misbehave").display()
-    )
+fn misbehaving(name: &str, what: &str) -> PluginTable {
+    PluginTable::new(name, "filter", "misbehave")
+        .set("on_error", "skip")
+        .config("misbehave", what)
 }
 
 fn front_door_event() -> vestibule::event::Event {
@@ -417,11 +381,10 @@ fn front_door_event() -> vestibule::event::Event {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sleeping_plugin_is_stopped_at_its_deadline_with_either_clock() {
     for clock in ["event", "real"] {
-        let text = misbehaving(
-            "sleeper",
-            "sleep",
-            &format!("deadline = \"200ms\"\nclock = \"{clock}\""),
-        );
+        let text = misbehaving("sleeper", "sleep")
+            .set("deadline", "200ms")
+            .set("clock", clock)
+            .render();
         let (_dir, config) = write_config(&text);
         let spec = &config.plugins[0];
         let plugin = Runtime::new().unwrap().load(spec, &config.resolve(&spec.path)).unwrap();
@@ -451,7 +414,7 @@ async fn a_sleeping_plugin_does_not_stall_the_pipeline() {
     let sink = Sink::start().await;
     let config = format!(
         "[admin]\ntoken_file = \"{{secret_file}}\"\n{}",
-        lights_config(&misbehaving("sleeper", "sleep", ""), &sink.url("/on"))
+        lights_config(&misbehaving("sleeper", "sleep").render(), &sink.url("/on"))
     );
     let host = Host::start(&config).await;
     for n in 0..EVENTS {
@@ -474,7 +437,10 @@ async fn a_host_stopped_while_a_plugin_sleeps_stops_cleanly_and_catches_up() {
     // More sleeping than shutdown waits for (10 s): some are left over.
     const EVENTS: usize = 7;
     let sink = Sink::start().await;
-    let sleeper = misbehaving("sleeper", "sleep", "deadline = \"2s\"\nsuspend_after = 0");
+    let sleeper = misbehaving("sleeper", "sleep")
+        .set("deadline", "2s")
+        .set("suspend_after", 0)
+        .render();
     let addr = crate::support::free_addr();
     let config = format!(
         "[store]\npath = \"data\"\n{}",
@@ -521,9 +487,9 @@ async fn what_a_plugin_logs_is_bounded_and_cannot_forge_host_lines() {
     let sink = Sink::start().await;
     let addr = crate::support::free_addr();
     let plugins = [
-        misbehaving("flood", "log-flood", "suspend_after = 0"),
-        misbehaving("forger", "forge", ""),
-        misbehaving("liar", "fail-long", "suspend_after = 0"),
+        misbehaving("flood", "log-flood").set("suspend_after", 0).render(),
+        misbehaving("forger", "forge").render(),
+        misbehaving("liar", "fail-long").set("suspend_after", 0).render(),
     ]
     .concat();
     let config = lights_config(&plugins, &sink.url("/on")).replacen(
@@ -583,10 +549,9 @@ async fn what_a_plugin_logs_is_bounded_and_cannot_forge_host_lines() {
 async fn a_failing_filter_fails_closed_by_default() {
     const EVENTS: usize = 7;
     let sink = Sink::start().await;
-    let trap = format!(
-        "[[plugins]]\nname = \"gate\"\nworld = \"filter\"\npath = \"{}\"\n[plugins.config]\nmisbehave = \"trap\"\n",
-        plugin("misbehave").display()
-    );
+    let trap = PluginTable::new("gate", "filter", "misbehave")
+        .config("misbehave", "trap")
+        .render();
     let config = format!("[store]\npath = \"data\"\n{}", lights_config(&trap, &sink.url("/on")));
     let host = Host::start(&config).await;
     for n in 0..EVENTS {

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use vestibule::{App, Config, Runtime};
 
+pub mod config;
 pub mod mqtt;
 pub mod process;
 mod wasm;
