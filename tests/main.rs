@@ -3,6 +3,12 @@
 //! a real MQTT broker. One module per area; `support` is what they share.
 //! Run one area with `cargo test --test integration durability::`.
 
+// `support::heavy` is a lock that orders whole tests, each on a thread and
+// runtime of its own: holding it across awaits is the point.
+#![allow(clippy::await_holding_lock)]
+// The benchmark suite includes support's wasm.rs for its own binary too.
+#![allow(clippy::duplicate_mod)]
+
 mod support;
 
 /// The benchmark suite, run small by `bench_smoke`.
