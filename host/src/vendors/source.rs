@@ -143,3 +143,56 @@ pub(super) fn needs_secret(ctx: &Context<'_>, key: &str) -> ConfigError {
         "expected `secret_env = \"VAR\"` or `secret_file = \"PATH\"` (a list of either accepts several)",
     )
 }
+
+/// A webhook source signed with a shared secret over a timestamp and the
+/// body, with nothing else of its own to set: `unifi-access` and
+/// `standard-webhooks`. Each vendor file names it as its `Settings`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedWebhook {
+    /// `name`: how its events are labelled (`event.source`).
+    pub name: String,
+    /// `path`: the URL path it posts to; default `/ingest/<name>`.
+    pub path: Option<String>,
+    /// `secret_env` / `secret_file`: the signing secret; a list of either
+    /// accepts any of them, so a secret can be rotated without downtime.
+    pub secret_env: Option<OneOrMany<String>>,
+    pub secret_file: Option<OneOrMany<std::path::PathBuf>>,
+    /// `[sources.headers]`: headers every request must carry with exactly
+    /// this value.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, HeaderValue>,
+    /// `[sources.basic_auth]`: HTTP Basic credentials the sender must present too.
+    pub basic_auth: Option<BasicAuthConfig>,
+    /// `tolerance`: how far a signed timestamp may be from our clock;
+    /// default the vendor's.
+    pub tolerance: Option<Duration>,
+}
+
+impl SourceSettings for SignedWebhook {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    fn auth(&self) -> Option<AuthSettings<'_>> {
+        Some(AuthSettings {
+            secret_env: self.secret_env.as_ref(),
+            secret_file: self.secret_file.as_ref(),
+            basic_auth: self.basic_auth.as_ref(),
+            headers: Some(&self.headers),
+            tolerance: self.tolerance,
+            ..AuthSettings::default()
+        })
+    }
+
+    fn check(&self, ctx: &Context<'_>, key: &str) -> Result<(), ConfigError> {
+        match self.auth() {
+            Some(auth) if !auth.has_secret() => Err(needs_secret(ctx, key)),
+            _ => Ok(()),
+        }
+    }
+}

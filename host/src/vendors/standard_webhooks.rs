@@ -8,9 +8,7 @@
 //! already one of our normalized kinds is taken as that kind.
 
 use super::json::remove;
-use super::source::{AuthSettings, BasicAuthConfig, OneOrMany, SourceSettings};
 use crate::secrecy::{Redact, Secrecy};
-use crate::settings::{ConfigError, Context, Duration, HeaderValue};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
@@ -23,56 +21,9 @@ use crate::event::{Actor, Event, Kind};
 
 pub const VENDOR: &str = "standard-webhooks";
 
-/// `[[sources]]` with `vendor = "standard-webhooks"`: anything speaking Standard Webhooks (`webhook-signature: v1,…`, a `whsec_…` secret).
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// `name`: how its events are labelled (`event.source`).
-    pub name: String,
-    /// `path`: the URL path it posts to; default `/ingest/<name>`.
-    pub path: Option<String>,
-    /// `secret_env` / `secret_file`: the signing secret; a list of either
-    /// accepts any of them, so a secret can be rotated without downtime.
-    pub secret_env: Option<OneOrMany<String>>,
-    pub secret_file: Option<OneOrMany<std::path::PathBuf>>,
-    /// `[sources.headers]`: headers every request must carry with exactly
-    /// this value.
-    #[serde(default)]
-    pub headers: std::collections::BTreeMap<String, HeaderValue>,
-    /// `[sources.basic_auth]`: HTTP Basic credentials the sender must present too.
-    pub basic_auth: Option<BasicAuthConfig>,
-    /// `tolerance`: how far a signed timestamp may be from our clock;
-    /// default the vendor's.
-    pub tolerance: Option<Duration>,
-}
-
-impl SourceSettings for Settings {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn path(&self) -> Option<&str> {
-        self.path.as_deref()
-    }
-
-    fn auth(&self) -> Option<AuthSettings<'_>> {
-        Some(AuthSettings {
-            secret_env: self.secret_env.as_ref(),
-            secret_file: self.secret_file.as_ref(),
-            basic_auth: self.basic_auth.as_ref(),
-            headers: Some(&self.headers),
-            tolerance: self.tolerance,
-            ..AuthSettings::default()
-        })
-    }
-
-    fn check(&self, ctx: &Context<'_>, key: &str) -> Result<(), ConfigError> {
-        match self.auth() {
-            Some(auth) if !auth.has_secret() => Err(super::source::needs_secret(ctx, key)),
-            _ => Ok(()),
-        }
-    }
-}
+/// `[[sources]]` with `vendor = "standard-webhooks"`: anything speaking
+/// Standard Webhooks (`webhook-signature: v1,…`, a `whsec_…` secret).
+pub type Settings = super::source::SignedWebhook;
 
 pub struct StandardWebhooks;
 
