@@ -154,13 +154,6 @@ pub trait Records {
     /// so sinks act on it again; `max_age` still holds, counted from when the
     /// event first arrived.
     fn replay(&mut self, since_ms: i64, source: Option<&str>) -> Result<usize, StoreError>;
-
-    /// How many events wait to be processed and how many commands to be
-    /// delivered, and how many dead letters there are.
-    fn counts(&self) -> Result<(i64, i64, i64), StoreError>;
-
-    /// The journal sequence number of the newest event, if any.
-    fn last_seq(&self) -> Result<Option<i64>, StoreError>;
 }
 
 /// Start the journal `config` asks for; what it holds pending is handed out

@@ -64,6 +64,12 @@ impl SourceConfig {
 }
 
 /// What every vendor's settings answer.
+///
+/// Each vendor's struct spells out the keys it shares with the others
+/// (`name`, `path`, secrets, headers): serde cannot combine
+/// `#[serde(flatten)]` with `deny_unknown_fields`, and a typo refused with
+/// its line matters more than the repeated fields. Sinks' retry keys are
+/// repeated for the same reason.
 pub trait SourceSettings: std::fmt::Debug + Send + Sync {
     /// `name`.
     fn name(&self) -> &str;

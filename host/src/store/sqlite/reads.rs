@@ -1,7 +1,7 @@
 //! What the command line reads and changes in a database a host may be
 //! running on: events, their runs and commands, dead letters, replays.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{EVENT_STATE, Store};
 use crate::store::{CommandRow, DeadEventRow, EventRow, EventRun, Records, StoreError};
@@ -107,23 +107,6 @@ impl Records for Store {
         )?;
         tx.commit()?;
         Ok(n)
-    }
-
-    fn counts(&self) -> Result<(i64, i64, i64), StoreError> {
-        let count = |sql: &str| self.conn.query_row(sql, [], |row| row.get::<_, i64>(0));
-        Ok((
-            count("SELECT COUNT(*) FROM events WHERE state = 'pending'")?,
-            count("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")?,
-            count("SELECT COUNT(*) FROM outbox WHERE state = 'dead' AND dead_reason IS NOT 'superseded'")?,
-        ))
-    }
-
-    fn last_seq(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT MAX(seq) FROM events", [], |row| row.get(0))
-            .optional()?
-            .flatten())
     }
 }
 
