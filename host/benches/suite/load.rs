@@ -73,7 +73,7 @@ pub async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendReques
 
 /// How a request went.
 #[derive(PartialEq)]
-enum Sent {
+pub(super) enum Sent {
     Ok,
     /// 503: the host's queue was full.
     Overloaded,
@@ -81,7 +81,7 @@ enum Sent {
     Failed,
 }
 
-async fn send(
+pub(super) async fn send(
     sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     path: &str,
     prepared: &Prepared,

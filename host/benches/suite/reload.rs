@@ -45,7 +45,11 @@ pub async fn run(dir: &Path, plugins: &HashMap<String, PathBuf>, plan: &Plan) ->
     let per_run = (plan.rate as f64 * duration.as_secs_f64()) as usize;
     let warmup = plan.period * 3;
     let warmup_events = (plan.rate as f64 * warmup.as_secs_f64()) as usize;
-    let events = Arc::new(load::prepare(warmup_events + 3 * per_run + 1, SECRET));
+    // Spares at the end: see the wait for a version below.
+    const SPARE: usize = 2000;
+    let events = Arc::new(load::prepare(warmup_events + 3 * per_run + 1 + SPARE, SECRET));
+    let mut spare = events.len() - SPARE;
+    let mut probe = None;
     let path = "/ingest/bench";
     // Each run on fresh events: [warm-up][quiet][reloading][quiet again].
     let quiet_run = |first: usize| {
@@ -86,7 +90,20 @@ pub async fn run(dir: &Path, plugins: &HashMap<String, PathBuf>, plan: &Plan) ->
                 written.elapsed() < Duration::from_secs(30),
                 "version {name} never served"
             );
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            // On a slow machine the paced load can end before the reload
+            // does; then nothing would be left to show the new version, so
+            // spare events keep coming.
+            if paced.is_finished() && spare < events.len() {
+                let sender = match &mut probe {
+                    Some(sender) => sender,
+                    None => probe.insert(load::connect(addr).await),
+                };
+                load::send(sender, path, &events[spare]).await;
+                spare += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         };
         reloads.push((serving, plugin_origin(addr).await));
     }
