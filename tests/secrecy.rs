@@ -129,7 +129,9 @@ async fn a_derived_id_gives_no_redacted_field_away() {
     let mut ids = Vec::new();
     for _ in 0..2 {
         let runtime = vestibule::Runtime::new().unwrap();
-        let app = vestibule::App::build(vestibule::Config::load(&config.file).unwrap(), &runtime).unwrap();
+        let app = vestibule::App::build(vestibule::Config::load(&config.file).unwrap(), &runtime)
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/ingest/verkada", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

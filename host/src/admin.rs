@@ -62,7 +62,10 @@ impl Admin {
             Some(_) => {}
         }
         match (request.method(), request.uri().path()) {
-            (&Method::GET, "/admin/status") => json(StatusCode::OK, &self.status(&generation).to_string()),
+            (&Method::GET, "/admin/status") => {
+                let store = self.journal.status().await;
+                json(StatusCode::OK, &self.status(&generation, store).to_string())
+            }
             (&Method::POST, "/admin/reload") => {
                 drop(generation);
                 let report = self.reloader.reload(Trigger::Admin).await;
@@ -82,7 +85,7 @@ impl Admin {
     /// What is running: the config and every plugin by content hash, the
     /// sources and sinks by name, and how reloads went. No secrets and no
     /// addresses of sinks (their URLs may carry credentials).
-    fn status(&self, generation: &Generation) -> serde_json::Value {
+    fn status(&self, generation: &Generation, store: serde_json::Value) -> serde_json::Value {
         let config = &generation.config;
         let plugins: Vec<_> = generation
             .pipeline
@@ -129,6 +132,7 @@ impl Admin {
                 "backlog": self.journal.backlog(),
                 "unattempted": self.journal.unattempted(),
             },
+            "store": store,
         })
     }
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::config::{ADMIN_PREFIX, Config, ConfigError};
+use crate::config::{ADMIN_PREFIX, Config, ConfigError, StoreKind};
 use crate::ingest::Ingest;
 use crate::ingest::listener::{Handler, Listener};
 use crate::live::{Generation, Live};
@@ -40,7 +40,7 @@ impl App {
     /// Build every part from `config`: open the journal, read secrets, load
     /// and link plugins, set up sinks. Any problem is reported against the
     /// config file.
-    pub fn build(config: Config, runtime: &Runtime) -> Result<App, ConfigError> {
+    pub async fn build(config: Config, runtime: &Runtime) -> Result<App, ConfigError> {
         // Before anything in the folder is opened: a second host must not
         // touch the journal at all.
         let lock = match &config.store.path {
@@ -49,7 +49,13 @@ impl App {
             }
             None => None,
         };
-        let (journal, feeds) = store::start(&config).map_err(|e| config.error("store.path", e.to_string()))?;
+        let key = match config.store.kind {
+            StoreKind::Sqlite => "store.path",
+            StoreKind::Nats => "store.servers",
+        };
+        let (journal, feeds) = store::start(&config)
+            .await
+            .map_err(|e| config.error(key, e.to_string()))?;
         let compiled = compiled_dir(&config);
         let generation = Generation::build(config, runtime, compiled.as_deref(), None)?;
         let live = Arc::new(Live::new(generation));
@@ -131,6 +137,7 @@ impl App {
         if !server.drain(DRAIN_TIMEOUT).await {
             tracing::warn!("Some connections were still open after {DRAIN_TIMEOUT:?}; closing them.");
         }
+        journal.quiesce();
         drain(journal.as_ref()).await;
         let _ = stop_work.send(true);
         let _ = dispatcher.await;

@@ -19,6 +19,7 @@ use vestibule::{App, Config, Runtime};
 
 pub mod config;
 pub mod mqtt;
+pub mod nats;
 pub mod process;
 mod wasm;
 
@@ -188,7 +189,7 @@ impl Host {
     async fn start_with(config: &str, addr: &str, runtime: Runtime) -> Host {
         let (dir, config) = write_config(config);
         let file = config.file.clone();
-        let app = App::build(config, &runtime).unwrap_or_else(|e| panic!("{e}"));
+        let app = App::build(config, &runtime).await.unwrap_or_else(|e| panic!("{e}"));
         let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -252,6 +253,11 @@ pub fn free_addr() -> SocketAddr {
 pub async fn try_post(url: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> Result<(u16, String), String> {
     let request = Request::post(url).header("content-type", "application/json");
     send(request, headers, body.into()).await
+}
+
+/// GET `url`; the status and the answer, or why there was none.
+pub async fn try_get(url: &str) -> Result<(u16, String), String> {
+    send(Request::get(url), &[], Bytes::new()).await
 }
 
 /// GET `url` with `headers`; the status and the answer.

@@ -57,6 +57,14 @@ impl Process {
         Process { child, log }
     }
 
+    /// Where it listens, as it logged (for a config with port 0).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let log = self.log.lock().unwrap();
+        let line = log.iter().find(|l| l.contains("Listening.")).expect("it listens");
+        let addr = line.split("addr=").nth(1).expect("the address is logged");
+        addr.split_whitespace().next().unwrap().parse().unwrap()
+    }
+
     /// Every line the host logged so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

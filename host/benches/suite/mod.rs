@@ -298,7 +298,7 @@ fn config(
 type Stop = tokio::sync::oneshot::Sender<()>;
 
 async fn start(config: Config) -> (std::net::SocketAddr, Stop, tokio::task::JoinHandle<std::io::Result<()>>) {
-    let app = App::build(config, &Runtime::new().unwrap()).unwrap();
+    let app = App::build(config, &Runtime::new().unwrap()).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

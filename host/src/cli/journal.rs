@@ -78,7 +78,7 @@ pub struct Which {
 /// The store of the config at `path`; an error if it keeps none on disk.
 fn open(path: &Path) -> anyhow::Result<Box<dyn Records>> {
     let config = Config::load(path)?;
-    if config.store.path.is_none() {
+    if config.store.kind == crate::config::StoreKind::Sqlite && config.store.path.is_none() {
         return Err(anyhow::anyhow!(
             "{}: store.path: not set, so the host keeps its journal in memory and there is nothing to read; \
              add [store] path = \"data\"",

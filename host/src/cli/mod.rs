@@ -107,7 +107,7 @@ pub fn main() -> ExitCode {
     // `plugin run` prints the plugin's log lines itself.
     let default_filter = match cli.command {
         Command::Plugin { .. } => "warn,vestibule::plugin=off,vestibule::pipeline=off",
-        _ => "info,wasmtime=warn,cranelift=warn",
+        _ => "info,wasmtime=warn,cranelift=warn,async_nats=warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -120,7 +120,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve { config } => serve(&config).await,
-            Command::Check { config } => check(&config),
+            Command::Check { config } => check(&config).await,
             Command::Send {
                 vendor,
                 event,
@@ -146,10 +146,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn build(path: &Path) -> anyhow::Result<App> {
+async fn build(path: &Path) -> anyhow::Result<App> {
     let config = Config::load(path).map_err(shown)?;
     let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e:#}"))?;
-    App::build(config, &runtime).map_err(shown)
+    App::build(config, &runtime).await.map_err(shown)
 }
 
 /// A config error as the command line prints it: several on a line each.
@@ -159,7 +159,7 @@ fn shown(error: ConfigError) -> anyhow::Error {
 }
 
 async fn serve(path: &Path) -> anyhow::Result<()> {
-    let app = build(path)?;
+    let app = build(path).await?;
     let live = app.live().current();
     let config = &live.config;
     let listener = crate::ingest::listener::bind(config).await.map_err(shown)?;
@@ -177,9 +177,14 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         let compiled = &plugin.compiled;
         tracing::info!(plugin = %plugin.name, world = %plugin.world, sha256 = %compiled.sha256, from = %compiled.origin, "Plugin loaded.");
     }
-    match &config.store.path {
-        Some(path) => tracing::info!(path = %config.resolve(path).display(), "Journal on disk."),
-        None => tracing::warn!("No [store] path: the journal is in memory, and a crash loses what it holds."),
+    match (&config.store.path, config.store.kind) {
+        (_, crate::config::StoreKind::Nats) => {
+            let servers = config.store.servers.join(", ");
+            let prefix = &config.store.stream_prefix;
+            tracing::info!(%servers, streams = %format!("{prefix}_*"), replicas = config.store.replicas, "Journal in NATS JetStream.");
+        }
+        (Some(path), _) => tracing::info!(path = %config.resolve(path).display(), "Journal on disk."),
+        (None, _) => tracing::warn!("No [store] path: the journal is in memory, and a crash loses what it holds."),
     }
     if config.reload.watch {
         tracing::info!(file = %config.file.display(), "Watching the config and plugin files; a change reloads them.");
@@ -209,7 +214,7 @@ async fn reload_on_sighup(reloader: std::sync::Arc<crate::reload::Reloader>) {
 
 /// Everything `serve` would build, without opening the journal (a host may
 /// be running on it), and every problem found, not only the first.
-fn check(path: &Path) -> anyhow::Result<()> {
+async fn check(path: &Path) -> anyhow::Result<()> {
     let (config, mut errors) = Config::load_all(path);
     let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e:#}"))?;
     let built = config.and_then(|config| {
@@ -228,11 +233,37 @@ fn check(path: &Path) -> anyhow::Result<()> {
         _ => return Err(shown(ConfigError::several(errors))),
     };
     let config = &generation.config;
+    // The cluster is asked last: the file itself is fine by now.
+    let cluster = match config.store.kind {
+        crate::config::StoreKind::Sqlite => None,
+        crate::config::StoreKind::Nats => {
+            let checked = async {
+                let cluster = crate::store::nats::Cluster::connect(config).await?;
+                cluster.check().await
+            };
+            let lines = tokio::time::timeout(std::time::Duration::from_secs(15), checked)
+                .await
+                .map_err(|_| crate::store::StoreError::Cluster("no answer from the servers within 15s".into()))
+                .and_then(|r| r)
+                .map_err(|e| shown(config.error("store.servers", e.to_string())))?;
+            Some(lines)
+        }
+    };
     println!("{}: ok", path.display());
     println!("  {} source(s), {} sink(s)", config.sources.len(), config.sinks.len());
-    match &config.store.path {
-        Some(path) => println!("  journal in {}", config.resolve(path).display()),
-        None => println!("  journal in memory (no [store] path: a crash loses accepted events)"),
+    match (&config.store.path, cluster) {
+        (_, Some(lines)) => {
+            println!(
+                "  journal in NATS JetStream ({}), streams {}_*",
+                config.store.servers.join(", "),
+                config.store.stream_prefix
+            );
+            for line in lines {
+                println!("    {line}");
+            }
+        }
+        (Some(path), None) => println!("  journal in {}", config.resolve(path).display()),
+        (None, None) => println!("  journal in memory (no [store] path: a crash loses accepted events)"),
     }
     for plugin in generation.pipeline.plugins() {
         let compiled = &plugin.compiled;

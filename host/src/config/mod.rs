@@ -21,7 +21,7 @@ pub use crate::settings::{
 pub use crate::sinks::{SinkConfig, SinkKind};
 pub use crate::vendors::{BasicAuthConfig, OneOrMany, SignaturePolicy, SourceConfig, VendorKind};
 pub use plugin::{Clock, MAX_INSTANCES, MAX_PLUGIN_MEMORY, OnError, PluginConfig, World};
-pub use server::{AdminConfig, LogConfig, ReloadConfig, ServerConfig, StoreConfig, TlsConfig};
+pub use server::{AdminConfig, LogConfig, ReloadConfig, ServerConfig, StoreConfig, StoreKind, TlsConfig};
 
 /// Paths under this are the host's own (`/admin/status`, `/admin/reload`),
 /// never a source's.

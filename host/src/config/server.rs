@@ -65,8 +65,12 @@ impl Default for ServerConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// `kind`: `"sqlite"` (the default: one file in the data folder, one
+    /// machine) or `"nats"` (NATS JetStream: several nodes, one cluster).
+    pub kind: StoreKind,
     /// `path`: the data folder (relative to the config file). Without it
     /// the journal is kept in memory and a crash loses what it held.
+    /// SQLite only.
     pub path: Option<PathBuf>,
     /// `dedup_window`: an event whose (source, event id) was accepted this
     /// recently is acknowledged again but not processed again.
@@ -74,15 +78,105 @@ pub struct StoreConfig {
     /// `retention`: processed events and delivered or dropped commands
     /// older than this are deleted.
     pub retention: Duration,
+    /// `servers`: the NATS servers, `nats://host:port` (or `tls://`); the
+    /// client finds the rest of the cluster from any one of them.
+    pub servers: Vec<String>,
+    /// `token_env` / `token_file`: a NATS token.
+    pub token_env: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// `user` with `password_env` / `password_file`.
+    pub user: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// `creds_file`: a NATS credentials file (JWT and nkey seed).
+    pub creds_file: Option<PathBuf>,
+    /// `nkey_env` / `nkey_file`: an nkey seed (`SU…`).
+    pub nkey_env: Option<String>,
+    pub nkey_file: Option<PathBuf>,
+    /// `stream_prefix`: the streams are `<prefix>_EVENTS`, `<prefix>_COMMANDS`, …
+    /// and their subjects `<prefix>.…`: two installations share a cluster
+    /// under two prefixes.
+    pub stream_prefix: String,
+    /// `replicas`: copies of every stream, 1 for one NATS server, 3 for a
+    /// three-server cluster (a majority must store a message before the
+    /// vendor gets its 2xx).
+    pub replicas: usize,
+    /// `partitions`: events are spread over this many partitions by (source,
+    /// door), and commands by (sink, door); each partition is worked on by
+    /// one node at a time, in order. Change it only with the streams drained.
+    pub partitions: u32,
+    /// `ack_wait`: how long a node may go silent on an event or command
+    /// it holds before the cluster hands it to another node.
+    pub ack_wait: Duration,
+    /// `node`: this node's name in `/admin/status` (default: host name
+    /// and process id).
+    pub node: Option<String>,
+}
+
+/// `[store] kind`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    #[default]
+    Sqlite,
+    Nats,
+}
+
+impl StoreKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Nats => "nats",
+        }
+    }
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            kind: StoreKind::Sqlite,
             path: None,
             dedup_window: Duration(std::time::Duration::from_secs(24 * 3600)),
             retention: Duration(std::time::Duration::from_secs(7 * 86_400)),
+            servers: Vec::new(),
+            token_env: None,
+            token_file: None,
+            user: None,
+            password_env: None,
+            password_file: None,
+            creds_file: None,
+            nkey_env: None,
+            nkey_file: None,
+            stream_prefix: "VESTIBULE".into(),
+            replicas: 1,
+            partitions: 16,
+            ack_wait: Duration(std::time::Duration::from_secs(30)),
+            node: None,
         }
+    }
+}
+
+impl StoreConfig {
+    /// The keys only `kind = "nats"` reads that this file sets.
+    fn nats_keys(&self) -> Vec<&'static str> {
+        let defaults = StoreConfig::default();
+        let set = [
+            ("servers", !self.servers.is_empty()),
+            ("token_env", self.token_env.is_some()),
+            ("token_file", self.token_file.is_some()),
+            ("user", self.user.is_some()),
+            ("password_env", self.password_env.is_some()),
+            ("password_file", self.password_file.is_some()),
+            ("creds_file", self.creds_file.is_some()),
+            ("nkey_env", self.nkey_env.is_some()),
+            ("nkey_file", self.nkey_file.is_some()),
+            ("stream_prefix", self.stream_prefix != defaults.stream_prefix),
+            ("replicas", self.replicas != defaults.replicas),
+            ("partitions", self.partitions != defaults.partitions),
+            ("ack_wait", self.ack_wait.0 != defaults.ack_wait.0),
+            ("node", self.node.is_some()),
+        ];
+        set.into_iter().filter(|(_, set)| *set).map(|(key, _)| key).collect()
     }
 }
 
@@ -188,6 +282,132 @@ impl Config {
             if value.0.is_zero() {
                 errors.push(self.error(key, "must be more than 0"));
             }
+        }
+        self.validate_store(errors);
+    }
+
+    /// The `[store]` settings a running host keeps until it restarts: the
+    /// data folder, or the cluster and the settings its streams were made
+    /// with.
+    pub fn store_identity(&self) -> String {
+        let store = &self.store;
+        match store.kind {
+            StoreKind::Sqlite => format!("sqlite {:?}", store.path.as_ref().map(|p| self.resolve(p))),
+            StoreKind::Nats => format!(
+                "nats {:?} {} {} {} {:?} {:?} {:?} {:?} {:?} {:?}",
+                store.servers,
+                store.stream_prefix,
+                store.replicas,
+                store.partitions,
+                store.ack_wait.0,
+                store.dedup_window.0,
+                store.retention.0,
+                (
+                    &store.token_env,
+                    &store.token_file,
+                    &store.user,
+                    &store.password_env,
+                    &store.password_file
+                ),
+                (&store.creds_file, &store.nkey_env, &store.nkey_file),
+                store.node,
+            ),
+        }
+    }
+
+    fn validate_store(&self, errors: &mut Errors) {
+        let store = &self.store;
+        if store.dedup_window.0 > store.retention.0 {
+            errors.push(self.error(
+                "store.dedup_window",
+                format!(
+                    "{:?} is longer than store.retention ({:?}): an event cannot be remembered longer than it is kept",
+                    store.dedup_window.0, store.retention.0
+                ),
+            ));
+        }
+        if store.kind == StoreKind::Sqlite {
+            for key in store.nats_keys() {
+                errors.push(self.error(
+                    format!("store.{key}"),
+                    "is a NATS setting; add `kind = \"nats\"` to use the cluster store, or remove it",
+                ));
+            }
+            return;
+        }
+        if store.path.is_some() {
+            errors.push(self.error(
+                "store.path",
+                "with `kind = \"nats\"` everything is kept in JetStream; remove `path`",
+            ));
+        }
+        if store.servers.is_empty() {
+            errors.push(self.error(
+                "store.servers",
+                "expected at least one server, such as `servers = [\"nats://127.0.0.1:4222\"]`",
+            ));
+        }
+        for (i, server) in store.servers.iter().enumerate() {
+            if let Err(e) = server.parse::<async_nats::ServerAddr>() {
+                errors.push(self.error(format!("store.servers[{i}]"), format!("`{server}`: {e}")));
+            }
+        }
+        let pairs = [
+            ("token_env", store.token_env.is_some(), store.token_file.is_some()),
+            (
+                "password_env",
+                store.password_env.is_some(),
+                store.password_file.is_some(),
+            ),
+            ("nkey_env", store.nkey_env.is_some(), store.nkey_file.is_some()),
+        ];
+        for (key, env, file) in pairs {
+            if env && file {
+                let file_key = key.replace("_env", "_file");
+                errors.push(self.error(
+                    format!("store.{key}"),
+                    format!("expected `{key}` or `{file_key}`, not both"),
+                ));
+            }
+        }
+        let password = store.password_env.is_some() || store.password_file.is_some();
+        if store.user.is_some() != password {
+            errors.push(self.error(
+                "store.user",
+                "expected `user` together with `password_env` or `password_file`",
+            ));
+        }
+        let ways = [
+            store.token_env.is_some() || store.token_file.is_some(),
+            store.user.is_some(),
+            store.creds_file.is_some(),
+            store.nkey_env.is_some() || store.nkey_file.is_some(),
+        ];
+        if ways.iter().filter(|way| **way).count() > 1 {
+            errors.push(self.error(
+                "store.token_env",
+                "expected one way to authenticate: a token, a user and password, a creds file or an nkey",
+            ));
+        }
+        if !(1..=5).contains(&store.replicas) {
+            errors.push(self.error("store.replicas", "expected 1 to 5 (JetStream's limit)"));
+        }
+        if !(1..=1024).contains(&store.partitions) {
+            errors.push(self.error("store.partitions", "expected 1 to 1024"));
+        }
+        let prefix = &store.stream_prefix;
+        if prefix.is_empty()
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            errors.push(self.error(
+                "store.stream_prefix",
+                format!("`{prefix}`: expected letters, digits, `_` and `-` only (it names streams and subjects)"),
+            ));
+        }
+        if store.ack_wait.0 < std::time::Duration::from_secs(1) {
+            errors.push(self.error("store.ack_wait", "expected at least 1s"));
         }
     }
 }

@@ -106,8 +106,8 @@ pub struct History {
 struct Running {
     /// The `[server] listen` the listener was bound for.
     listen: SocketAddr,
-    /// The `[store] path` the journal was opened with.
-    store: Option<PathBuf>,
+    /// The store the journal was opened on (see `Config::store_identity`).
+    store: String,
     dialers: Dialers,
 }
 
@@ -154,7 +154,7 @@ impl Reloader {
             compiled,
             running: tokio::sync::Mutex::new(Running {
                 listen: config.server.listen,
-                store: config.store.path.as_ref().map(|p| config.resolve(p)),
+                store: config.store_identity(),
                 dialers: Dialers::new(journal.clone()),
             }),
             live: live.clone(),
@@ -256,8 +256,11 @@ impl Reloader {
             None
         };
         let mut restart_needed = Vec::new();
-        if config.store.path.as_ref().map(|p| config.resolve(p)) != running.store {
-            restart_needed.push("[store] path".to_string());
+        if config.store_identity() != running.store {
+            restart_needed.push(match config.store.kind {
+                crate::config::StoreKind::Sqlite => "[store] path".to_string(),
+                crate::config::StoreKind::Nats => "[store] (the cluster and its streams)".to_string(),
+            });
         }
         self.journal.configure(Settings::from_config(config));
         let _ = self.watch_set.send(WatchSet::of(&next));

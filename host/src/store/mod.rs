@@ -5,10 +5,11 @@
 //! the running host writes through and is handed work by, and [`Records`],
 //! what the command line reads and changes. [`sqlite`] fills both with one
 //! SQLite file in the data folder (or in memory without `[store] path`);
-//! another backend fills the same two.
+//! [`nats`] with NATS JetStream streams, for several nodes (`kind = "nats"`).
 
 mod id_key;
 mod lock;
+pub mod nats;
 mod outcomes;
 mod records;
 mod sqlite;
@@ -29,7 +30,7 @@ pub use records::{
 };
 pub use sqlite::{DB_FILE, SqliteJournal, Store, check_data_folder};
 
-use crate::config::Config;
+use crate::config::{Config, StoreKind};
 use crate::event::{Event, IdKey};
 
 /// What went wrong with the store.
@@ -47,6 +48,8 @@ pub enum StoreError {
     Commit(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("NATS: {0}")]
+    Cluster(String),
 }
 
 /// How the journal behaves.
@@ -108,6 +111,17 @@ pub trait Journal: Send + Sync {
     /// Whether what the journal holds survives a crash.
     fn durable(&self) -> bool;
 
+    /// The host is stopping: take no more work (the cluster hands it to
+    /// other nodes); finish what was handed out.
+    fn quiesce(&self) {}
+
+    /// What `/admin/status` shows of the store.
+    fn status(&self) -> Pending<'_, serde_json::Value> {
+        Box::pin(std::future::ready(serde_json::json!({
+            "backend": "sqlite",
+        })))
+    }
+
     /// Apply everything sent so far, then stop.
     fn close(&self) -> Pending<'_, ()>;
 }
@@ -158,13 +172,26 @@ pub trait Records {
 
 /// Start the journal `config` asks for; what it holds pending is handed out
 /// at once.
-pub fn start(config: &Config) -> Result<(Arc<dyn Journal>, JournalFeeds), StoreError> {
-    let store = Store::for_config(config)?.with_id_key()?;
-    let (journal, feeds) = SqliteJournal::start(store, Settings::from_config(config))?;
-    Ok((Arc::new(journal), feeds))
+pub async fn start(config: &Config) -> Result<(Arc<dyn Journal>, JournalFeeds), StoreError> {
+    let settings = Settings::from_config(config);
+    match config.store.kind {
+        StoreKind::Sqlite => {
+            let store = Store::for_config(config)?.with_id_key()?;
+            let (journal, feeds) = SqliteJournal::start(store, settings)?;
+            Ok((Arc::new(journal), feeds))
+        }
+        StoreKind::Nats => {
+            let cluster = nats::Cluster::connect(config).await?;
+            let (journal, feeds) = nats::NatsJournal::start(cluster, settings).await?;
+            Ok((Arc::new(journal), feeds))
+        }
+    }
 }
 
 /// The records of the store `config` names, for the command line.
 pub fn records(config: &Config) -> Result<Box<dyn Records>, StoreError> {
-    Ok(Box::new(Store::for_config(config)?))
+    match config.store.kind {
+        StoreKind::Sqlite => Ok(Box::new(Store::for_config(config)?)),
+        StoreKind::Nats => Ok(Box::new(nats::NatsRecords::open(config)?)),
+    }
 }

@@ -1,0 +1,346 @@
+//! What the journal interface promises, proven against both backends with
+//! the same test bodies: SQLite in a data folder, and NATS JetStream on a
+//! real nats-server. Each body talks to the store only through
+//! `store::start` (the running host's `Journal` and its feeds) and
+//! `store::records` (what the command line reads and changes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vestibule::Config;
+use vestibule::event::Event;
+use vestibule::store::{self, Appended, DeliveryUpdate, Journal, JournalFeeds, NewCommand, Processed, Records};
+use vestibule::wit::sinks::Command;
+
+use crate::support::nats::Nats;
+
+/// A store to test: its config, and what it lives in.
+struct Backend {
+    name: &'static str,
+    config: Config,
+    _dir: tempfile::TempDir,
+    _nats: Option<Nats>,
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        Backend::with("sqlite", "[store]\npath = \"data\"\n", None)
+    }
+
+    /// A lone nats-server; `ack_wait` short, so that what a stopped node
+    /// held is seen again soon.
+    fn nats() -> Backend {
+        let nats = Nats::start(1);
+        let text = format!(
+            "[store]\nkind = \"nats\"\n{}\npartitions = 2\nack_wait = \"2s\"\n",
+            nats.servers_toml()
+        );
+        Backend::with("nats", &text, Some(nats))
+    }
+
+    fn with(name: &'static str, text: &str, nats: Option<Nats>) -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vestibule.toml");
+        std::fs::write(&file, text).unwrap();
+        let config = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        Backend {
+            name,
+            config,
+            _dir: dir,
+            _nats: nats,
+        }
+    }
+
+    async fn start(&self) -> (Arc<dyn Journal>, JournalFeeds) {
+        store::start(&self.config)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name))
+    }
+
+    fn records(&self) -> Box<dyn Records> {
+        store::records(&self.config).unwrap()
+    }
+}
+
+fn both() -> [Backend; 2] {
+    [Backend::sqlite(), Backend::nats()]
+}
+
+fn event(id: &str, door: &str) -> Event {
+    let mut event: Event =
+        serde_json::from_str(include_str!("../examples/events/normalized/front-door-granted.json")).unwrap();
+    event.id = id.into();
+    event.received_at = vestibule::time::now_ms();
+    event.door.as_mut().unwrap().name = Some(door.into());
+    event
+}
+
+fn command(key: &str, door: &str, delay_ms: u64) -> NewCommand {
+    NewCommand {
+        plugin: "lights".into(),
+        index: 0,
+        key: key.into(),
+        door: door.into(),
+        command: Command {
+            sink: "lights".into(),
+            body: format!("{{\"key\":\"{key}\"}}"),
+            headers: Vec::new(),
+        },
+        delay_ms,
+    }
+}
+
+fn outcome(seq: i64, received_at: i64, commands: Vec<NewCommand>) -> Processed {
+    Processed {
+        seq,
+        steps: Vec::new(),
+        commands,
+        dead_letter: None,
+        received_at,
+    }
+}
+
+async fn next<T>(feed: &mut tokio::sync::mpsc::UnboundedReceiver<T>, what: &str, backend: &str) -> T {
+    tokio::time::timeout(Duration::from_secs(15), feed.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{backend}: no {what} handed out within 15s"))
+        .unwrap()
+}
+
+/// Until `done` holds, for up to 10 s.
+async fn eventually<T>(backend: &str, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(value) = f() {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{backend}: {what} not within 10s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_within_the_window_is_a_duplicate() {
+    for backend in both() {
+        let (journal, _feeds) = backend.start().await;
+        let first = journal.append(event("e-1", "Lobby")).await.unwrap();
+        assert!(matches!(first, Appended::Accepted { .. }), "{}", backend.name);
+        assert_eq!(
+            journal.append(event("e-1", "Lobby")).await.unwrap(),
+            Appended::Duplicate,
+            "{}",
+            backend.name
+        );
+        let mut other = event("e-1", "Lobby");
+        other.source = "another-source".into();
+        assert!(
+            matches!(journal.append(other).await.unwrap(), Appended::Accepted { .. }),
+            "{}: the key is (source, id)",
+            backend.name
+        );
+        journal.close().await;
+    }
+}
+
+/// An event is handed to the dispatcher once; its outcome's commands reach
+/// the outbox in the order they were emitted; what was delivered shows in
+/// `events show`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_runs_once_and_its_commands_are_handed_out_in_order() {
+    for backend in both() {
+        let (journal, mut feeds) = backend.start().await;
+        let Appended::Accepted { .. } = journal.append(event("e-2", "Lobby")).await.unwrap() else {
+            panic!("{}: accepted", backend.name);
+        };
+        let queued = next(&mut feeds.events, "event", backend.name).await;
+        assert_eq!((queued.event.id.as_str(), queued.run), ("e-2", 0), "{}", backend.name);
+        let commands = vec![command("k-1", "Lobby", 0), command("k-2", "Lobby", 0)];
+        journal.processed(outcome(queued.seq, queued.event.received_at, commands));
+        let first = next(&mut feeds.commands, "command", backend.name).await;
+        assert_eq!(first.key, "k-1", "{}", backend.name);
+        journal.attempted();
+        journal.delivery(first.id, DeliveryUpdate::Delivered { attempts: 1 });
+        let second = next(&mut feeds.commands, "command", backend.name).await;
+        assert_eq!(second.key, "k-2", "{}", backend.name);
+        journal.attempted();
+        journal.delivery(second.id, DeliveryUpdate::Delivered { attempts: 1 });
+        eventually(backend.name, "the backlog empties", || {
+            (journal.backlog() == 0 && journal.unattempted() == 0).then_some(())
+        })
+        .await;
+
+        let records = backend.records();
+        let runs = eventually(backend.name, "both commands shown delivered", || {
+            let runs = records.event("e-2").ok()?;
+            let delivered = runs.first()?.2.iter().filter(|c| c.state == "delivered").count();
+            (delivered == 2).then_some(runs)
+        })
+        .await;
+        assert_eq!(runs.len(), 1, "{}: one run", backend.name);
+        let (row, json, commands) = &runs[0];
+        assert_eq!(
+            (row.event_id.as_str(), row.state.as_str()),
+            ("e-2", "done"),
+            "{}",
+            backend.name
+        );
+        assert!(json.contains("\"e-2\""), "{}", backend.name);
+        let keys: Vec<&str> = commands.iter().map(|c| c.idempotency_key.as_str()).collect();
+        assert_eq!(keys, ["k-1", "k-2"], "{}", backend.name);
+        let listed = records.events(None, 10).unwrap();
+        assert_eq!(listed.len(), 1, "{}: {listed:?}", backend.name);
+        journal.close().await;
+    }
+}
+
+/// What a stopped host left unfinished — an event not processed, a command
+/// between retries — is handed out at the next start, with its attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_left_unfinished_is_handed_out_at_the_next_start() {
+    for backend in both() {
+        let (journal, mut feeds) = backend.start().await;
+        // e-3 emits a command that fails once; e-4 is never processed.
+        journal.append(event("e-3", "Lobby")).await.unwrap();
+        let e3 = next(&mut feeds.events, "event", backend.name).await;
+        journal.processed(outcome(e3.seq, e3.event.received_at, vec![command("k-3", "Lobby", 0)]));
+        journal.append(event("e-4", "Hall")).await.unwrap();
+        let e4 = next(&mut feeds.events, "event", backend.name).await;
+        assert_eq!(e4.event.id, "e-4", "{}", backend.name);
+        let pending = next(&mut feeds.commands, "command", backend.name).await;
+        let now = vestibule::time::now_ms();
+        journal.attempted();
+        journal.delivery(
+            pending.id,
+            DeliveryUpdate::Retry {
+                attempts: 1,
+                first_attempt_at: now,
+                next_at: now + 1_000,
+                error: "sink down".into(),
+            },
+        );
+        eventually(backend.name, "e-3 recorded", || (journal.backlog() == 1).then_some(())).await;
+        // Recorded retries are written with the next outcome or by then.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        journal.close().await;
+        drop(feeds);
+
+        let (journal, mut feeds) = backend.start().await;
+        let again = next(&mut feeds.events, "event", backend.name).await;
+        assert_eq!(
+            again.event.id, "e-4",
+            "{}: the unprocessed event, and only it",
+            backend.name
+        );
+        let command = next(&mut feeds.commands, "command", backend.name).await;
+        assert_eq!(command.key, "k-3", "{}", backend.name);
+        assert_eq!(command.attempts, 1, "{}: the count goes on", backend.name);
+        assert_eq!(command.next_at, now + 1_000, "{}: so does the wait", backend.name);
+        journal.close().await;
+    }
+}
+
+/// A delayed command waits on its own; once a dead letter and retried, it
+/// is an ordinary command again; a dropped dead letter is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_retried_and_dropped() {
+    for backend in both() {
+        let (journal, mut feeds) = backend.start().await;
+        journal.append(event("e-5", "Lobby")).await.unwrap();
+        let queued = next(&mut feeds.events, "event", backend.name).await;
+        let received_at = vestibule::time::now_ms() - 60_000;
+        journal.processed(outcome(
+            queued.seq,
+            received_at,
+            vec![command("k-5", "Lobby", 1_000), command("k-6", "Hall", 0)],
+        ));
+        let mut dead = Vec::new();
+        for _ in 0..2 {
+            let pending = next(&mut feeds.commands, "command", backend.name).await;
+            journal.attempted();
+            dead.push(pending.key.clone());
+            journal.delivery(
+                pending.id,
+                DeliveryUpdate::Dead {
+                    attempts: 1,
+                    reason: store::DeadReason::Exhausted,
+                    error: format!("{} failed", pending.key),
+                },
+            );
+        }
+        dead.sort();
+        assert_eq!(dead, ["k-5", "k-6"], "{}", backend.name);
+        let mut records = backend.records();
+        let letters = eventually(backend.name, "two dead letters", || {
+            let letters = records.dead_letters().ok()?;
+            (letters.len() == 2).then_some(letters)
+        })
+        .await;
+        let k6 = letters.iter().find(|l| l.idempotency_key == "k-6").unwrap();
+        assert_eq!(k6.dead_reason, Some(store::DeadReason::Exhausted), "{}", backend.name);
+        assert_eq!(k6.last_error.as_deref(), Some("k-6 failed"), "{}", backend.name);
+        let k5 = letters.iter().find(|l| l.idempotency_key == "k-5").unwrap().id;
+        let k6 = k6.id;
+
+        assert_eq!(records.retry_dead_letters(&[k5]).unwrap(), 1, "{}", backend.name);
+        let again = next(&mut feeds.commands, "command", backend.name).await;
+        assert_eq!(again.key, "k-5", "{}: the key the sink saw before", backend.name);
+        assert!(
+            !again.delayed(),
+            "{}: retried, it is sent now and in order",
+            backend.name
+        );
+        assert_eq!(again.attempts, 0, "{}: a fresh set of attempts", backend.name);
+
+        assert_eq!(records.drop_dead_letters(&[k6]).unwrap(), 1, "{}", backend.name);
+        let left = records.dead_letters().unwrap();
+        assert!(left.is_empty(), "{}: {left:?}", backend.name);
+        journal.close().await;
+    }
+}
+
+/// A replay is a new run of each event since a time, handed out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_runs_events_again_as_a_new_run() {
+    for backend in both() {
+        let (journal, mut feeds) = backend.start().await;
+        let since = vestibule::time::now_ms() - 1_000;
+        journal.append(event("e-7", "Lobby")).await.unwrap();
+        let queued = next(&mut feeds.events, "event", backend.name).await;
+        journal.processed(outcome(queued.seq, queued.event.received_at, Vec::new()));
+        eventually(backend.name, "processed", || (journal.backlog() == 0).then_some(())).await;
+        // Recorded before the replay reads the journal.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let mut records = backend.records();
+        assert_eq!(records.replay(since, None).unwrap(), 1, "{}", backend.name);
+        let replayed = next(&mut feeds.events, "replayed event", backend.name).await;
+        assert_eq!(
+            (replayed.event.id.as_str(), replayed.run),
+            ("e-7", 1),
+            "{}",
+            backend.name
+        );
+        journal.processed(outcome(replayed.seq, replayed.event.received_at, Vec::new()));
+        let runs = eventually(backend.name, "two runs shown", || {
+            let runs = records.event("e-7").ok()?;
+            (runs.len() == 2).then_some(runs)
+        })
+        .await;
+        let numbers: Vec<i64> = runs.iter().map(|r| r.0.run).collect();
+        assert_eq!(numbers, [0, 1], "{}", backend.name);
+        journal.close().await;
+    }
+}
+
+/// The key derived event ids are made with stays the same from one start
+/// to the next (and, in a cluster, from one node to the next).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_id_key_survives_a_restart() {
+    for backend in both() {
+        let (journal, _feeds) = backend.start().await;
+        let first = journal.id_key().derive(&[b"door", b"4711"]);
+        journal.close().await;
+        let (journal, _feeds) = backend.start().await;
+        assert_eq!(journal.id_key().derive(&[b"door", b"4711"]), first, "{}", backend.name);
+        journal.close().await;
+    }
+}

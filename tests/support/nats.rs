@@ -1,0 +1,178 @@
+//! Real NATS servers with JetStream on loopback, each in a folder of its
+//! own: one alone, or three in a cluster. `examples/setup.sh --tests` puts
+//! nats-server 2.15 in `target/tools/`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::free_addr;
+
+/// The nats-server binary: `VESTIBULE_NATS_SERVER`, else the one setup
+/// unpacked, else the one on `PATH`.
+pub fn binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("VESTIBULE_NATS_SERVER") {
+        return path.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let unpacked = target.join("tools/nats-server");
+    if unpacked.exists() {
+        return unpacked;
+    }
+    "nats-server".into()
+}
+
+/// One server of a [`Nats`] set.
+struct Server {
+    name: String,
+    client: SocketAddr,
+    monitor: SocketAddr,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+/// NATS servers with JetStream: `start(1)` a lone server, `start(3)` a
+/// cluster. Stopped when dropped.
+pub struct Nats {
+    servers: Vec<Server>,
+    _dir: tempfile::TempDir,
+}
+
+impl Nats {
+    pub fn start(n: usize) -> Nats {
+        let dir = tempfile::tempdir().unwrap();
+        let routes: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect();
+        let mut servers = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            let name = format!("n{}", i + 1);
+            let (client, monitor) = (free_addr(), free_addr());
+            let store = dir.path().join(&name);
+            let mut text = format!(
+                "server_name: {name}\nlisten: \"{client}\"\nhttp: \"{monitor}\"\n\
+                 jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 64MB\n  max_file_store: 2GB\n}}\n",
+                store.display()
+            );
+            if n > 1 {
+                let others: Vec<String> = routes.iter().map(|r| format!("\"nats-route://{r}\"")).collect();
+                text.push_str(&format!(
+                    "cluster {{\n  name: vestibule-test\n  listen: \"{route}\"\n  routes: [{}]\n}}\n",
+                    others.join(", ")
+                ));
+            }
+            let config = dir.path().join(format!("{name}.conf"));
+            std::fs::write(&config, text).unwrap();
+            servers.push(Server {
+                name,
+                client,
+                monitor,
+                config,
+                child: None,
+            });
+        }
+        let mut nats = Nats { servers, _dir: dir };
+        for i in 0..n {
+            nats.spawn(i);
+        }
+        for i in 0..n {
+            nats.wait_ready(i);
+        }
+        nats
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let server = &mut self.servers[i];
+        let child = Command::new(binary())
+            .arg("-c")
+            .arg(&server.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e} (examples/setup.sh --tests unpacks nats-server into target/tools/)",
+                    binary().display()
+                )
+            });
+        server.child = Some(child);
+    }
+
+    /// Until `/healthz` says JetStream is ready: in a cluster, that a meta
+    /// leader was elected (`?js-enabled-only` would answer too early).
+    fn wait_ready(&self, i: usize) {
+        let server = &self.servers[i];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = format!("http://{}/healthz", server.monitor);
+        loop {
+            let ready =
+                tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(super::try_get(&url)));
+            if ready.is_ok_and(|(status, _)| status == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nats server {} not ready within 30s",
+                server.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `nats://…` for every server, as `[store] servers` lists them.
+    pub fn urls(&self) -> Vec<String> {
+        self.servers.iter().map(|s| format!("nats://{}", s.client)).collect()
+    }
+
+    /// `servers = [...]` for the config.
+    pub fn servers_toml(&self) -> String {
+        let quoted: Vec<String> = self.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        format!("servers = [{}]", quoted.join(", "))
+    }
+
+    /// Which server leads `stream` now, by the servers' own monitoring.
+    pub fn leader_of(&self, stream: &str) -> Option<usize> {
+        for server in self.servers.iter().filter(|s| s.child.is_some()) {
+            let url = format!("http://{}/jsz?accounts=true&streams=true", server.monitor);
+            let answer =
+                tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(super::try_get(&url)));
+            let Ok((200, body)) = answer else { continue };
+            let jsz: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let streams = jsz["account_details"]
+                .as_array()?
+                .iter()
+                .flat_map(|a| a["stream_detail"].as_array().cloned().unwrap_or_default());
+            for detail in streams {
+                if detail["name"] == stream
+                    && let Some(leader) = detail["cluster"]["leader"].as_str()
+                {
+                    return self.servers.iter().position(|s| s.name == leader);
+                }
+            }
+        }
+        None
+    }
+
+    /// SIGKILL server `i`: no goodbye to its peers.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.servers[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start server `i` again on its folder; returns once it is ready.
+    pub fn restart(&mut self, i: usize) {
+        self.spawn(i);
+        self.wait_ready(i);
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill(i);
+        }
+    }
+}
