@@ -13,14 +13,20 @@ use std::time::Duration;
 use crate::support::nats::Nats;
 use crate::support::{Process, Received, SECRET, Sink, free_addr, now, try_post, unifi_signature, unifi_unlock};
 
+const ADMIN_TOKEN: &str = "cluster-admin-token";
+
 /// The config every node runs: the cluster store on `nats` (3 replicas),
 /// source `office`, and the echo action sending each event to `sink_url`.
 fn write_config(dir: &Path, nats: &Nats, sink_url: &str) -> PathBuf {
     std::fs::write(dir.join("secret"), SECRET).unwrap();
+    std::fs::write(dir.join("admin-token"), ADMIN_TOKEN).unwrap();
     let text = format!(
         r#"
         [server]
         listen = "127.0.0.1:0"
+
+        [admin]
+        token_file = "admin-token"
 
         [store]
         kind = "nats"
@@ -346,4 +352,78 @@ async fn a_dead_nodes_commands_are_delivered_by_the_survivor() {
     for node in nodes.into_iter().flatten() {
         node.kill();
     }
+}
+
+/// Run a `vestibule` subcommand on `config`; its standard output.
+fn cli(args: &[&str], config: &Path) -> String {
+    let output = crate::support::vestibule()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{args:?}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// `check` says what it will make and then what is there; `/admin/status`
+/// shows the backend, this node, the streams and the consumers; `events
+/// list|show`, `dead-letters list` and `replay` read and change the
+/// cluster as they do the data folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_and_status_speak_to_the_cluster() {
+    let _turn = crate::support::heavy();
+    let nats = Nats::start(3);
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &nats, &sink.url("/echo"));
+
+    let before = cli(&["check"], &config);
+    assert!(before.contains("journal in NATS JetStream"), "{before}");
+    assert!(
+        before.contains("stream VESTIBULE_EVENTS: missing; the first start creates it with 3 replica(s)"),
+        "{before}"
+    );
+
+    let node = start_node(&config);
+    let addrs = Mutex::new(vec![Some(node.addr())]);
+    let (status, id, _) = post_until_acknowledged(&addrs, 0, &body("Lobby", "ev-cli", 0)).await;
+    assert_eq!(status, "accepted");
+    sink.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await;
+
+    let after = cli(&["check"], &config);
+    assert!(after.contains("stream VESTIBULE_EVENTS: exists, 1 message(s), 3 replica(s)"), "{after}");
+
+    let (code, answer) = crate::support::get(
+        &format!("http://{}/admin/status", node.addr()),
+        &[("authorization", format!("Bearer {ADMIN_TOKEN}"))],
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    let status: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let store = &status["store"];
+    assert_eq!(store["backend"], "nats", "{store}");
+    assert!(store["node"].as_str().is_some_and(|n| !n.is_empty()), "{store}");
+    assert_eq!(store["replicas"], 3);
+    let streams: Vec<&str> = store["streams"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert!(streams.contains(&"VESTIBULE_EVENTS") && streams.contains(&"VESTIBULE_COMMANDS"), "{streams:?}");
+    let consumers = store["consumers"].as_array().unwrap();
+    assert_eq!(consumers.len(), 4 + 4 + 1, "a consumer per partition, and the delayed one: {consumers:?}");
+    assert!(consumers.iter().all(|c| c["pending"].is_u64()), "{consumers:?}");
+
+    let list = cli(&["events", "list"], &config);
+    assert!(list.contains("office") && list.contains("Lobby") && list.contains("done"), "{list}");
+    let show = cli(&["events", "show", &id], &config);
+    assert!(show.contains("run 0") && show.contains("delivered, 1 attempt"), "{show}");
+    let dead = cli(&["dead-letters", "list"], &config);
+    assert!(dead.contains("no dead letters"), "{dead}");
+    let replay = cli(&["replay", "--since", "1h"], &config);
+    assert!(replay.starts_with("1 event(s)"), "{replay}");
+    let received = sink.wait_for(Duration::from_secs(10), |r| r.len() >= 2).await;
+    assert_eq!(received.len(), 2, "the replay reached the sink");
+    let keys: BTreeSet<String> = deliveries(&received).into_iter().map(|d| d.key).collect();
+    assert_eq!(keys.len(), 2, "a replay is a new run, with new keys");
+    node.kill();
 }

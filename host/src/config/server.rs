@@ -217,6 +217,18 @@ impl Default for ReloadConfig {
 }
 
 /// The largest `max_body`: no vendor's event comes near it.
+/// A duration as the config spells one: `"30d"`, `"90s"`, `"250ms"`.
+fn spelled(duration: std::time::Duration) -> String {
+    let (s, ms) = (duration.as_secs(), duration.subsec_millis());
+    match (s, ms) {
+        (s, 0) if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        (s, 0) if s > 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        (s, 0) if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        (s, 0) => format!("{s}s"),
+        _ => format!("{}ms", duration.as_millis()),
+    }
+}
+
 const MAX_BODY: u64 = 64 << 20;
 
 /// `[log]`
@@ -321,8 +333,9 @@ impl Config {
             errors.push(self.error(
                 "store.dedup_window",
                 format!(
-                    "{:?} is longer than store.retention ({:?}): an event cannot be remembered longer than it is kept",
-                    store.dedup_window.0, store.retention.0
+                    "\"{}\" is longer than store.retention (\"{}\"): an event cannot be remembered longer than it is kept",
+                    spelled(store.dedup_window.0),
+                    spelled(store.retention.0)
                 ),
             ));
         }
