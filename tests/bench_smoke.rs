@@ -42,6 +42,20 @@ async fn the_benchmark_suite_runs_and_writes_its_results() {
             .unwrap()
             > 0
     );
+    assert!(markdown.contains("## Cluster store (NATS JetStream)"), "{markdown}");
+    assert!(
+        markdown.contains("| 2 nodes, 3 NATS servers: 3 plugins + HTTP sink |"),
+        "{markdown}"
+    );
+    for rows in ["one_node_one_server", "two_nodes_three_servers"] {
+        for scenario in ["saturated", "paced"] {
+            let row = &report["cluster"][rows][scenario];
+            assert!(row["requests"].as_u64().unwrap() > 0, "{rows} {scenario} sent nothing");
+            assert_eq!(row["errors"], 0, "{rows} {scenario}");
+            let delivered = row["to_sink_us"]["delivered"].as_u64().unwrap();
+            assert!(delivered > 0, "{rows} {scenario}: nothing reached the sink");
+        }
+    }
     assert!(markdown.contains("## Reloading under load"), "{markdown}");
     let reload = &report["reload"];
     assert_eq!(reload["reloads"], 2);

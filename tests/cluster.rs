@@ -364,7 +364,11 @@ fn cli(args: &[&str], config: &Path) -> String {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "{args:?}: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     stdout
 }
 
@@ -394,7 +398,10 @@ async fn the_command_line_and_status_speak_to_the_cluster() {
     sink.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await;
 
     let after = cli(&["check"], &config);
-    assert!(after.contains("stream VESTIBULE_EVENTS: exists, 1 message(s), 3 replica(s)"), "{after}");
+    assert!(
+        after.contains("stream VESTIBULE_EVENTS: exists, 1 message(s), 3 replica(s)"),
+        "{after}"
+    );
 
     let (code, answer) = crate::support::get(
         &format!("http://{}/admin/status", node.addr()),
@@ -407,16 +414,34 @@ async fn the_command_line_and_status_speak_to_the_cluster() {
     assert_eq!(store["backend"], "nats", "{store}");
     assert!(store["node"].as_str().is_some_and(|n| !n.is_empty()), "{store}");
     assert_eq!(store["replicas"], 3);
-    let streams: Vec<&str> = store["streams"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert!(streams.contains(&"VESTIBULE_EVENTS") && streams.contains(&"VESTIBULE_COMMANDS"), "{streams:?}");
+    let streams: Vec<&str> = store["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        streams.contains(&"VESTIBULE_EVENTS") && streams.contains(&"VESTIBULE_COMMANDS"),
+        "{streams:?}"
+    );
     let consumers = store["consumers"].as_array().unwrap();
-    assert_eq!(consumers.len(), 4 + 4 + 1, "a consumer per partition, and the delayed one: {consumers:?}");
+    assert_eq!(
+        consumers.len(),
+        4 + 4 + 1,
+        "a consumer per partition, and the delayed one: {consumers:?}"
+    );
     assert!(consumers.iter().all(|c| c["pending"].is_u64()), "{consumers:?}");
 
     let list = cli(&["events", "list"], &config);
-    assert!(list.contains("office") && list.contains("Lobby") && list.contains("done"), "{list}");
+    assert!(
+        list.contains("office") && list.contains("Lobby") && list.contains("done"),
+        "{list}"
+    );
     let show = cli(&["events", "show", &id], &config);
-    assert!(show.contains("run 0") && show.contains("delivered, 1 attempt"), "{show}");
+    assert!(
+        show.contains("run 0") && show.contains("delivered, 1 attempt"),
+        "{show}"
+    );
     let dead = cli(&["dead-letters", "list"], &config);
     assert!(dead.contains("no dead letters"), "{dead}");
     let replay = cli(&["replay", "--since", "1h"], &config);

@@ -21,12 +21,20 @@ pub struct Prepared {
 /// `count` distinct `access.door.unlock` events for "Front Door", signed with
 /// `secret` now, each with a `bench_seq` so its command can be recognised.
 pub fn prepare(count: usize, secret: &str) -> Vec<Prepared> {
+    prepare_doors(count, secret, &["Front Door"])
+}
+
+/// The same, for `doors` in turn.
+pub fn prepare_doors(count: usize, secret: &str, doors: &[&str]) -> Vec<Prepared> {
     let template =
         vestibule::cli::send::sample(vestibule::config::VendorKind::UnifiAccess, "access.door.unlock").unwrap();
     let now = vestibule::time::now_ms() / 1000;
     (0..count)
         .map(|seq| {
-            let body = template.replacen('{', &format!("{{\"bench_seq\":{seq},"), 1);
+            let door = format!("{:?}", doors[seq % doors.len()]);
+            let body = template
+                .replacen('{', &format!("{{\"bench_seq\":{seq},"), 1)
+                .replace("\"Front Door\"", &door);
             let signature = vestibule::vendors::unifi_access::sign(secret, now, body.as_bytes());
             Prepared {
                 body: Bytes::from(body),
@@ -58,6 +66,19 @@ pub struct Run {
 impl Run {
     pub fn rps(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Two runs at once (against two nodes) as one.
+    pub fn merge(mut self, other: Run) -> Run {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.overloaded += other.overloaded;
+        self.elapsed = self.elapsed.max(other.elapsed);
+        self.latencies_us.extend(other.latencies_us);
+        self.sent.extend(other.sent);
+        self.next = self.next.max(other.next);
+        self.wrapped |= other.wrapped;
+        self
     }
 }
 

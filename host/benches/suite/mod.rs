@@ -6,12 +6,18 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod load;
 pub mod reload;
 pub mod servers;
 
 #[path = "../../../tests/support/wasm.rs"]
 mod wasm;
+
+// The NATS servers the cluster rows run on, as the tests start them.
+#[path = "../../../tests/support/nats.rs"]
+mod nats;
+use servers::{free_addr, try_get};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +49,9 @@ struct Sizes {
     rate_duration: Duration,
     calls: usize,
     reload: reload::Plan,
+    /// Events per second of the cluster's paced rows: what a building
+    /// sends, not what saturates the machine.
+    cluster_rate: u32,
 }
 
 impl Options {
@@ -60,6 +69,7 @@ impl Options {
                     reloads: 2,
                     period: Duration::from_secs(1),
                 },
+                cluster_rate: 50,
             }
         } else {
             Sizes {
@@ -74,6 +84,7 @@ impl Options {
                     reloads: 20,
                     period: Duration::from_secs(1),
                 },
+                cluster_rate: 200,
             }
         }
     }
@@ -137,6 +148,8 @@ pub async fn run(options: &Options) -> Value {
     with_plugins.e2e = Some(closed_e2e);
     paced_run.e2e = Some(paced_e2e);
 
+    let cluster = cluster::run(dir.path(), &plugins, &sizes, pool, &baseline).await;
+
     eprintln!(
         "reloading a plugin {} times under {} events/s…",
         sizes.reload.reloads, sizes.reload.rate
@@ -165,6 +178,7 @@ pub async fn run(options: &Options) -> Value {
             "three_plugins_fixed_rate": paced_run.json(Some(&baseline)),
             "fixed_rate_per_second": sizes.rate,
         },
+        "cluster": cluster,
         "reload": reloads,
         "plugin_call": micro,
         "idle_rss_kib": { "plugins_1": rss_1, "plugins_20": rss_20 },
@@ -496,6 +510,7 @@ fn markdown(r: &Value) -> String {
          {bare}{verify}{journal}{chain}{paced}\n\
          The cost of durability: with the journal on disk, ingest serves {journal_ratio}× the \
          requests per second it serves with the journal in memory, in the same run.\n\n\
+         {cluster}\
          {reload}\
          ## One plugin call\n\n\
          `door-filter` called on one event, a fresh sandboxed instance per call (pooling \
@@ -545,6 +560,7 @@ fn markdown(r: &Value) -> String {
         overhead = p["overhead_us"],
         ratio = p["ratio"],
         reload = reload_markdown(&r["reload"]),
+        cluster = cluster::markdown(r, &row),
         rss1 = rss["plugins_1"],
         rss20 = rss["plugins_20"],
     )

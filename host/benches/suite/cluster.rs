@@ -1,0 +1,184 @@
+//! The cluster store under load: one node on one NATS server (one replica),
+//! and two nodes on a three-server cluster (three replicas), with the same
+//! three plugins and HTTP sink as the SQLite rows. Events are spread over 16
+//! doors: one door's events are worked on one at a time, cluster-wide, so a
+//! single door would measure one partition, not the cluster.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use vestibule::Config;
+
+use super::nats::Nats;
+use super::{SECRET, Sizes, Summary, load, servers, sink_latencies, start, stop_host};
+
+const DOORS: [&str; 16] = [
+    "Door 1", "Door 2", "Door 3", "Door 4", "Door 5", "Door 6", "Door 7", "Door 8", "Door 9", "Door 10", "Door 11",
+    "Door 12", "Door 13", "Door 14", "Door 15", "Door 16",
+];
+
+pub(super) async fn run(
+    dir: &Path,
+    plugins: &std::collections::HashMap<String, PathBuf>,
+    sizes: &Sizes,
+    pool: usize,
+    baseline: &Summary,
+) -> Value {
+    let events = Arc::new(load::prepare_doors(pool, SECRET, &DOORS));
+    let mut rows = serde_json::Map::new();
+    for (name, servers, nodes) in [("one_node_one_server", 1, 1), ("two_nodes_three_servers", 3, 2)] {
+        eprintln!("vestibule on NATS JetStream: {nodes} node(s), {servers} server(s)…");
+        let nats = tokio::task::block_in_place(|| Nats::start(servers));
+        let sink = servers::Sink::default();
+        let sink_addr = sink.start().await;
+        let config = config(dir, name, &nats, plugins, sink_addr, servers);
+        let mut hosts = Vec::new();
+        for _ in 0..nodes {
+            hosts.push(start(Config::load(&config).unwrap()).await);
+        }
+        let addrs: Vec<SocketAddr> = hosts.iter().map(|h| h.0).collect();
+
+        let per_node = (sizes.connections / nodes).max(1);
+        let closed = |first: usize, duration| {
+            let events = events.clone();
+            let addrs = addrs.clone();
+            async move {
+                let mut runs = Vec::new();
+                for (i, addr) in addrs.iter().enumerate() {
+                    let events = events.clone();
+                    let start = first + i * events.len() / addrs.len();
+                    let addr = *addr;
+                    runs.push(tokio::spawn(async move {
+                        load::closed_loop(addr, "/ingest/bench", events, start, per_node, duration).await
+                    }));
+                }
+                let mut merged: Option<load::Run> = None;
+                for run in runs {
+                    let run = run.await.unwrap();
+                    merged = Some(match merged {
+                        Some(m) => m.merge(run),
+                        None => run,
+                    });
+                }
+                merged.unwrap()
+            }
+        };
+        let warm = closed(0, sizes.warmup).await;
+        let mut saturated = Summary::of(closed(warm.next, sizes.measure).await);
+        saturated.e2e = Some(sink_latencies(&sink, &saturated.run).await);
+        sink.arrivals.lock().unwrap().clear();
+
+        let rate = sizes.cluster_rate;
+        let mut paced = Vec::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            let events = events.clone();
+            let first = saturated.run.next + pool / 4 + i * events.len() / (2 * addrs.len());
+            let addr = *addr;
+            let share = rate / nodes as u32;
+            let duration = sizes.rate_duration;
+            paced.push(tokio::spawn(async move {
+                load::fixed_rate(addr, "/ingest/bench", events, first, share, 4, duration).await
+            }));
+        }
+        let mut merged: Option<load::Run> = None;
+        for run in paced {
+            let run = run.await.unwrap();
+            merged = Some(match merged {
+                Some(m) => m.merge(run),
+                None => run,
+            });
+        }
+        let mut paced = Summary::of(merged.unwrap());
+        paced.e2e = Some(sink_latencies(&sink, &paced.run).await);
+        for (_, stop, task) in hosts {
+            stop_host(stop, task).await;
+        }
+        drop(nats);
+        rows.insert(
+            name.into(),
+            json!({
+                "saturated": saturated.json(Some(baseline)),
+                "paced": paced.json(Some(baseline)),
+                "paced_rate": rate,
+            }),
+        );
+    }
+    Value::Object(rows)
+}
+
+fn config(
+    dir: &Path,
+    name: &str,
+    nats: &Nats,
+    plugins: &std::collections::HashMap<String, PathBuf>,
+    sink: SocketAddr,
+    replicas: usize,
+) -> PathBuf {
+    let doors: Vec<String> = DOORS.iter().map(|d| format!("{d:?}")).collect();
+    let text = format!(
+        "[server]\nqueue = 65536\n\n\
+         [store]\nkind = \"nats\"\n{servers}\nreplicas = {replicas}\nstream_prefix = \"BENCH\"\n\n\
+         [[sources]]\nname = \"bench\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n\n\
+         [[plugins]]\nname = \"p0\"\nworld = \"filter\"\npath = \"{filter}\"\n[plugins.config]\ndoors = [{doors}]\n\n\
+         [[plugins]]\nname = \"p1\"\nworld = \"enricher\"\npath = \"{enricher}\"\n\n\
+         [[plugins]]\nname = \"p2\"\nworld = \"action\"\npath = \"{action}\"\nsinks = [\"echo\"]\n\n\
+         [[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"http://{sink}/events\"\n",
+        servers = nats.servers_toml(),
+        filter = plugins["door-filter"].display(),
+        enricher = plugins["tag-enricher"].display(),
+        action = plugins["echo-event"].display(),
+        doors = doors.join(", "),
+    );
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// The report's section on the cluster rows, with `row` the table row of a
+/// scenario.
+pub(super) fn markdown(r: &Value, row: &dyn Fn(&str, &Value) -> String) -> String {
+    let c = &r["cluster"];
+    let one = &c["one_node_one_server"];
+    let two = &c["two_nodes_three_servers"];
+    let ratio = |a: &Value, b: &Value| match (a["rps"].as_f64(), b["rps"].as_f64()) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "–".into(),
+    };
+    format!(
+        "## Cluster store (NATS JetStream)\n\n\
+         The same three plugins and HTTP sink with `[store] kind = \"nats\"` (16 partitions): \
+         one node on one nats-server (1 replica), and two nodes on a three-server cluster \
+         (3 replicas: each 2xx waits until two servers stored the event), the load split \
+         evenly over the two nodes. Events go to 16 doors in turn (one door's events are \
+         processed one at a time, cluster-wide). nats-server {version}, default `sync_interval`, \
+         so no fsync per message ([cluster.md](cluster.md#what-a-2xx-promises)). \
+         Everything shares this machine's cores — the load generator, the sink, one or three \
+         nats-servers and one or two Vestibule nodes — so the three-server rows pay for \
+         replication in CPU on the same cores, not in network round trips between machines; \
+         compare ratios.\n\n\
+         | scenario | requests/s | × bare hyper: requests/s / client p99 | client p50 / p99 / p99.9 | to sink p50 / p99 / p99.9 | 503 overloaded | errors |\n\
+         |---|---|---|---|---|---|---|\n\
+         {one_saturated}{one_paced}{two_saturated}{two_paced}\n\
+         Two nodes on three servers serve {two_vs_one}× the requests per second of one node on \
+         one server, in the same run; one node on one server serves {one_vs_sqlite}× what the \
+         SQLite store serves with the same plugins (journal on disk).\n\n",
+        version = NATS_VERSION,
+        one_saturated = row("1 node, 1 NATS server: 3 plugins + HTTP sink", &one["saturated"]),
+        one_paced = row(
+            &format!("1 node, 1 NATS server: fixed {} events/s", one["paced_rate"]),
+            &one["paced"]
+        ),
+        two_saturated = row("2 nodes, 3 NATS servers: 3 plugins + HTTP sink", &two["saturated"]),
+        two_paced = row(
+            &format!("2 nodes, 3 NATS servers: fixed {} events/s", two["paced_rate"]),
+            &two["paced"]
+        ),
+        two_vs_one = ratio(&two["saturated"], &one["saturated"]),
+        one_vs_sqlite = ratio(&one["saturated"], &r["load"]["three_plugins_http_sink"]),
+    )
+}
+
+/// The nats-server the suite runs (`examples/setup.sh --tests` unpacks it).
+const NATS_VERSION: &str = "2.15.1";
