@@ -67,3 +67,19 @@ async fn the_benchmark_suite_runs_and_writes_its_results() {
     assert!(report["plugin_call"]["fresh_instance_us"].as_f64().unwrap() > 0.0);
     assert!(report["idle_rss_kib"]["plugins_20"].as_u64().unwrap() > 0);
 }
+
+/// `cargo bench -p vestibule` runs the suite's own `main`: without
+/// `harness = false` the test harness runs "0 tests" and the suite never
+/// starts.
+#[test]
+fn cargo_bench_runs_the_suite() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    let manifest: toml::Value = toml::from_str(&manifest).unwrap();
+    let benches = manifest["bench"].as_array().expect("a [[bench]] table");
+    assert!(
+        benches
+            .iter()
+            .any(|b| b["name"].as_str() == Some("vestibule") && b["harness"].as_bool() == Some(false)),
+        "{benches:?}"
+    );
+}

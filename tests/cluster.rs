@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::nats::Nats;
-use crate::support::{Process, Received, SECRET, Sink, free_addr, now, try_post, unifi_signature, unifi_unlock};
+use crate::support::{Process, Received, SECRET, Sink, cli, free_addr, now, try_post, unifi_signature, unifi_unlock};
 
 const ADMIN_TOKEN: &str = "cluster-admin-token";
 
@@ -354,24 +354,6 @@ async fn a_dead_nodes_commands_are_delivered_by_the_survivor() {
     }
 }
 
-/// Run a `vestibule` subcommand on `config`; its standard output.
-fn cli(args: &[&str], config: &Path) -> String {
-    let output = crate::support::vestibule()
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
 /// `check` says what it will make and then what is there; `/admin/status`
 /// shows the backend, this node, the streams and the consumers; `events
 /// list|show`, `dead-letters list` and `replay` read and change the
@@ -431,6 +413,20 @@ async fn the_command_line_and_status_speak_to_the_cluster() {
         "a consumer per partition, and the delayed one: {consumers:?}"
     );
     assert!(consumers.iter().all(|c| c["pending"].is_u64()), "{consumers:?}");
+
+    // A reload applies what it can; the cluster's settings wait for a restart.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("ack_wait = \"2s\"", "ack_wait = \"3s\"")).unwrap();
+    let admin = [("authorization", format!("Bearer {ADMIN_TOKEN}"))];
+    let url = format!("http://{}/admin/reload", node.addr());
+    let (code, report) = try_post(&url, &admin, "").await.unwrap();
+    assert_eq!(code, 200, "{report}");
+    let (_, answer) = crate::support::get(&format!("http://{}/admin/status", node.addr()), &admin).await;
+    let status: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        status["reloads"]["restart_needed"],
+        serde_json::json!(["[store] (the cluster and its streams)"])
+    );
 
     let list = cli(&["events", "list"], &config);
     assert!(

@@ -9,13 +9,52 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::support::{
-    Host, Process, SECRET, Sink, free_addr, now, post, try_post, unifi_signature, unifi_unlock, vestibule,
+    Host, Process, SECRET, Sink, cli, free_addr, now, post, try_post, unifi_signature, unifi_unlock, vestibule,
 };
 
 /// The echo host config (see [`crate::support::echo_config`]) with an HTTP sink
 /// at `sink_url` and the given extra sink settings.
 fn echo_config(sink_url: &str, sink_settings: &str) -> String {
     crate::support::echo_config(&format!("kind = \"http\"\nurl = \"{sink_url}\"\n{sink_settings}"))
+}
+
+/// Where a test below keeps its journal: the data folder, or a lone
+/// nats-server with JetStream. The same test body runs on both.
+enum Store {
+    Sqlite,
+    Nats(crate::support::nats::Nats),
+}
+
+impl Store {
+    /// `config`, an [`echo_config`], on this store.
+    fn config(&self, config: String) -> String {
+        match self {
+            Store::Sqlite => config,
+            Store::Nats(nats) => {
+                let cluster = format!("kind = \"nats\"\n{}\nack_wait = \"2s\"", nats.servers_toml());
+                let moved = config.replacen("path = \"data\"", &cluster, 1);
+                assert_ne!(moved, config, "the config names a data folder");
+                moved
+            }
+        }
+    }
+}
+
+/// A test of each store for `body`: `NAME::sqlite` and `NAME::nats`.
+macro_rules! on_both_stores {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(super::Store::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn nats() {
+                super::$name(super::Store::Nats(crate::support::nats::Nats::start(1))).await;
+            }
+        }
+    };
 }
 
 /// Post a UniFi unlock at `door`, signed now; the status and answer.
@@ -42,18 +81,6 @@ fn doors(received: &[crate::support::Received]) -> Vec<String> {
 
 fn idempotency_key(received: &crate::support::Received) -> String {
     received.headers["idempotency-key"].to_str().unwrap().to_string()
-}
-
-/// Run a `vestibule` subcommand on `config`; its standard output.
-fn cli(args: &[&str], config: &Path) -> String {
-    let output = vestibule().args(args).arg("--config").arg(config).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 /// Kill the host with SIGKILL again and again while a vendor posts signed
@@ -154,13 +181,13 @@ async fn acknowledged_events_survive_sigkill() {
 
 /// While the sink is down commands wait and are retried; when it comes back
 /// they all arrive, each door's in the order its events came.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_wait_for_a_sink_that_is_down_and_keep_their_order() {
+on_both_stores!(commands_wait_for_a_sink_that_is_down_and_keep_their_order);
+async fn commands_wait_for_a_sink_that_is_down_and_keep_their_order(store: Store) {
     let sink_addr: SocketAddr = free_addr();
-    let host = Host::start(&echo_config(
+    let host = Host::start(&store.config(echo_config(
         &format!("http://{sink_addr}/echo"),
         "backoff = \"50ms\"\nbackoff_max = \"200ms\"\nattempts = 1000\ntimeout = \"1s\"",
-    ))
+    )))
     .await;
     for n in 0..10 {
         for door in ["Lobby", "Garage"] {
@@ -200,14 +227,14 @@ async fn commands_wait_for_a_sink_that_is_down_and_keep_their_order() {
 /// A sink that always fails: after the configured attempts each command is
 /// a dead letter with the last error; `dead-letters retry` delivers it once
 /// the sink works again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_sink_fills_dead_letters_that_retry_delivers() {
+on_both_stores!(failing_sink_fills_dead_letters_that_retry_delivers);
+async fn failing_sink_fills_dead_letters_that_retry_delivers(store: Store) {
     let sink = Sink::start().await;
     sink.answer(500);
-    let host = Host::start(&echo_config(
+    let host = Host::start(&store.config(echo_config(
         &sink.url("/echo"),
         "attempts = 3\nbackoff = \"10ms\"\nbackoff_max = \"20ms\"",
-    ))
+    )))
     .await;
     for door in ["Lobby", "Garage"] {
         assert_eq!(unlock(&host, door).await.0, 200);
@@ -256,13 +283,13 @@ async fn failing_sink_fills_dead_letters_that_retry_delivers() {
 
 /// A command still undelivered `max_age` after its event arrived is
 /// dead-lettered as `expired` and never sent, even when the sink returns.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commands_past_max_age_expire_instead_of_arriving_late() {
+on_both_stores!(commands_past_max_age_expire_instead_of_arriving_late);
+async fn commands_past_max_age_expire_instead_of_arriving_late(store: Store) {
     let sink_addr = free_addr();
-    let host = Host::start(&echo_config(
+    let host = Host::start(&store.config(echo_config(
         &format!("http://{sink_addr}/echo"),
         "max_age = \"300ms\"\nbackoff = \"50ms\"\nbackoff_max = \"50ms\"\nattempts = 1000",
-    ))
+    )))
     .await;
     assert_eq!(unlock(&host, "Lobby").await.0, 200);
     let mut listing = String::new();
@@ -300,10 +327,10 @@ async fn commands_past_max_age_expire_instead_of_arriving_late() {
 
 /// A vendor that sends the same event twice (a retry after a lost answer)
 /// gets 2xx both times; the event is processed once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_repeated_event_is_acknowledged_and_processed_once() {
+on_both_stores!(a_repeated_event_is_acknowledged_and_processed_once);
+async fn a_repeated_event_is_acknowledged_and_processed_once(store: Store) {
     let sink = Sink::start().await;
-    let host = Host::start(&echo_config(&sink.url("/echo"), "")).await;
+    let host = Host::start(&store.config(echo_config(&sink.url("/echo"), ""))).await;
     let body = unifi_unlock("Lobby");
     let first = post(
         &host.url("/ingest/office"),
@@ -329,10 +356,10 @@ async fn a_repeated_event_is_acknowledged_and_processed_once() {
 /// `events list` and `events show` tell what happened to each event;
 /// `replay` runs stored events through the pipeline again, as a new run with
 /// new idempotency keys.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_can_be_listed_shown_and_replayed() {
+on_both_stores!(events_can_be_listed_shown_and_replayed);
+async fn events_can_be_listed_shown_and_replayed(store: Store) {
     let sink = Sink::start().await;
-    let host = Host::start(&echo_config(&sink.url("/echo"), "")).await;
+    let host = Host::start(&store.config(echo_config(&sink.url("/echo"), ""))).await;
     let (_, answer) = unlock(&host, "Lobby").await;
     let id = answer
         .split("\"id\":\"")

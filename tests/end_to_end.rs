@@ -167,6 +167,18 @@ async fn chunked_body_over_the_limit_is_refused() {
 /// so only the second unlock's "off" is sent.
 #[tokio::test(flavor = "multi_thread")]
 async fn lights_go_off_after_the_last_unlock() {
+    lights_go_off("[store]\npath = \"data\"\n").await;
+}
+
+/// The same with the cluster store: the delayed commands wait in JetStream,
+/// and the later one replaces the earlier across the cluster.
+#[tokio::test(flavor = "multi_thread")]
+async fn lights_go_off_after_the_last_unlock_in_a_cluster() {
+    let nats = crate::support::nats::Nats::start(1);
+    lights_go_off(&format!("[store]\nkind = \"nats\"\n{}\n", nats.servers_toml())).await;
+}
+
+async fn lights_go_off(store: &str) {
     let sink = Sink::start().await;
     let text = lights_config("", &sink.url("/on"))
         .replace("sinks = [\"lights\"]", "sinks = [\"lights\", \"lights-off\"]")
@@ -175,7 +187,7 @@ async fn lights_go_off_after_the_last_unlock() {
             "[plugins.config]\noff_after = \"1s\"\n[plugins.config.entities]",
         );
     let text = format!(
-        "[store]\npath = \"data\"\n{text}\n[[sinks]]\nname = \"lights-off\"\nkind = \"http\"\nurl = \"{}\"\n",
+        "{store}{text}\n[[sinks]]\nname = \"lights-off\"\nkind = \"http\"\nurl = \"{}\"\n",
         sink.url("/off")
     );
     let host = Host::start(&text).await;

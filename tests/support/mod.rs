@@ -23,7 +23,7 @@ pub mod nats;
 pub mod process;
 mod wasm;
 
-pub use process::{Process, vestibule};
+pub use process::{Process, cli, vestibule};
 
 /// Tests that load both cores on purpose (fuzzing, floods, load under
 /// reload, the benchmark smoke run, kill -9 loops) take turns: one runs
@@ -253,11 +253,6 @@ pub fn free_addr() -> SocketAddr {
 pub async fn try_post(url: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> Result<(u16, String), String> {
     let request = Request::post(url).header("content-type", "application/json");
     send(request, headers, body.into()).await
-}
-
-/// GET `url`; the status and the answer, or why there was none.
-pub async fn try_get(url: &str) -> Result<(u16, String), String> {
-    send(Request::get(url), &[], Bytes::new()).await
 }
 
 /// GET `url` with `headers`; the status and the answer.

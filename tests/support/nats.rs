@@ -2,12 +2,35 @@
 //! own: one alone, or three in a cluster. `examples/setup.sh --tests` puts
 //! nats-server 2.15 in `target/tools/`.
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::free_addr;
+/// A port nobody listens on (yet).
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// GET `path` from a server's monitoring port: the status and the body.
+/// Blocking and plain, so that it works inside or outside a runtime.
+fn monitor(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
 
 /// The nats-server binary: `VESTIBULE_NATS_SERVER`, else the one setup
 /// unpacked, else the one on `PATH`.
@@ -104,11 +127,8 @@ impl Nats {
     fn wait_ready(&self, i: usize) {
         let server = &self.servers[i];
         let deadline = Instant::now() + Duration::from_secs(30);
-        let url = format!("http://{}/healthz", server.monitor);
         loop {
-            let ready =
-                tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(super::try_get(&url)));
-            if ready.is_ok_and(|(status, _)| status == 200) {
+            if monitor(server.monitor, "/healthz").is_some_and(|(status, _)| status == 200) {
                 return;
             }
             assert!(
@@ -134,10 +154,9 @@ impl Nats {
     /// Which server leads `stream` now, by the servers' own monitoring.
     pub fn leader_of(&self, stream: &str) -> Option<usize> {
         for server in self.servers.iter().filter(|s| s.child.is_some()) {
-            let url = format!("http://{}/jsz?accounts=true&streams=true", server.monitor);
-            let answer =
-                tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(super::try_get(&url)));
-            let Ok((200, body)) = answer else { continue };
+            let Some((200, body)) = monitor(server.monitor, "/jsz?accounts=true&streams=true") else {
+                continue;
+            };
             let jsz: serde_json::Value = serde_json::from_str(&body).ok()?;
             let streams = jsz["account_details"]
                 .as_array()?

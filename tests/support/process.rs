@@ -12,6 +12,19 @@ pub fn vestibule() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vestibule"))
 }
 
+/// Run a `vestibule` subcommand on `config`; its standard output. It must
+/// succeed.
+pub fn cli(args: &[&str], config: &Path) -> String {
+    let output = vestibule().args(args).arg("--config").arg(config).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 pub struct Process {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,

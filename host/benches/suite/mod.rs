@@ -17,7 +17,6 @@ mod wasm;
 // The NATS servers the cluster rows run on, as the tests start them.
 #[path = "../../../tests/support/nats.rs"]
 mod nats;
-use servers::{free_addr, try_get};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -100,30 +100,3 @@ fn version_of(event: &serde_json::Value) -> Option<String> {
     let version = attributes.iter().find(|a| a["key"] == "version")?;
     Some(version["value"].as_str()?.to_string())
 }
-
-/// A port nobody listens on (yet).
-pub fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-/// GET `url`; the status and the answer, or why there was none.
-pub async fn try_get(url: &str) -> Result<(u16, String), String> {
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let request = Request::get(url)
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| e.to_string())?;
-    let response = client.request(request).await.map_err(|e| e.to_string())?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}

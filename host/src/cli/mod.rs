@@ -239,6 +239,7 @@ async fn check(path: &Path) -> anyhow::Result<()> {
         crate::config::StoreKind::Nats => {
             let checked = async {
                 let cluster = crate::store::nats::Cluster::connect(config).await?;
+                cluster.connected(std::time::Duration::from_secs(5)).await?;
                 cluster.check().await
             };
             let lines = tokio::time::timeout(std::time::Duration::from_secs(15), checked)

@@ -484,6 +484,7 @@ async fn record(cluster: &Cluster, held: &HeldEvent, processed: Processed) -> Re
         };
         let body = c.command.body.clone();
         let sink = c.command.sink.clone();
+        let slot = layout.slot_subject(&c.plugin, &sink, &c.door);
         let stored = CommandMsg {
             event_seq: held.origin,
             key: c.key.clone(),
@@ -495,6 +496,17 @@ async fn record(cluster: &Cluster, held: &HeldEvent, processed: Processed) -> Re
             created_at,
         };
         let ack = publish(cluster, subject, &c.key, None, wire::encode("command", &stored)?).await?;
+        if c.delay_ms > 0 {
+            // This one replaces any earlier delayed command of its slot.
+            publish(
+                cluster,
+                slot,
+                &format!("slot:{}", ack.sequence),
+                None,
+                ack.sequence.to_string().into(),
+            )
+            .await?;
+        }
         commands.push(RunCommand {
             seq: ack.sequence,
             key: c.key,
@@ -756,7 +768,7 @@ impl CommandHandler {
                     .await;
                 return;
             }
-            if self.superseded(&message, seq).await {
+            if self.superseded(&command, seq).await {
                 let _write = Write::start(&self.writes);
                 let superseded = StateMsg {
                     state: CommandState::Superseded,
@@ -812,12 +824,19 @@ impl CommandHandler {
     }
 
     /// Whether a later delayed command took this one's (plugin, sink, door).
-    async fn superseded(&self, message: &Message, seq: u64) -> bool {
-        let Ok(stream) = self.cluster.stream("COMMANDS").await else {
+    async fn superseded(&self, command: &CommandMsg, seq: u64) -> bool {
+        let Ok(stream) = self.cluster.stream("STATE").await else {
             return false;
         };
-        match stream.get_last_raw_message_by_subject(message.subject.as_str()).await {
-            Ok(last) => last.sequence > seq,
+        let slot = self
+            .cluster
+            .layout()
+            .slot_subject(&command.plugin, &command.command.sink, &command.door);
+        match stream.get_last_raw_message_by_subject(&slot).await {
+            Ok(last) => std::str::from_utf8(&last.payload)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|newest| newest > seq),
             Err(_) => false,
         }
     }

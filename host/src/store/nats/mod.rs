@@ -127,6 +127,17 @@ impl Layout {
         )
     }
 
+    /// Where the newest delayed command of a (plugin, sink, door) is
+    /// named: the commands stream is a work queue, so a later command that
+    /// was already sent is no longer there to be found.
+    pub fn slot_subject(&self, plugin: &str, sink: &str, door: &str) -> String {
+        format!(
+            "{}.slot.{}",
+            self.prefix,
+            hex::encode(&hash(&[plugin, sink, door])[..12])
+        )
+    }
+
     pub fn run_subject(&self, event_seq: i64) -> String {
         format!("{}.runs.{event_seq}", self.prefix)
     }
@@ -247,6 +258,21 @@ impl Cluster {
         Ok(Cluster { client, js, settings })
     }
 
+    /// Wait until a server answers, for up to `within`: the command line
+    /// says at once that none does, rather than after a request times out.
+    pub async fn connected(&self, within: Duration) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.client.connection_state() != async_nats::connection::State::Connected {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Cluster(format!(
+                    "no server of store.servers answered within {within:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
     pub fn layout(&self) -> &Layout {
         &self.settings.layout
     }
@@ -292,8 +318,10 @@ impl Cluster {
                 max_age: s.retention,
                 max_messages_per_subject: 1,
                 duplicate_window: two_minutes.min(s.retention),
-                description: Some("Vestibule: the attempts at each command".into()),
-                ..base("STATE", vec![format!("{prefix}.state.*")])
+                description: Some(
+                    "Vestibule: the attempts at each command, the newest delayed one of each slot".into(),
+                ),
+                ..base("STATE", vec![format!("{prefix}.state.*"), format!("{prefix}.slot.*")])
             },
             stream::Config {
                 duplicate_window: two_minutes,

@@ -6,6 +6,7 @@
 //! each call blocks its thread on the cluster's answer.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_nats::jetstream::stream::Stream;
 
@@ -35,7 +36,11 @@ struct Stored {
 
 impl NatsRecords {
     pub fn open(config: &Config) -> Result<NatsRecords, StoreError> {
-        let cluster = block(Cluster::connect(config))?;
+        let cluster = block(async {
+            let cluster = Cluster::connect(config).await?;
+            cluster.connected(Duration::from_secs(5)).await?;
+            Ok::<_, StoreError>(cluster)
+        })?;
         Ok(NatsRecords { cluster })
     }
 
@@ -52,7 +57,7 @@ impl NatsRecords {
         let state = stream
             .get_info()
             .await
-            .map_err(|e| StoreError::Cluster(format!("stream {which}: {e}")))?
+            .map_err(|e| StoreError::Cluster(format!("stream {}: {e}", self.cluster.layout().stream(which))))?
             .state;
         let mut found = Vec::new();
         if state.messages == 0 {
@@ -141,6 +146,19 @@ impl NatsRecords {
             .map_err(|e| StoreError::Cluster(format!("stream {which}: deleting {seq}: {e}")))
     }
 
+    /// Delete the dead letters (by `DEAD` sequence) whose number, as the
+    /// command line shows it, is `chosen`; how many.
+    async fn delete_chosen(&self, found: impl Iterator<Item = (u64, i64)>, which: &[i64]) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for (dead_seq, shown) in found {
+            if chosen(which, shown) {
+                self.delete("DEAD", dead_seq).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// The row `events list` shows for an `EVENTS` message.
     async fn event_row(&self, message: &Stored) -> Result<(EventRow, Event), StoreError> {
         let event: Event = wire::decode("event", &message.payload)?;
@@ -151,7 +169,7 @@ impl NatsRecords {
             .into_iter()
             .rfind(|r| r.message_seq == message.seq);
         let row = EventRow {
-            seq: origin,
+            seq: message.seq as i64,
             source: event.source.clone(),
             event_id: event.id.clone(),
             run,
@@ -177,7 +195,7 @@ impl NatsRecords {
             let dead = dead.get(&c.seq);
             rows.push(CommandRow {
                 id: c.seq as i64,
-                seq: run.event_seq,
+                seq: run.message_seq as i64,
                 plugin: c.plugin.clone(),
                 sink: c.sink.clone(),
                 door: c.door.clone(),
@@ -277,7 +295,8 @@ impl Records for NatsRecords {
             };
             let (row, event) = self.event_row(message).await?;
             let json = serde_json::to_string(&event).unwrap_or_default();
-            let runs = self.runs(row.seq).await?;
+            let origin = wire::run_of(message.headers.as_ref(), message.seq as i64).1;
+            let runs = self.runs(origin).await?;
             if runs.is_empty() {
                 return Ok(vec![(row, json, Vec::new())]);
             }
@@ -285,6 +304,8 @@ impl Records for NatsRecords {
             for run in runs {
                 let commands = self.command_rows(&run).await?;
                 let row = EventRow {
+                    // The journal number of the message this run was of.
+                    seq: run.message_seq as i64,
                     run: run.run,
                     state: "done".into(),
                     steps: run.steps.clone(),
@@ -354,14 +375,9 @@ impl Records for NatsRecords {
 
     fn drop_dead_events(&mut self, seqs: &[i64]) -> Result<usize, StoreError> {
         block(async {
-            let mut n = 0;
-            for (dead_seq, dead) in self.dead_events_stored().await? {
-                if chosen(seqs, dead.event_seq) {
-                    self.delete("DEAD", dead_seq).await?;
-                    n += 1;
-                }
-            }
-            Ok(n)
+            let found = self.dead_events_stored().await?;
+            self.delete_chosen(found.iter().map(|(seq, d)| (*seq, d.event_seq)), seqs)
+                .await
         })
     }
 
@@ -396,14 +412,9 @@ impl Records for NatsRecords {
 
     fn drop_dead_letters(&mut self, ids: &[i64]) -> Result<usize, StoreError> {
         block(async {
-            let mut n = 0;
-            for (dead_seq, _) in self.dead_commands().await? {
-                if chosen(ids, dead_seq as i64) {
-                    self.delete("DEAD", dead_seq).await?;
-                    n += 1;
-                }
-            }
-            Ok(n)
+            let found = self.dead_commands().await?;
+            self.delete_chosen(found.iter().map(|(seq, _)| (*seq, *seq as i64)), ids)
+                .await
         })
     }
 
