@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -179,9 +179,9 @@ async fn acknowledged_events_survive_sigkill() {
     assert!(by_key.values().all(|ids| ids.len() == 1));
 }
 
+on_both_stores!(commands_wait_for_a_sink_that_is_down_and_keep_their_order);
 /// While the sink is down commands wait and are retried; when it comes back
 /// they all arrive, each door's in the order its events came.
-on_both_stores!(commands_wait_for_a_sink_that_is_down_and_keep_their_order);
 async fn commands_wait_for_a_sink_that_is_down_and_keep_their_order(store: Store) {
     let sink_addr: SocketAddr = free_addr();
     let host = Host::start(&store.config(echo_config(
@@ -224,10 +224,10 @@ async fn commands_wait_for_a_sink_that_is_down_and_keep_their_order(store: Store
     host.stop().await;
 }
 
+on_both_stores!(failing_sink_fills_dead_letters_that_retry_delivers);
 /// A sink that always fails: after the configured attempts each command is
 /// a dead letter with the last error; `dead-letters retry` delivers it once
 /// the sink works again.
-on_both_stores!(failing_sink_fills_dead_letters_that_retry_delivers);
 async fn failing_sink_fills_dead_letters_that_retry_delivers(store: Store) {
     let sink = Sink::start().await;
     sink.answer(500);
@@ -281,9 +281,9 @@ async fn failing_sink_fills_dead_letters_that_retry_delivers(store: Store) {
     host.stop().await;
 }
 
+on_both_stores!(commands_past_max_age_expire_instead_of_arriving_late);
 /// A command still undelivered `max_age` after its event arrived is
 /// dead-lettered as `expired` and never sent, even when the sink returns.
-on_both_stores!(commands_past_max_age_expire_instead_of_arriving_late);
 async fn commands_past_max_age_expire_instead_of_arriving_late(store: Store) {
     let sink_addr = free_addr();
     let host = Host::start(&store.config(echo_config(
@@ -325,9 +325,9 @@ async fn commands_past_max_age_expire_instead_of_arriving_late(store: Store) {
     host.stop().await;
 }
 
+on_both_stores!(a_repeated_event_is_acknowledged_and_processed_once);
 /// A vendor that sends the same event twice (a retry after a lost answer)
 /// gets 2xx both times; the event is processed once.
-on_both_stores!(a_repeated_event_is_acknowledged_and_processed_once);
 async fn a_repeated_event_is_acknowledged_and_processed_once(store: Store) {
     let sink = Sink::start().await;
     let host = Host::start(&store.config(echo_config(&sink.url("/echo"), ""))).await;
@@ -353,10 +353,10 @@ async fn a_repeated_event_is_acknowledged_and_processed_once(store: Store) {
     assert_eq!(sink.received().len(), 1);
 }
 
+on_both_stores!(events_can_be_listed_shown_and_replayed);
 /// `events list` and `events show` tell what happened to each event;
 /// `replay` runs stored events through the pipeline again, as a new run with
 /// new idempotency keys.
-on_both_stores!(events_can_be_listed_shown_and_replayed);
 async fn events_can_be_listed_shown_and_replayed(store: Store) {
     let sink = Sink::start().await;
     let host = Host::start(&store.config(echo_config(&sink.url("/echo"), ""))).await;
