@@ -349,6 +349,10 @@ async fn a_repeated_event_is_acknowledged_and_processed_once(store: Store) {
     assert!(first.1.starts_with(r#"{"status":"accepted","id":""#), "{}", first.1);
     let id = first.1.split("\"id\":\"").nth(1).unwrap();
     assert_eq!(again, (200, format!(r#"{{"status":"duplicate","id":"{id}"#)));
+    // A stopping cluster node leaves unpulled events to the others, so wait
+    // for the delivery; then long enough for a second one, were there one.
+    sink.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     host.stop().await;
     assert_eq!(sink.received().len(), 1);
 }

@@ -250,7 +250,9 @@ mod tests {
         assert_eq!(
             err.one_line(),
             "/etc/vestibule/test.toml: line 3, column 3 (`retain = \"7d\"`): unknown field `retain`, \
-             expected one of `path`, `dedup_window`, `retention`"
+             expected one of `kind`, `path`, `dedup_window`, `retention`, `servers`, `token_env`, \
+             `token_file`, `user`, `password_env`, `password_file`, `creds_file`, `nkey_env`, `nkey_file`, \
+             `stream_prefix`, `replicas`, `partitions`, `ack_wait`, `node`"
         );
     }
 
