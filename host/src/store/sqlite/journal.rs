@@ -86,6 +86,9 @@ impl SqliteJournal {
             Some(path) => Some(Checkpointer::start(path, writer.store())?),
             None => None,
         };
+        if let Some(checkpointer) = &checkpointer {
+            writer.restart_wal_when(checkpointer.restart_due.clone());
+        }
         let thread = std::thread::Builder::new()
             .name("journal".into())
             .spawn(move || {

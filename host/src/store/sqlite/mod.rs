@@ -23,6 +23,9 @@ use super::{StoreError, id_key};
 use crate::config::Config;
 use crate::event::IdKey;
 
+/// How long a connection waits for another's lock.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The database file inside the data folder.
 pub const DB_FILE: &str = "vestibule.db";
 
@@ -129,7 +132,7 @@ impl Store {
         // so an acknowledged event survives power loss, not only a crash.
         self.conn.pragma_update(None, "journal_mode", "WAL")?;
         self.conn.pragma_update(None, "synchronous", "FULL")?;
-        self.conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
         self.migrate()
     }
 

@@ -40,6 +40,8 @@ pub(super) struct Writer {
     backlog: Arc<AtomicUsize>,
     unattempted: Arc<AtomicUsize>,
     data_version: i64,
+    /// Raised by the checkpointer: the WAL should start over.
+    restart_wal: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Work to hand out once a batch has committed.
@@ -66,6 +68,7 @@ impl Writer {
     ) -> Writer {
         Writer {
             data_version: 0,
+            restart_wal: None,
             store,
             settings,
             events_out,
@@ -77,6 +80,11 @@ impl Writer {
             backlog: backlog.clone(),
             unattempted: unattempted.clone(),
         }
+    }
+
+    /// Restart the WAL whenever `due` is raised (by the checkpointer).
+    pub(super) fn restart_wal_when(&mut self, due: Arc<std::sync::atomic::AtomicBool>) {
+        self.restart_wal = Some(due);
     }
 
     /// The store it writes to.
@@ -113,6 +121,13 @@ impl Writer {
             }
             if closing {
                 break;
+            }
+            if self
+                .restart_wal
+                .as_ref()
+                .is_some_and(|due| due.swap(false, Ordering::Relaxed))
+            {
+                super::checkpoint::restart_wal(&self.store.conn);
             }
             if last_poll.elapsed() >= POLL {
                 last_poll = Instant::now();
