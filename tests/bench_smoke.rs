@@ -42,6 +42,27 @@ async fn the_benchmark_suite_runs_and_writes_its_results() {
             .unwrap()
             > 0
     );
+    assert!(markdown.contains("## Load from outside (wrk)"), "{markdown}");
+    let outside = &report["outside"];
+    for row in [
+        &outside["bare_hyper"],
+        &outside["ingest"],
+        &outside["chain"]["doors_64"],
+        &outside["chain"]["one_door"],
+    ] {
+        assert!(row["accepted"].as_u64().unwrap() > 0, "{row}");
+        assert_eq!(row["statuses"]["401"], serde_json::Value::Null, "{row}");
+    }
+    // Every request with the wrong secret is refused, none accepted.
+    assert!(
+        outside["forged"]["refused_401_per_s"].as_f64().unwrap() > 0.0,
+        "{outside}"
+    );
+    assert_eq!(outside["forged"]["accepted"], 0, "{outside}");
+    assert!(
+        outside["chain"]["doors_64"]["delivered"].as_u64().unwrap() > 0,
+        "{outside}"
+    );
     assert!(markdown.contains("## Cluster store (NATS JetStream)"), "{markdown}");
     assert!(
         markdown.contains("| 2 nodes, 3 NATS servers: 3 plugins + HTTP sink |"),

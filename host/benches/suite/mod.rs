@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod load;
+pub mod outside;
 pub mod reload;
 pub mod servers;
 
@@ -51,6 +52,7 @@ struct Sizes {
     /// Events per second of the cluster's paced rows: what a building
     /// sends, not what saturates the machine.
     cluster_rate: u32,
+    outside: outside::Plan,
 }
 
 impl Options {
@@ -69,6 +71,11 @@ impl Options {
                     period: Duration::from_secs(1),
                 },
                 cluster_rate: 50,
+                outside: outside::Plan {
+                    connections: 4,
+                    duration: Duration::from_secs(1),
+                    pool: 3_000,
+                },
             }
         } else {
             Sizes {
@@ -84,6 +91,11 @@ impl Options {
                     period: Duration::from_secs(1),
                 },
                 cluster_rate: 200,
+                outside: outside::Plan {
+                    connections: 32,
+                    duration: Duration::from_secs(5),
+                    pool: 150_000,
+                },
             }
         }
     }
@@ -147,6 +159,8 @@ pub async fn run(options: &Options) -> Value {
     with_plugins.e2e = Some(closed_e2e);
     paced_run.e2e = Some(paced_e2e);
 
+    let outside = outside::run(dir.path(), &plugins, &sizes.outside).await;
+
     let cluster = cluster::run(dir.path(), &plugins, &sizes, pool, &baseline).await;
 
     eprintln!(
@@ -177,6 +191,7 @@ pub async fn run(options: &Options) -> Value {
             "three_plugins_fixed_rate": paced_run.json(Some(&baseline)),
             "fixed_rate_per_second": sizes.rate,
         },
+        "outside": outside,
         "cluster": cluster,
         "reload": reloads,
         "plugin_call": micro,
@@ -509,6 +524,7 @@ fn markdown(r: &Value) -> String {
          {bare}{verify}{journal}{chain}{paced}\n\
          The cost of durability: with the journal on disk, ingest serves {journal_ratio}× the \
          requests per second it serves with the journal in memory, in the same run.\n\n\
+         {outside}\
          {cluster}\
          {reload}\
          ## One plugin call\n\n\
@@ -560,6 +576,7 @@ fn markdown(r: &Value) -> String {
         ratio = p["ratio"],
         reload = reload_markdown(&r["reload"]),
         cluster = cluster::markdown(r, &row),
+        outside = outside::markdown(&r["outside"]),
         rss1 = rss["plugins_1"],
         rss20 = rss["plugins_20"],
     )
