@@ -80,14 +80,14 @@ impl Options {
         } else {
             Sizes {
                 warmup: Duration::from_secs(1),
-                measure: Duration::from_secs(8),
+                measure: Duration::from_secs(5),
                 connections: 16,
                 rate: 1000,
-                rate_duration: Duration::from_secs(10),
+                rate_duration: Duration::from_secs(8),
                 calls: 5000,
                 reload: reload::Plan {
                     rate: 1000,
-                    reloads: 20,
+                    reloads: 10,
                     period: Duration::from_secs(1),
                 },
                 cluster_rate: 200,
@@ -108,6 +108,7 @@ pub async fn run(options: &Options) -> Value {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), SECRET).unwrap();
 
+    let started = Instant::now();
     let pool = if options.smoke { 2_000 } else { 200_000 };
     eprintln!("Preparing {pool} signed events…");
     let events = Arc::new(load::prepare(pool, SECRET));
@@ -175,10 +176,12 @@ pub async fn run(options: &Options) -> Value {
     eprintln!("idle memory…");
     let rss_1 = idle_rss(dir.path(), &plugins["door-filter"], 1).await;
     let rss_20 = idle_rss(dir.path(), &plugins["door-filter"], 20).await;
+    let elapsed = started.elapsed();
 
     let report = json!({
         "machine": machine(),
         "command": options.command,
+        "run_seconds": elapsed.as_secs(),
         "smoke": options.smoke,
         "load": {
             "connections": sizes.connections,
@@ -303,10 +306,19 @@ fn config(
     sink: Option<std::net::SocketAddr>,
     store: Option<&str>,
 ) -> Config {
-    let mut text = "[server]\nqueue = 65536\n\n[[sources]]\nname = \"bench\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n".to_string();
+    let mut text = "[server]\nqueue = 65536\n".to_string();
     if let Some(store) = store {
         text.push_str(&format!("\n[store]\npath = \"{store}\"\n"));
     }
+    text.push_str(&config_body(plugins, sink));
+    let file = dir.join("bench.toml");
+    std::fs::write(&file, text).unwrap();
+    Config::load(&file).unwrap()
+}
+
+/// The config's source, plugins and sink, as every host of the suite has them.
+fn config_body(plugins: &[(&str, &PathBuf, &str)], sink: Option<std::net::SocketAddr>) -> String {
+    let mut text = "\n[[sources]]\nname = \"bench\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n".to_string();
     for (i, (world, path, extra)) in plugins.iter().enumerate() {
         text.push_str(&format!(
             "\n[[plugins]]\nname = \"p{i}\"\nworld = \"{world}\"\npath = \"{}\"\n{extra}",
@@ -318,9 +330,7 @@ fn config(
             "\n[[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"http://{sink}/events\"\n"
         ));
     }
-    let file = dir.join("bench.toml");
-    std::fs::write(&file, text).unwrap();
-    Config::load(&file).unwrap()
+    text
 }
 
 type Stop = tokio::sync::oneshot::Sender<()>;
@@ -500,7 +510,8 @@ fn markdown(r: &Value) -> String {
     let rss = &r["idle_rss_kib"];
     format!(
         "# Benchmarks\n\n\
-         Produced by `{command}` (the Markdown below is written by the run itself).\n\n\
+         Produced by `{command}` (the Markdown below is written by the run itself; the run took \
+         {run_seconds} s after the build).\n\n\
          Machine: {cpus} × {cpu}, {memory} memory, {os}. Everything runs on this one machine: \
          the load generator, the servers and the sink share its cores, so compare ratios, \
          not absolute numbers.{smoke}\n\n\
@@ -525,6 +536,7 @@ fn markdown(r: &Value) -> String {
          The cost of durability: with the journal on disk, ingest serves {journal_ratio}× the \
          requests per second it serves with the journal in memory, in the same run.\n\n\
          {outside}\
+         {profile}\
          {cluster}\
          {reload}\
          ## One plugin call\n\n\
@@ -537,6 +549,7 @@ fn markdown(r: &Value) -> String {
          RSS of `vestibule serve` after start, no traffic: {rss1} KiB with 1 plugin, {rss20} KiB \
          with 20.\n",
         command = r["command"].as_str().unwrap_or_default(),
+        run_seconds = r["run_seconds"],
         cpus = m["cpus"],
         cpu = m["cpu"].as_str().unwrap_or_default(),
         memory = m["memory"].as_str().unwrap_or_default(),
@@ -577,6 +590,7 @@ fn markdown(r: &Value) -> String {
         reload = reload_markdown(&r["reload"]),
         cluster = cluster::markdown(r, &row),
         outside = outside::markdown(&r["outside"]),
+        profile = include_str!("profile.md"),
         rss1 = rss["plugins_1"],
         rss20 = rss["plugins_20"],
     )

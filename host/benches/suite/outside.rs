@@ -89,7 +89,7 @@ pub(super) async fn run(dir: &Path, plugins: &std::collections::HashMap<String, 
         }
         let delivered = sink.arrivals.lock().unwrap().len();
         let secs = row["seconds"].as_f64().unwrap_or(1.0);
-        row["delivered_during_run_per_s"] = json!((at_end as f64 / secs).round());
+        row["delivered_during_run_per_s"] = json!((at_end as f64 / secs).round() as u64);
         row["delivered"] = json!(delivered);
         row["drained_after_ms"] = json!(if delivered >= accepted {
             ended.elapsed().as_millis() as u64
@@ -97,7 +97,7 @@ pub(super) async fn run(dir: &Path, plugins: &std::collections::HashMap<String, 
             u64::MAX
         });
         row["sink_round_trip_us"] = json!(round_trip.as_micros() as u64);
-        row["one_door_bound_per_s"] = json!((1.0 / round_trip.as_secs_f64()).round());
+        row["one_door_bound_per_s"] = json!((1.0 / round_trip.as_secs_f64()).round() as u64);
         row["cpu"] = host.stop().await;
         chain_rows.insert(name.into(), row);
     }
@@ -133,22 +133,11 @@ impl Host {
     async fn start(dir: &Path, name: &str, plugins: &[(&str, &PathBuf, &str)], sink: Option<SocketAddr>) -> Host {
         let data = dir.join(format!("outside-{name}"));
         let _ = std::fs::remove_dir_all(&data);
-        let mut text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nqueue = 65536\n\n[store]\npath = \"{}\"\n\n\
-             [[sources]]\nname = \"bench\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n",
-            data.display()
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nqueue = 65536\n\n[store]\npath = \"{}\"\n{}",
+            data.display(),
+            super::config_body(plugins, sink)
         );
-        for (i, (world, path, extra)) in plugins.iter().enumerate() {
-            text.push_str(&format!(
-                "\n[[plugins]]\nname = \"p{i}\"\nworld = \"{world}\"\npath = \"{}\"\n{extra}",
-                path.display()
-            ));
-        }
-        if let Some(sink) = sink {
-            text.push_str(&format!(
-                "\n[[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"http://{sink}/events\"\n"
-            ));
-        }
         let config = dir.join(format!("outside-{name}.toml"));
         std::fs::write(&config, text).unwrap();
         let log = dir.join(format!("outside-{name}.log"));
@@ -280,10 +269,10 @@ impl Wrk {
         let status = |code: &str| row["statuses"][code].as_u64().unwrap_or(0);
         let (ok, overloaded, refused) = (status("200"), status("503"), status("401"));
         row["accepted"] = json!(ok);
-        row["accepted_per_s"] = json!((ok as f64 / seconds).round());
-        row["overloaded_per_s"] = json!((overloaded as f64 / seconds).round());
-        row["refused_401_per_s"] = json!((refused as f64 / seconds).round());
-        row["answered_per_s"] = json!((row["requests"].as_f64().unwrap_or(0.0) / seconds).round());
+        row["accepted_per_s"] = json!((ok as f64 / seconds).round() as u64);
+        row["overloaded_per_s"] = json!((overloaded as f64 / seconds).round() as u64);
+        row["refused_401_per_s"] = json!((refused as f64 / seconds).round() as u64);
+        row["answered_per_s"] = json!((row["requests"].as_f64().unwrap_or(0.0) / seconds).round() as u64);
         row
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::store::{Store, StoreError};
 
 /// How often the WAL is copied back into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// The WAL frames (4 KiB pages) past which the writer is asked to restart
 /// the WAL: 32 MiB.
@@ -83,12 +83,13 @@ impl Drop for Checkpointer {
 /// checkpoint) rather than hold up ingest.
 pub(super) fn restart_wal(conn: &rusqlite::Connection) {
     const PATIENCE: Duration = Duration::from_millis(20);
+    let started = std::time::Instant::now();
     let restarted = conn
         .busy_timeout(PATIENCE)
         .and_then(|()| conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| row.get::<_, i64>(0)));
     let _ = conn.busy_timeout(super::BUSY_TIMEOUT);
     match restarted {
-        Ok(0) => tracing::debug!("The WAL starts over."),
+        Ok(0) => tracing::debug!(took_ms = started.elapsed().as_millis() as u64, "The WAL starts over."),
         Ok(_) => tracing::debug!("The WAL could not start over: a reader is using it."),
         Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed."),
     }
