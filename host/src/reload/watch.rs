@@ -3,7 +3,8 @@
 //! The folders that hold them are watched, not the files: editors and
 //! build tools often replace a file by renaming another over it, and
 //! configuration mounted from Kubernetes changes through a symlink in the
-//! folder. After any change in those folders, once they have been quiet
+//! folder. After a change in those folders to a watched file's name (or to
+//! Kubernetes' `..data`), once they have been quiet
 //! for `[reload] debounce`, each watched file's content is compared with
 //! what the running set was built from; only a real difference reloads, so
 //! an editor's several writes make one reload and a `touch` makes none.
@@ -78,7 +79,7 @@ pub async fn run(reloader: Arc<Reloader>, mut set: watch::Receiver<WatchSet>, mu
         let due = waiting.map(|(first, last)| last.min(first + current.debounce * MAX_DEBOUNCES));
         tokio::select! {
             event = events.recv() => match event {
-                Some(Ok(event)) if !matches!(event.kind, EventKind::Access(_)) => {
+                Some(Ok(event)) if !matches!(event.kind, EventKind::Access(_)) && concerns(&event, &current) => {
                     let now = Instant::now();
                     let first = waiting.map_or(now, |(first, _)| first);
                     waiting = Some((first, now + current.debounce));
@@ -108,6 +109,20 @@ pub async fn run(reloader: Arc<Reloader>, mut set: watch::Receiver<WatchSet>, mu
 }
 
 /// A check of the files one debounce from now, if watching at all.
+/// Whether `event` may have changed a watched file: it names one of them,
+/// or a `..`-prefixed entry (Kubernetes swaps `..data` to update a mounted
+/// config), or no path at all (the watcher lost track). Anything else in the
+/// folder — a log file written beside the config, an editor's swap file —
+/// is not a reason to hash every plugin file again.
+fn concerns(event: &notify::Event, set: &WatchSet) -> bool {
+    event.paths.is_empty()
+        || event.paths.iter().any(|path| {
+            let name = path.file_name();
+            name.is_some_and(|n| n.as_encoded_bytes().starts_with(b".."))
+                || set.files.iter().any(|(watched, _)| watched.file_name() == name)
+        })
+}
+
 fn look_soon(set: &WatchSet) -> Option<(Instant, Instant)> {
     let now = Instant::now();
     set.enabled.then_some((now, now + set.debounce))
@@ -183,4 +198,47 @@ fn changed_files(set: &WatchSet, known: &mut HashMap<PathBuf, Option<String>>) -
         }
     }
     changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(path: &str) -> notify::Event {
+        notify::Event::new(EventKind::Modify(notify::event::ModifyKind::Any)).add_path(PathBuf::from(path))
+    }
+
+    /// A log written beside the config does not wake the reloader; the
+    /// config, a plugin, a rename over either and Kubernetes' `..data` do.
+    #[test]
+    fn only_changes_to_watched_names_count() {
+        let set = WatchSet {
+            enabled: true,
+            debounce: Duration::from_millis(500),
+            files: vec![
+                (PathBuf::from("/etc/vestibule/vestibule.toml"), String::new()),
+                (PathBuf::from("/opt/plugins/door_filter.wasm"), String::new()),
+            ],
+        };
+        for unrelated in [
+            "/etc/vestibule/vestibule.log",
+            "/etc/vestibule/.vestibule.toml.swp",
+            "/opt/plugins/other.wasm",
+        ] {
+            assert!(!concerns(&event(unrelated), &set), "{unrelated}");
+        }
+        for related in [
+            "/etc/vestibule/vestibule.toml",
+            "/opt/plugins/door_filter.wasm",
+            "/etc/vestibule/..data",
+            "/etc/vestibule/..2026_12_02_10_00_00.123",
+        ] {
+            assert!(concerns(&event(related), &set), "{related}");
+        }
+        let renamed =
+            event("/etc/vestibule/vestibule.toml.tmp").add_path(PathBuf::from("/etc/vestibule/vestibule.toml"));
+        assert!(concerns(&renamed, &set), "a rename over the config");
+        let lost = notify::Event::new(EventKind::Other);
+        assert!(concerns(&lost, &set), "no paths: the watcher lost track");
+    }
 }
