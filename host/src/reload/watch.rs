@@ -108,7 +108,6 @@ pub async fn run(reloader: Arc<Reloader>, mut set: watch::Receiver<WatchSet>, mu
     }
 }
 
-/// A check of the files one debounce from now, if watching at all.
 /// Whether `event` may have changed a watched file: it names one of them,
 /// or a `..`-prefixed entry (Kubernetes swaps `..data` to update a mounted
 /// config), or no path at all (the watcher lost track). Anything else in the
@@ -123,6 +122,7 @@ fn concerns(event: &notify::Event, set: &WatchSet) -> bool {
         })
 }
 
+/// A check of the files one debounce from now, if watching at all.
 fn look_soon(set: &WatchSet) -> Option<(Instant, Instant)> {
     let now = Instant::now();
     set.enabled.then_some((now, now + set.debounce))
