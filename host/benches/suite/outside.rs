@@ -305,7 +305,12 @@ fn which(program: &str) -> Option<PathBuf> {
 pub(super) fn markdown(o: &Value) -> String {
     let base = o["bare_hyper"]["accepted_per_s"].as_f64().unwrap_or(1.0).max(1.0);
     let ratio = |v: &Value| format!("{:.2}", v["accepted_per_s"].as_f64().unwrap_or(0.0) / base);
-    let row = |name: &str, v: &Value, extra: String| {
+    let row = |name: &str, v: &Value, mut extra: String| {
+        // Past the end of its share wrk starts again: Vestibule refuses a
+        // repeated signed request as a replay (401), so the row is not clean.
+        if v["reused"].as_u64().unwrap_or(0) > 0 && !name.starts_with("bare") {
+            extra.push_str(" (the pool ran out: requests sent twice, refused as replays)");
+        }
         format!(
             "| {name} | {} | {} | {} | {} | {} / {} / {} µs | {extra} |\n",
             v["accepted_per_s"],

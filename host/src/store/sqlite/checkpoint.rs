@@ -79,7 +79,7 @@ impl Drop for Checkpointer {
 /// Finish the checkpoint from the writer's own connection, between batches,
 /// so that its next commit starts the WAL over from the beginning. Only the
 /// frames written since the last passive checkpoint are left to copy. A
-/// reader in the way makes it give up at once (and try again after the next
+/// reader in the way (or the checkpointer mid-checkpoint) makes it give up at once (and try again after the next
 /// checkpoint) rather than hold up ingest.
 pub(super) fn restart_wal(conn: &rusqlite::Connection) {
     const PATIENCE: Duration = Duration::from_millis(20);
@@ -90,7 +90,7 @@ pub(super) fn restart_wal(conn: &rusqlite::Connection) {
     let _ = conn.busy_timeout(super::BUSY_TIMEOUT);
     match restarted {
         Ok(0) => tracing::debug!(took_ms = started.elapsed().as_millis() as u64, "The WAL starts over."),
-        Ok(_) => tracing::debug!("The WAL could not start over: a reader is using it."),
+        Ok(_) => tracing::debug!("The WAL could not start over: another connection is using it."),
         Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed."),
     }
 }
