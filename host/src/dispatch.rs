@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::live::Live;
+use crate::observe::{Observer, Passed};
 use crate::outbox::idempotency_key;
 use crate::store::{DeadEvent, Journal, NewCommand, Processed, Queued, Step, StepResult};
 
@@ -24,6 +25,7 @@ pub async fn run(
     mut feed: mpsc::UnboundedReceiver<Queued>,
     live: Arc<Live>,
     journal: Arc<dyn Journal>,
+    observer: Arc<Observer>,
     mut stop: watch::Receiver<bool>,
 ) {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -31,7 +33,7 @@ pub async fn run(
     let lanes: Vec<_> = (0..workers)
         .map(|_| {
             let (sender, queue) = mpsc::unbounded_channel();
-            tasks.spawn(lane(queue, live.clone(), journal.clone()));
+            tasks.spawn(lane(queue, live.clone(), journal.clone(), observer.clone()));
             sender
         })
         .collect();
@@ -54,7 +56,12 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journal: Arc<dyn Journal>) {
+async fn lane(
+    mut queue: mpsc::UnboundedReceiver<Queued>,
+    live: Arc<Live>,
+    journal: Arc<dyn Journal>,
+    observer: Arc<Observer>,
+) {
     while let Some(Queued { seq, run, event }) = queue.recv().await {
         let runner = live.current().pipeline.clone();
         // Enrichers may not change these, but may change the door: the
@@ -71,6 +78,7 @@ async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journ
                     steps: vec![Step {
                         plugin: "-".into(),
                         result: StepResult::Panicked,
+                        micros: None,
                     }],
                     commands: Vec::new(),
                     dead_letter: None,
@@ -79,6 +87,24 @@ async fn lane(mut queue: mpsc::UnboundedReceiver<Queued>, live: Arc<Live>, journ
                 continue;
             }
         };
+        let calls = outcome.calls.iter().map(|(plugin, _, took)| (plugin.as_str(), *took));
+        observer.processed(&outcome.steps, calls);
+        if let Some((plugin, failure)) = &outcome.dead_letter {
+            observer.dead_event(plugin, failure.reason().as_str());
+        }
+        if observer.watched()
+            && let Some(event) = &outcome.event
+        {
+            observer.show(Passed {
+                seq,
+                run,
+                event: event.clone(),
+                steps: outcome.steps.clone(),
+                commands: outcome.commands.len(),
+                dead_letter: outcome.dead_letter.is_some(),
+                at: crate::time::now_ms(),
+            });
+        }
         let commands = outcome
             .commands
             .into_iter()

@@ -67,6 +67,10 @@ pub enum Kind {
     ConfigChanged,
     /// `visitor.changed`: A visitor's status changed.
     VisitorChanged,
+    /// `source.silent`: The host heard nothing from a source (or a door) for its `silent_after`.
+    SourceSilent,
+    /// `source.back`: A silent source (or door) sent an event again.
+    SourceBack,
     /// `other`: Anything without a mapping; the raw payload says what.
     Other,
 }
@@ -102,6 +106,8 @@ impl Kind {
             Kind::AdminLoginFailed => "admin.login-failed",
             Kind::ConfigChanged => "config.changed",
             Kind::VisitorChanged => "visitor.changed",
+            Kind::SourceSilent => "source.silent",
+            Kind::SourceBack => "source.back",
             Kind::Other => "other",
         }
     }

@@ -21,7 +21,10 @@
 //! - [`sinks`]: one delivery attempt over HTTP or MQTT.
 //! - [`live`]: everything built from one version of the config and plugin
 //!   files, swapped whole; [`reload`] builds the next one when files change.
-//! - [`admin`]: `/admin/status` and `/admin/reload`.
+//! - [`observe`]: what the host sees go through it — [`metrics`], each
+//!   source's activity and silences, the live tail, delivery attempts.
+//! - [`admin`]: `/admin/status`, `/admin/reload`, `/metrics`, and the
+//!   [`console`] under `/console`.
 //! - [`app`]: wiring it together.
 //! - [`cli`]: the command line on top of it all (`serve`, `check`, `send`,
 //!   `plugin`, `events`, `dead-letters`, `replay`).
@@ -37,11 +40,14 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod dispatch;
 pub mod event;
 pub mod files;
 pub mod ingest;
 pub mod live;
+pub mod metrics;
+pub mod observe;
 pub mod outbox;
 pub mod pipeline;
 pub mod plugins;

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::live::Live;
+use crate::observe::Observer;
 use crate::sinks::{Permanent, Policy};
 use crate::store::{DeadReason, DeliveryUpdate, Journal, PendingCommand};
 use crate::time::now_ms;
@@ -55,6 +56,7 @@ pub async fn run(
     mut feed: mpsc::UnboundedReceiver<PendingCommand>,
     live: Arc<Live>,
     journal: Arc<dyn Journal>,
+    observer: Arc<Observer>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut lanes: HashMap<(String, String), mpsc::UnboundedSender<PendingCommand>> = HashMap::new();
@@ -68,6 +70,9 @@ pub async fn run(
             },
             _ = stop.wait_for(|stop| *stop) => break,
         };
+        observer
+            .deliveries
+            .handed(command.id, &command.command.sink, command.received_at);
         if command.delayed() {
             let slot = (
                 command.plugin.clone(),
@@ -78,13 +83,20 @@ pub async fn run(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(slot.clone(), command.id);
-            tasks.spawn(delayed(command, slot, latest.clone(), live.clone(), journal.clone()));
+            tasks.spawn(delayed(
+                command,
+                slot,
+                latest.clone(),
+                live.clone(),
+                journal.clone(),
+                observer.clone(),
+            ));
             continue;
         }
         let key = (command.command.sink.clone(), command.door.clone());
         let lane = lanes.entry(key).or_insert_with(|| {
             let (sender, queue) = mpsc::unbounded_channel();
-            tasks.spawn(lane(queue, live.clone(), journal.clone()));
+            tasks.spawn(lane(queue, live.clone(), journal.clone(), observer.clone()));
             sender
         });
         let _ = lane.send(command);
@@ -95,10 +107,15 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
-async fn lane(mut queue: mpsc::UnboundedReceiver<PendingCommand>, live: Arc<Live>, journal: Arc<dyn Journal>) {
+async fn lane(
+    mut queue: mpsc::UnboundedReceiver<PendingCommand>,
+    live: Arc<Live>,
+    journal: Arc<dyn Journal>,
+    observer: Arc<Observer>,
+) {
     while let Some(command) = queue.recv().await {
         let id = command.id;
-        let update = deliver(command, &live, journal.as_ref(), true).await;
+        let update = deliver(command, &live, journal.as_ref(), &observer, true).await;
         journal.delivery(id, update);
     }
 }
@@ -114,6 +131,7 @@ async fn delayed(
     latest: Latest,
     live: Arc<Live>,
     journal: Arc<dyn Journal>,
+    observer: Arc<Observer>,
 ) {
     // Waiting does not hold up shutdown: it stays stored for the next start.
     journal.attempted();
@@ -131,14 +149,20 @@ async fn delayed(
         tracing::debug!(sink = %slot.1, key = %command.key, "Delayed command replaced by a later one.");
         DeliveryUpdate::Superseded
     } else {
-        deliver(command, &live, journal.as_ref(), false).await
+        deliver(command, &live, journal.as_ref(), &observer, false).await
     };
     journal.delivery(id, update);
 }
 
 /// Try `command` until it is delivered or given up on. `counted`: its first
 /// attempt still counts as outstanding for shutdown.
-async fn deliver(mut command: PendingCommand, live: &Live, journal: &dyn Journal, counted: bool) -> DeliveryUpdate {
+async fn deliver(
+    mut command: PendingCommand,
+    live: &Live,
+    journal: &dyn Journal,
+    observer: &Observer,
+    counted: bool,
+) -> DeliveryUpdate {
     let sink = command.command.sink.clone();
     // Count the first attempt off once, however this command ends.
     let mut counted = counted;
@@ -192,7 +216,12 @@ async fn deliver(mut command: PendingCommand, live: &Live, journal: &dyn Journal
             continue;
         }
 
+        let started = std::time::Instant::now();
         let result = sinks.deliver(&command.command, &command.key).await;
+        let shown = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+        observer
+            .deliveries
+            .attempted(command.id, &sink, shown, started.elapsed());
         let now = now_ms();
         command.attempts += 1;
         let first_attempt_at = *command.first_attempt_at.get_or_insert(now);

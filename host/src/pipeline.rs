@@ -125,11 +125,13 @@ impl Pipeline {
         let mut views = Views::new(event, self.plugins.iter().map(|p| p.secrecy), vendor);
         for plugin in &self.plugins {
             let name = &plugin.name;
+            let mut micros = None;
             let decision = match plugin.health.admit() {
                 Err(until) => Err(PluginFailure::Suspended(until)),
                 Ok(()) => {
                     let level = plugin.secrecy;
                     let call = plugin.call(views.get(level)).await;
+                    micros = Some(call.elapsed.as_micros() as u64);
                     outcome.calls.push((name.clone(), call.logs, call.elapsed));
                     let decision = match call.result {
                         Ok(Decision::Enriched(returned)) => views
@@ -159,6 +161,7 @@ impl Pipeline {
                     outcome.steps.push(Step {
                         plugin: name.clone(),
                         result: StepResult::Dropped(reason.clone()),
+                        micros,
                     });
                     outcome.dropped = Some((name.clone(), reason));
                     break;
@@ -181,6 +184,7 @@ impl Pipeline {
             outcome.steps.push(Step {
                 plugin: name.clone(),
                 result,
+                micros,
             });
             if outcome.dead_letter.is_some() || outcome.dropped.is_some() {
                 break;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use vestibule::{App, Config, Runtime};
 
+pub mod browser;
 pub mod config;
 pub mod mqtt;
 pub mod nats;
@@ -24,6 +25,11 @@ pub mod process;
 mod wasm;
 
 pub use process::{Process, cli, vestibule};
+
+/// The repository's root.
+pub fn workspace() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
 
 /// Tests that load both cores on purpose (fuzzing, floods, load under
 /// reload, the benchmark smoke run, kill -9 loops) take turns: one runs

@@ -74,6 +74,11 @@ impl Process {
     pub fn addr(&self) -> std::net::SocketAddr {
         let log = self.log.lock().unwrap();
         let line = log.iter().find(|l| l.contains("Listening.")).expect("it listens");
+        if line.starts_with('{') {
+            // `[log] format = "json"`
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            return line["addr"].as_str().expect("the address is logged").parse().unwrap();
+        }
         let addr = line.split("addr=").nth(1).expect("the address is logged");
         addr.split_whitespace().next().unwrap().parse().unwrap()
     }

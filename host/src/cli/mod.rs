@@ -3,6 +3,7 @@
 //! modules an event goes through.
 
 pub mod journal;
+mod log;
 pub mod plugin;
 pub mod send;
 
@@ -109,13 +110,7 @@ pub fn main() -> ExitCode {
         Command::Plugin { .. } => "warn,vestibule::plugin=off,vestibule::pipeline=off",
         _ => "info,wasmtime=warn,cranelift=warn,async_nats=warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    log::init(default_filter);
     let runtime = tokio::runtime::Runtime::new().expect("starting the async runtime");
     let result = runtime.block_on(async {
         match cli.command {
@@ -146,8 +141,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn build(path: &Path) -> anyhow::Result<App> {
-    let config = Config::load(path).map_err(shown)?;
+async fn build(config: Config) -> anyhow::Result<App> {
     let runtime = Runtime::new().map_err(|e| anyhow::anyhow!("starting the plugin runtime: {e:#}"))?;
     App::build(config, &runtime).await.map_err(shown)
 }
@@ -159,7 +153,9 @@ fn shown(error: ConfigError) -> anyhow::Error {
 }
 
 async fn serve(path: &Path) -> anyhow::Result<()> {
-    let app = build(path).await?;
+    let config = Config::load(path).map_err(shown)?;
+    log::use_format(config.log.format);
+    let app = build(config).await?;
     let live = app.live().current();
     let config = &live.config;
     let listener = crate::ingest::listener::bind(config).await.map_err(shown)?;

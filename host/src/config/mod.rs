@@ -21,11 +21,21 @@ pub use crate::settings::{
 pub use crate::sinks::{SinkConfig, SinkKind};
 pub use crate::vendors::{BasicAuthConfig, OneOrMany, SignaturePolicy, SourceConfig, VendorKind};
 pub use plugin::{Clock, MAX_INSTANCES, MAX_PLUGIN_MEMORY, OnError, PluginConfig, World};
-pub use server::{AdminConfig, LogConfig, ReloadConfig, ServerConfig, StoreConfig, StoreKind, TlsConfig};
+pub use server::{AdminConfig, LogConfig, LogFormat, ReloadConfig, ServerConfig, StoreConfig, StoreKind, TlsConfig};
 
 /// Paths under this are the host's own (`/admin/status`, `/admin/reload`),
 /// never a source's.
 pub const ADMIN_PREFIX: &str = "/admin/";
+
+/// The host's other paths: the metrics, and the console with what it reads.
+pub const METRICS_PATH: &str = "/metrics";
+pub const CONSOLE_PATH: &str = "/console";
+
+/// Whether `path` is one of the host's own (admin, metrics, console).
+pub fn is_host_path(path: &str) -> bool {
+    let under = |prefix: &str| path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'));
+    path.starts_with(ADMIN_PREFIX) || under(METRICS_PATH) || under(CONSOLE_PATH)
+}
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -174,16 +184,29 @@ impl Config {
             let key = format!("sources[{i}]");
             errors.keep(check_name(self, &format!("{key}.name"), &source.name));
             errors.keep(source.settings.source().check(&self.context(), &key));
+            let silences = source
+                .silent_after
+                .iter()
+                .map(|after| ("silent_after".to_string(), after));
+            let doors = source
+                .silent_doors
+                .iter()
+                .map(|(door, after)| (format!("silent_doors.{door:?}"), after));
+            for (name, after) in silences.chain(doors) {
+                if after.0 < std::time::Duration::from_millis(100) {
+                    errors.push(self.error(format!("{key}.{name}"), "expected at least 100ms"));
+                }
+            }
             if source.vendor.dials_out() {
                 continue;
             }
             let path = source.path();
             if !path.starts_with('/') {
                 errors.push(self.error(format!("{key}.path"), "must start with `/`"));
-            } else if path.starts_with(ADMIN_PREFIX) {
+            } else if is_host_path(&path) {
                 errors.push(self.error(
                     format!("{key}.path"),
-                    format!("paths under `{ADMIN_PREFIX}` are the host's own (status, reload); choose another"),
+                    format!("`{path}` is the host's own (`{ADMIN_PREFIX}`, `{METRICS_PATH}`, `{CONSOLE_PATH}`); choose another"),
                 ));
             } else if let Some(other) = paths.insert(path.clone(), &source.name) {
                 errors.push(self.error(

@@ -193,6 +193,10 @@ pub struct AdminConfig {
     /// address the server listens on.
     #[serde(default)]
     pub public: bool,
+    /// `secrecy`: what the console shows of people's data, as a plugin's
+    /// level (0, 1 or 2; default 1: no credentials).
+    #[serde(default)]
+    pub secrecy: crate::secrecy::Secrecy,
 }
 
 /// `[reload]`
@@ -239,12 +243,25 @@ pub struct LogConfig {
     /// first of each source and reason, then one line this often with how
     /// many more there were, so that a flood cannot fill the disk.
     pub refusal_summary: Duration,
+    /// `format`: `"text"` (the default) or `"json"`, one object a line with
+    /// the same fields, for log shippers. Read at start.
+    pub format: LogFormat,
+}
+
+/// `[log] format`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             refusal_summary: Duration(std::time::Duration::from_secs(60)),
+            format: LogFormat::Text,
         }
     }
 }

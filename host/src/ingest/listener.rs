@@ -31,7 +31,8 @@ use tokio::sync::{Notify, mpsc};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http_body_util::Full;
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::config::{Config, ConfigError};
 
@@ -63,9 +64,40 @@ impl Limits {
     }
 }
 
+/// An answer's body: most are whole (`Full`), the console's live tail is a
+/// stream.
+pub type Body = UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
 /// What answers a request, given who sent it.
 pub type Handler =
-    Arc<dyn Fn(hyper::Request<Incoming>, SocketAddr) -> BoxFuture<'static, hyper::Response<Full<Bytes>>> + Send + Sync>;
+    Arc<dyn Fn(hyper::Request<Incoming>, SocketAddr) -> BoxFuture<'static, hyper::Response<Body>> + Send + Sync>;
+
+/// A body that keeps its request counted as in progress until it has been
+/// sent whole: a streamed answer is not an idle connection.
+struct Guarded {
+    body: Body,
+    _answering: Answering,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
 
 /// The limits in force now.
 pub type CurrentLimits = Arc<dyn Fn() -> Arc<Limits> + Send + Sync>;
@@ -309,8 +341,11 @@ impl Listener {
             let answering = Answering::begin(&connection, &connections);
             let answer = handler(request, peer);
             async move {
-                let _answering = answering;
-                Ok::<_, std::convert::Infallible>(answer.await)
+                let answer = answer.await.map(|body| Guarded {
+                    body,
+                    _answering: answering,
+                });
+                Ok::<_, std::convert::Infallible>(answer.map(BodyExt::boxed_unsync))
             }
         });
         let idle_timeout = limits.idle_timeout;
@@ -350,7 +385,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     B: hyper::service::Service<
             hyper::Request<Incoming>,
-            Response = hyper::Response<http_body_util::Full<bytes::Bytes>>,
+            Response = hyper::Response<Body>,
             Error = std::convert::Infallible,
         > + Send
         + 'static,

@@ -13,6 +13,7 @@ pub mod unifi_ws;
 
 use std::sync::Arc;
 
+use crate::metrics::{Metrics, RequestLabels};
 use crate::store::{Appended, Journal, StoreError};
 use crate::time::now_ms;
 use crate::vendors::{self, NormalizeError, VerifyError};
@@ -34,6 +35,7 @@ pub struct Ingest {
     replays: ReplayGuard,
     /// Refusals, for the log (see [`refusals`]).
     pub refusals: refusals::Refusals,
+    metrics: Arc<Metrics>,
 }
 
 /// Why a request was not accepted. The sender sees only the status and the
@@ -93,13 +95,26 @@ impl IngestError {
 }
 
 impl Ingest {
-    pub fn new(routes: CurrentRoutes, journal: Arc<dyn Journal>) -> Ingest {
+    /// Requests are counted in `metrics`.
+    pub fn new(routes: CurrentRoutes, journal: Arc<dyn Journal>, metrics: Arc<Metrics>) -> Ingest {
         Ingest {
             routes,
             journal,
             replays: ReplayGuard::default(),
             refusals: refusals::Refusals::default(),
+            metrics,
         }
+    }
+
+    /// Count one request to `path` by its result.
+    fn count(&self, routes: &Routes, path: &str, result: &str) {
+        let route = routes.by_path.get(path);
+        let labels = RequestLabels {
+            source: route.map_or("-", |r| r.name.as_str()).to_string(),
+            vendor: route.map_or("-", |r| r.vendor.name()).to_string(),
+            result: result.to_string(),
+        };
+        self.metrics.requests.get_or_create(&labels).inc();
     }
 
     /// Answer one request.
@@ -118,11 +133,13 @@ impl Ingest {
                     Appended::Accepted { .. } => "accepted",
                     Appended::Duplicate => "duplicate",
                 };
+                self.count(routes, &path, status);
                 json(StatusCode::OK, &answer(status, &id))
             }
             Err(error) => {
                 let source = routes.by_path.get(&path).map_or("-", |r| r.name.as_str());
                 let reason = error.reason();
+                self.count(routes, &path, reason);
                 self.refusals.refused(source, reason, || {
                     // The path a scanner tried is its own; shown escaped.
                     let path = crate::plugins::text::shown(&path, 256);

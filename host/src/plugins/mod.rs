@@ -113,6 +113,16 @@ pub enum FailureReason {
 }
 
 impl FailureReason {
+    pub const ALL: [FailureReason; 7] = [
+        FailureReason::Timeout,
+        FailureReason::Memory,
+        FailureReason::Trap,
+        FailureReason::OutputTooLarge,
+        FailureReason::SinkRefused,
+        FailureReason::Error,
+        FailureReason::Suspended,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             FailureReason::Timeout => "timeout",

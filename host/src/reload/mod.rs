@@ -100,7 +100,12 @@ pub struct History {
     /// Settings changed in the file that take effect only at the next
     /// start; the running host keeps its old values.
     pub restart_needed: Vec<String>,
+    /// The latest reloads, refused ones too, oldest first.
+    pub recent: std::collections::VecDeque<Report>,
 }
+
+/// How many reloads [`History::recent`] keeps.
+const RECENT_RELOADS: usize = 20;
 
 /// The parts a reload starts and stops, beyond the generation itself.
 struct Running {
@@ -128,6 +133,7 @@ pub struct Reloader {
     rebind: mpsc::UnboundedSender<TcpListener>,
     /// The files the watcher follows, and how.
     watch_set: tokio_watch::Sender<WatchSet>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The receiving ends [`Reloader::new`] hands to whoever runs the host.
@@ -143,6 +149,7 @@ impl Reloader {
         compiled: Option<PathBuf>,
         live: Arc<Live>,
         journal: Arc<dyn Journal>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> (Reloader, Channels) {
         let current = live.current();
         let config = &current.config;
@@ -163,6 +170,7 @@ impl Reloader {
             last_error: Mutex::new(None),
             rebind,
             watch_set,
+            metrics,
         };
         (
             reloader,
@@ -306,6 +314,13 @@ impl Reloader {
             }
         }
         history.last = Some(report.clone());
+        if history.recent.len() == RECENT_RELOADS {
+            history.recent.pop_front();
+        }
+        history.recent.push_back(report.clone());
+        let result = if report.error.is_none() { "ok" } else { "failed" };
+        let labels = crate::metrics::ResultLabels { result: result.into() };
+        self.metrics.reloads.get_or_create(&labels).inc();
     }
 }
 

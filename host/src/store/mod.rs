@@ -32,6 +32,7 @@ pub use sqlite::{DB_FILE, SqliteJournal, Store, check_data_folder};
 
 use crate::config::{Config, StoreKind};
 use crate::event::{Event, IdKey};
+use crate::metrics::Commits;
 
 /// What went wrong with the store.
 #[derive(Debug, thiserror::Error)]
@@ -172,17 +173,18 @@ pub trait Records {
 
 /// Start the journal `config` asks for; what it holds pending is handed out
 /// at once.
-pub async fn start(config: &Config) -> Result<(Arc<dyn Journal>, JournalFeeds), StoreError> {
+/// Each commit is counted in `commits`.
+pub async fn start(config: &Config, commits: Commits) -> Result<(Arc<dyn Journal>, JournalFeeds), StoreError> {
     let settings = Settings::from_config(config);
     match config.store.kind {
         StoreKind::Sqlite => {
             let store = Store::for_config(config)?.with_id_key()?;
-            let (journal, feeds) = SqliteJournal::start(store, settings)?;
+            let (journal, feeds) = SqliteJournal::start(store, settings, commits)?;
             Ok((Arc::new(journal), feeds))
         }
         StoreKind::Nats => {
             let cluster = nats::Cluster::connect(config).await?;
-            let (journal, feeds) = nats::NatsJournal::start(cluster, settings).await?;
+            let (journal, feeds) = nats::NatsJournal::start(cluster, settings, commits).await?;
             Ok((Arc::new(journal), feeds))
         }
     }

@@ -22,6 +22,10 @@ pub struct Queued {
 pub struct Step {
     pub plugin: String,
     pub result: StepResult,
+    /// How long the call took (µs); absent where the plugin was not called
+    /// (suspended) and in outcomes an earlier release wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micros: Option<u64>,
 }
 
 /// One run of an event as the journal holds it: the row, the event's JSON

@@ -22,6 +22,12 @@ pub struct SourceConfig {
     pub name: String,
     /// `vendor`: which system sends here, and so how requests are verified.
     pub vendor: VendorKind,
+    /// `silent_after`: emit `source.silent` when nothing arrived for this
+    /// long, and `source.back` when events resume.
+    pub silent_after: Option<Duration>,
+    /// `[sources.silent_doors]`: the same per door, by the door's name (or
+    /// id, where it has no name) as `vestibule events list` shows it.
+    pub silent_doors: BTreeMap<String, Duration>,
     /// The rest of the table, as the vendor reads it.
     pub settings: Settings,
 }
@@ -36,15 +42,36 @@ impl SourceConfig {
             vendor: VendorKind,
         }
         let Tag { vendor } = Tag::deserialize(ValueDeserializer::from(table.clone()))?;
+        /// What every source may set, whatever its vendor: taken out of
+        /// the table before the vendor reads the rest.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Watch {
+            silent_after: Option<Duration>,
+            #[serde(default)]
+            silent_doors: BTreeMap<String, Duration>,
+        }
         let span = table.span();
         let mut table = table.into_inner();
+        let mut watch = toml::de::DeTable::new();
         if let DeValue::Table(entries) = &mut table {
             entries.remove("vendor");
+            for key in ["silent_after", "silent_doors"] {
+                if let Some((key, value)) = entries.remove_entry(key) {
+                    watch.insert(key, value);
+                }
+            }
         }
+        let watch = Watch::deserialize(ValueDeserializer::from(Spanned::new(
+            span.clone(),
+            DeValue::Table(watch),
+        )))?;
         let settings = Settings::read(vendor, ValueDeserializer::from(Spanned::new(span, table)))?;
         Ok(SourceConfig {
             name: settings.source().name().to_string(),
             vendor,
+            silent_after: watch.silent_after,
+            silent_doors: watch.silent_doors,
             settings,
         })
     }

@@ -87,12 +87,18 @@ pub struct NatsJournal {
     /// Turns true when the journal closes: what it holds is let go.
     closed: watch::Sender<bool>,
     tasks: Mutex<JoinSet<()>>,
+    /// An event's commit is its publication's acknowledgement.
+    commits: crate::metrics::Commits,
 }
 
 impl NatsJournal {
     /// Connect, create or update the streams and consumers, and start
     /// pulling work.
-    pub async fn start(cluster: Cluster, _settings: Settings) -> Result<(NatsJournal, JournalFeeds), StoreError> {
+    pub async fn start(
+        cluster: Cluster,
+        _settings: Settings,
+        commits: crate::metrics::Commits,
+    ) -> Result<(NatsJournal, JournalFeeds), StoreError> {
         // A node may start with the cluster, before it has elected its
         // leaders: keep trying for a while, saying why.
         let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
@@ -124,6 +130,7 @@ impl NatsJournal {
             stop,
             closed,
             tasks: Mutex::new(JoinSet::new()),
+            commits,
         };
         {
             let mut tasks = journal.tasks.lock().unwrap_or_else(|e| e.into_inner());
@@ -240,7 +247,9 @@ impl Journal for NatsJournal {
             let layout = self.cluster.layout();
             let subject = layout.event_subject(&event.source, &event.lane());
             let id = Layout::event_msg_id(&event.source, &event.id);
+            let started = std::time::Instant::now();
             let ack = publish(&self.cluster, subject, &id, None, payload).await?;
+            self.commits.observe(started.elapsed(), 1);
             if ack.duplicate {
                 Ok(Appended::Duplicate)
             } else {

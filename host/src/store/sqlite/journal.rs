@@ -64,7 +64,11 @@ pub struct SqliteJournal {
 impl SqliteJournal {
     /// Start the writer thread on `store`. Pending events and commands in
     /// it are handed out at once.
-    pub fn start(store: Store, settings: Settings) -> Result<(SqliteJournal, JournalFeeds), StoreError> {
+    pub fn start(
+        store: Store,
+        settings: Settings,
+        commits: crate::metrics::Commits,
+    ) -> Result<(SqliteJournal, JournalFeeds), StoreError> {
         let (requests, inbox) = std_mpsc::channel();
         let (events_out, events) = mpsc::unbounded_channel();
         let (commands_out, commands) = mpsc::unbounded_channel();
@@ -79,6 +83,7 @@ impl SqliteJournal {
             commands_out,
             backlog.clone(),
             unattempted.clone(),
+            commits,
         );
         writer.prune()?;
         writer.rescan()?;
@@ -235,7 +240,7 @@ mod tests {
                 "CREATE TRIGGER disk_full BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
             )
             .unwrap();
-        let (journal, mut feeds) = SqliteJournal::start(store, settings()).unwrap();
+        let (journal, mut feeds) = SqliteJournal::start(store, settings(), Default::default()).unwrap();
         let Appended::Accepted { seq } = journal.append(event()).await.unwrap() else {
             panic!("a new event is accepted");
         };
@@ -286,7 +291,8 @@ mod tests {
     #[tokio::test]
     async fn a_retried_delayed_command_is_no_longer_delayed() {
         let dir = tempfile::tempdir().unwrap();
-        let (journal, mut feeds) = SqliteJournal::start(Store::open(dir.path()).unwrap(), settings()).unwrap();
+        let (journal, mut feeds) =
+            SqliteJournal::start(Store::open(dir.path()).unwrap(), settings(), Default::default()).unwrap();
         let mut now = event();
         now.received_at = now_ms();
         let Appended::Accepted { seq } = journal.append(now).await.unwrap() else {
@@ -344,7 +350,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_repeat_within_the_window_is_a_duplicate() {
-        let (journal, _feeds) = SqliteJournal::start(Store::memory().unwrap(), settings()).unwrap();
+        let (journal, _feeds) = SqliteJournal::start(Store::memory().unwrap(), settings(), Default::default()).unwrap();
         assert!(matches!(
             journal.append(event()).await.unwrap(),
             Appended::Accepted { .. }

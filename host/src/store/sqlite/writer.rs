@@ -42,6 +42,7 @@ pub(super) struct Writer {
     data_version: i64,
     /// Raised by the checkpointer: the WAL should start over.
     restart_wal: Option<Arc<std::sync::atomic::AtomicBool>>,
+    commits: crate::metrics::Commits,
 }
 
 /// Work to hand out once a batch has committed.
@@ -65,8 +66,10 @@ impl Writer {
         commands_out: mpsc::UnboundedSender<PendingCommand>,
         backlog: Arc<AtomicUsize>,
         unattempted: Arc<AtomicUsize>,
+        commits: crate::metrics::Commits,
     ) -> Writer {
         Writer {
+            commits,
             data_version: 0,
             restart_wal: None,
             store,
@@ -146,6 +149,7 @@ impl Writer {
 
     /// Apply `batch` in one transaction; then answer and hand out.
     fn apply(&mut self, batch: Vec<Request>) {
+        let (started, changes) = (std::time::Instant::now(), batch.len());
         let mut done = Committed::default();
         let tx = match self.store.conn.transaction() {
             Ok(tx) => tx,
@@ -207,6 +211,7 @@ impl Writer {
             self.forget(done.unrecorded_events, done.unrecorded_commands);
             return;
         }
+        self.commits.observe(started.elapsed(), changes);
         self.forget(done.unrecorded_events, done.unrecorded_commands);
         // Hand out before counting off and before answering: at no moment
         // may the host look idle while work is on its way (shutdown waits
@@ -320,6 +325,7 @@ impl Writer {
             let steps = vec![Step {
                 plugin: "-".into(),
                 result: StepResult::Unreadable(error.to_string()),
+                micros: None,
             }];
             self.store.conn.execute(
                 "UPDATE events SET state = 'done', outcome = ?2, processed_at = ?3 WHERE seq = ?1",
