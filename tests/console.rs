@@ -270,3 +270,69 @@ async fn the_console_tails_events_tells_their_story_and_retries_a_dead_letter() 
     drop(browser);
     host.stop().await;
 }
+
+/// The console's dead-event buttons are the command line's operations: an
+/// event a plugin stopped is listed with its reason, counted in the metrics,
+/// and runs again once the plugin is fixed.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_a_plugin_stopped_is_retried_from_the_console() {
+    let sink = Sink::start().await;
+    let filter = |behaviour: &str| {
+        support::config::PluginTable::new("gate", "filter", "misbehave")
+            .set("on_error", "dead-letter")
+            .config("misbehave", behaviour)
+            .render()
+    };
+    let config = |behaviour: &str| {
+        format!(
+            "[store]\npath = \"data\"\n[admin]\ntoken_file = \"{{secret_file}}\"\n{}",
+            support::lights_config(&filter(behaviour), &sink.url("/on"))
+        )
+    };
+    let host = Host::start(&config("trap")).await;
+    let token = [("authorization", format!("Bearer {SECRET}"))];
+    assert_eq!(host.post_unifi(support::unifi_unlock("Front Door")).await.0, 200);
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, body) = get(&host.url("/console/api/dead-letters"), &token).await;
+        assert_eq!(status, 200, "{body}");
+        listed = serde_json::from_str(&body).unwrap();
+        if !listed["events"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopped = &listed["events"][0];
+    assert_eq!(
+        (stopped["plugin"].as_str(), stopped["reason"].as_str()),
+        (Some("gate"), Some("trap")),
+        "{listed}"
+    );
+    let seq = stopped["seq"].as_i64().unwrap();
+    let (_, metrics) = get(&host.url("/metrics"), &token).await;
+    assert!(
+        metrics.contains(r#"vestibule_dead_events_total{plugin="gate",reason="trap"} 1"#),
+        "{metrics}"
+    );
+
+    // A retry needs the token, and a number.
+    let (status, _) = post(&host.url(&format!("/console/api/dead-events/{seq}/retry")), &[], "").await;
+    assert_eq!(status, 401);
+    let (status, _) = post(&host.url("/console/api/dead-events/x/retry"), &token, "").await;
+    assert_eq!(status, 400);
+    let (status, _) = post(&host.url("/console/api/dead-events/999/retry"), &token, "").await;
+    assert_eq!(status, 404);
+
+    // Fix the plugin's config; the host reloads; retry from the console.
+    let secret = host.config.parent().unwrap().join("unifi-secret").display().to_string();
+    std::fs::write(&host.config, config("none").replace("{secret_file}", &secret)).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, said) = post(&host.url(&format!("/console/api/dead-events/{seq}/retry")), &token, "").await;
+    assert_eq!(status, 200, "{said}");
+    let received = sink.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await;
+    assert_eq!(received.len(), 1, "the retried event went through");
+    let (_, body) = get(&host.url("/console/api/dead-letters"), &token).await;
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(listed["events"].as_array().unwrap().is_empty(), "{listed}");
+    host.stop().await;
+}
