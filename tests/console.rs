@@ -131,7 +131,7 @@ async fn the_console_tails_events_tells_their_story_and_retries_a_dead_letter() 
         .await;
     let story = text(&mut browser, "#story").await;
     for expected in [
-        "unifi-access signature check",
+        "unifi-access signature (as configured now)",
         "front-doors: kept",
         "lights: 1 command",
         "→ lights",

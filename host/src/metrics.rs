@@ -212,7 +212,7 @@ impl Metrics {
             "Waiting events at which ingest refuses new ones with 503 ([server] queue)",
             self.queue_capacity.clone(),
         );
-        r.register("plugin_calls", "Plugin calls by plugin and outcome (kept, dropped, enriched, commands, or the failure's reason; suspended: not called, its breaker is open)", self.plugin_calls.clone());
+        r.register("plugin_calls", "Plugin calls by plugin and outcome (kept, dropped, enriched, commands, none, or the failure's reason; suspended: not called, its breaker is open)", self.plugin_calls.clone());
         r.register_with_unit(
             "plugin_call_duration",
             "How long one plugin call took, a fresh instance included",

@@ -215,7 +215,7 @@ function runBlock(run) {
     el("div", { class: "fields" },
       field("id", run.id),
       field("source", run.source),
-      field("verified by", run.verified_by ? `${run.verified_by} signature check` : null),
+      field("verified by", run.verified_by ? `${run.verified_by} (as configured now)` : null),
       field("kind", run.kind),
       field("vendor's type", event.vendor_event_type),
       field("door", run.door),

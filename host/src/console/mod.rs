@@ -112,7 +112,12 @@ impl Console {
                     if runs.is_empty() {
                         return Err(StoreError::NotFound(format!("no event {id}")));
                     }
-                    Ok(story(runs, level, &plugins, &self.observer))
+                    let mut story = story(runs, level, &plugins, &self.observer);
+                    for run in story["runs"].as_array_mut().into_iter().flatten() {
+                        let source = run["source"].as_str().unwrap_or_default().to_string();
+                        run["verified_by"] = json!(verified_how(&generation.config, &source));
+                    }
+                    Ok(story)
                 })
             }
             (&Method::GET, ["dead-letters"]) => {
@@ -353,9 +358,6 @@ fn story(
         .into_iter()
         .map(|(row, event, commands)| {
             let event = serde_json::from_str::<Event>(&event).ok().map(|e| seen_at(e, level));
-            let verified = event
-                .as_ref()
-                .map(|e| crate::vendors::by_name(&e.vendor).map(|v| v.name()));
             let raw = event.as_ref().and_then(|e| serde_json::from_str::<Value>(&e.raw).ok());
             let commands: Vec<Value> = commands
                 .into_iter()
@@ -370,7 +372,6 @@ fn story(
                 "door": row.door,
                 "received_at": row.received_at,
                 "state": row.state,
-                "verified_by": verified.flatten(),
                 "event": event.as_ref().map(|e| {
                     let mut value = json!(e);
                     value["raw"] = raw.clone().unwrap_or(Value::Null);
@@ -382,6 +383,27 @@ fn story(
         })
         .collect();
     json!({ "secrecy": level as u8, "runs": runs })
+}
+
+/// How the source's requests are proven genuine, as its config says now: the
+/// vendor's signature, HTTP Basic, required headers, or our own connection.
+fn verified_how(config: &crate::config::Config, source: &str) -> Option<String> {
+    let source = config.sources.iter().find(|s| s.name == source)?;
+    let vendor = source.vendor.as_str();
+    let Some(auth) = source.settings.source().auth() else {
+        return Some(format!("{vendor}: over the host's own connection to the controller"));
+    };
+    let mut how = Vec::new();
+    if auth.has_secret() {
+        how.push(format!("{vendor} signature"));
+    }
+    if auth.basic_auth.is_some() {
+        how.push("HTTP Basic".to_string());
+    }
+    if auth.headers.is_some_and(|h| !h.is_empty()) {
+        how.push("required headers".to_string());
+    }
+    Some(how.join(" + "))
 }
 
 /// Whether a request says it comes from a page of another origin than the
