@@ -13,6 +13,8 @@ use prometheus_client::metrics::family::{Family, MetricConstructor};
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::sync::atomic::AtomicU64;
 
 /// The `Content-Type` of [`Metrics::encode`]'s text.
@@ -136,9 +138,14 @@ impl Commits {
     }
 }
 
+/// Each request's counter by source, then (vendor, result): found without
+/// building the label set's `String`s, on the path every request takes.
+type RequestCounters = HashMap<String, HashMap<(&'static str, &'static str), Counter>>;
+
 /// Everything the host counts, registered once.
 pub struct Metrics {
     registry: Registry,
+    request_counters: RwLock<RequestCounters>,
     pub requests: Family<RequestLabels, Counter>,
     pub events: Family<EventLabels, Counter>,
     pub queue_depth: Gauge,
@@ -170,6 +177,7 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut metrics = Metrics {
             registry: Registry::with_prefix("vestibule"),
+            request_counters: RwLock::default(),
             requests: Family::default(),
             events: Family::default(),
             queue_depth: Gauge::default(),
@@ -292,6 +300,29 @@ impl Metrics {
         );
     }
 
+    /// Count one request to `source` (a configured one, or `-`: their number
+    /// is bounded by the config) of `vendor` that ended in `result`.
+    pub fn request(&self, source: &str, vendor: &'static str, result: &'static str) {
+        let cached = self.request_counters.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(counter) = cached.get(source).and_then(|by| by.get(&(vendor, result))) {
+            counter.inc();
+            return;
+        }
+        drop(cached);
+        let labels = RequestLabels {
+            source: source.to_string(),
+            vendor: vendor.to_string(),
+            result: result.to_string(),
+        };
+        let counter = self.requests.get_or_create_owned(&labels);
+        counter.inc();
+        let mut cache = self.request_counters.write().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(source.to_string())
+            .or_default()
+            .insert((vendor, result), counter);
+    }
+
     /// The text a scrape gets.
     pub fn encode(&self) -> String {
         let mut text = String::new();
@@ -308,21 +339,15 @@ mod tests {
     #[test]
     fn names_follow_the_conventions() {
         let metrics = Metrics::new();
-        metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                source: "office".into(),
-                vendor: "unifi-access".into(),
-                result: "accepted".into(),
-            })
-            .inc();
+        metrics.request("office", "unifi-access", "accepted");
+        metrics.request("office", "unifi-access", "accepted");
         metrics
             .plugin_call_seconds
             .get_or_create(&PluginLabels { plugin: "f".into() })
             .observe(0.000_02);
         let text = metrics.encode();
         assert!(
-            text.contains(r#"vestibule_requests_total{source="office",vendor="unifi-access",result="accepted"} 1"#),
+            text.contains(r#"vestibule_requests_total{source="office",vendor="unifi-access",result="accepted"} 2"#),
             "{text}"
         );
         assert!(

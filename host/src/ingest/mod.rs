@@ -13,7 +13,7 @@ pub mod unifi_ws;
 
 use std::sync::Arc;
 
-use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics::Metrics;
 use crate::store::{Appended, Journal, StoreError};
 use crate::time::now_ms;
 use crate::vendors::{self, NormalizeError, VerifyError};
@@ -107,14 +107,11 @@ impl Ingest {
     }
 
     /// Count one request to `path` by its result.
-    fn count(&self, routes: &Routes, path: &str, result: &str) {
+    fn count(&self, routes: &Routes, path: &str, result: &'static str) {
         let route = routes.by_path.get(path);
-        let labels = RequestLabels {
-            source: route.map_or("-", |r| r.name.as_str()).to_string(),
-            vendor: route.map_or("-", |r| r.vendor.name()).to_string(),
-            result: result.to_string(),
-        };
-        self.metrics.requests.get_or_create(&labels).inc();
+        let source = route.map_or("-", |r| r.name.as_str());
+        self.metrics
+            .request(source, route.map_or("-", |r| r.vendor.name()), result);
     }
 
     /// Answer one request.
