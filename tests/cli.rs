@@ -5,12 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::support::{SECRET, plugin, vestibule};
+use crate::support::{SECRET, plugin, vestibule, workspace};
 use sha2::{Digest, Sha256};
-
-fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
-}
 
 /// The README's first command runs this config; it must stay valid.
 #[test]

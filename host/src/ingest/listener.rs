@@ -31,7 +31,6 @@ use tokio::sync::{Notify, mpsc};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::config::{Config, ConfigError};
@@ -345,7 +344,7 @@ impl Listener {
                     body,
                     _answering: answering,
                 });
-                Ok::<_, std::convert::Infallible>(answer.map(BodyExt::boxed_unsync))
+                Ok::<_, std::convert::Infallible>(answer)
             }
         });
         let idle_timeout = limits.idle_timeout;
@@ -385,7 +384,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     B: hyper::service::Service<
             hyper::Request<Incoming>,
-            Response = hyper::Response<Body>,
+            Response = hyper::Response<Guarded>,
             Error = std::convert::Infallible,
         > + Send
         + 'static,
