@@ -20,6 +20,7 @@ mod bench_smoke;
 mod cli;
 mod cluster;
 mod config_errors;
+mod connect;
 mod console;
 mod durability;
 mod end_to_end;

@@ -161,6 +161,7 @@ impl Admin {
             })
             .collect();
         let activity = self.observer.activity.report();
+        let checks = crate::connect::status::last(config);
         let sources: Vec<_> = config
             .sources
             .iter()
@@ -173,6 +174,7 @@ impl Admin {
                     "path": at,
                     "last_event_at": seen.and_then(|a| a.last_event_at).map(|ms| format_iso8601(ms / 1000)),
                     "silent": seen.is_some_and(|a| a.silent),
+                    "connect": checks.get(&s.name),
                 })
             })
             .collect();

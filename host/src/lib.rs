@@ -39,7 +39,9 @@
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod client_tls;
 pub mod config;
+pub mod connect;
 pub mod console;
 pub mod dispatch;
 pub mod event;

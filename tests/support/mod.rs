@@ -22,6 +22,7 @@ pub mod config;
 pub mod mqtt;
 pub mod nats;
 pub mod process;
+pub mod vendor_api;
 mod wasm;
 
 pub use process::{Process, cli, vestibule};

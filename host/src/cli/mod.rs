@@ -81,6 +81,31 @@ enum Command {
         #[command(subcommand)]
         command: journal::DeadLettersCommand,
     },
+    /// Register each source's webhook subscription at its vendor, keep its
+    /// secret in the source's secret file, and find drift.
+    Connect {
+        /// The host's config file (TOML): sources with a [sources.connect] table.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Print the plan; change nothing.
+        #[arg(long, conflicts_with_all = ["check", "remove", "rotate"])]
+        dry_run: bool,
+        /// Report drift with a non-zero exit; change nothing.
+        #[arg(long, conflicts_with_all = ["remove", "rotate"])]
+        check: bool,
+        /// Delete our subscriptions at the vendor.
+        #[arg(long, conflicts_with = "rotate")]
+        remove: bool,
+        /// A new secret; the old one is accepted for --grace, then dropped.
+        #[arg(long)]
+        rotate: bool,
+        /// How long both secrets are accepted during --rotate.
+        #[arg(long, default_value = "5m", requires = "rotate")]
+        grace: String,
+    },
     /// Run stored events through the running host's pipeline again.
     Replay {
         /// The host's config file (TOML): its [store] path is the journal replayed.
@@ -128,6 +153,29 @@ pub fn main() -> ExitCode {
             Command::Plugin { command } => plugin::run(command).await,
             Command::Events { command } => journal::events(command),
             Command::DeadLetters { command } => journal::dead_letters(command),
+            Command::Connect {
+                config,
+                source,
+                dry_run,
+                check,
+                remove,
+                rotate,
+                grace,
+            } => {
+                let job = if check {
+                    crate::connect::Job::Check
+                } else if remove {
+                    crate::connect::Job::Remove
+                } else if rotate {
+                    let grace = grace
+                        .parse::<crate::settings::Duration>()
+                        .map_err(|e| anyhow::anyhow!("--grace: {e}"))?;
+                    crate::connect::Job::Rotate { grace: grace.0 }
+                } else {
+                    crate::connect::Job::Apply { dry_run }
+                };
+                connect(&config, source.as_deref(), job).await
+            }
             Command::Replay { config, since, source } => journal::replay(&config, &since, source.as_deref()),
         }
     });
@@ -273,6 +321,23 @@ async fn check(path: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `vestibule connect`: with `--check`, drift is an error (exit 1), for cron
+/// and monitoring.
+async fn connect(path: &Path, source: Option<&str>, job: crate::connect::Job) -> anyhow::Result<()> {
+    let config = Config::load(path).map_err(shown)?;
+    let reports = crate::connect::run(&config, source, job).await?;
+    let drifted: Vec<&str> = reports
+        .iter()
+        .filter(|(_, report)| !report.problems.is_empty())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if drifted.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow::anyhow!("drift found in {}", drifted.join(", ")))
+    }
 }
 
 async fn send_event(

@@ -184,6 +184,9 @@ impl Config {
             let key = format!("sources[{i}]");
             errors.keep(check_name(self, &format!("{key}.name"), &source.name));
             errors.keep(source.settings.source().check(&self.context(), &key));
+            if let Some(connect) = &source.connect {
+                errors.keep(connect.check(&self.context(), &key, source));
+            }
             let silences = source
                 .silent_after
                 .iter()

@@ -46,6 +46,17 @@ impl WatchSet {
         for plugin in generation.pipeline.plugins() {
             files.push((plugin.path.clone(), plugin.compiled.sha256.clone()));
         }
+        // Secret files too, so a secret `vestibule connect` writes (or a
+        // rotation's second line) is taken up without a restart. Their
+        // content as it is now: the generation read them moments ago.
+        for source in &config.sources {
+            for file in source.secret_files() {
+                let file = config.resolve(file);
+                if let Ok(bytes) = crate::files::read_secret(&file) {
+                    files.push((file, hex::encode(Sha256::digest(bytes.as_bytes()))));
+                }
+            }
+        }
         WatchSet {
             enabled: config.reload.watch,
             debounce: config.reload.debounce.0,

@@ -42,9 +42,10 @@ impl Context<'_> {
         match (env, file) {
             (Some(_), Some(_)) => Err(self.error(key, "give either `secret_env` or `secret_file`, not both")),
             _ => {
-                let mut secrets = self.secrets(key, env.into_iter(), file.into_iter())?;
+                let secrets = self.secrets(key, env.into_iter(), file.into_iter())?;
                 secrets
-                    .pop()
+                    .into_iter()
+                    .next()
                     .ok_or_else(|| self.error(key, "expected `secret_env = \"VAR\"` or `secret_file = \"PATH\"`"))
             }
         }
@@ -66,8 +67,9 @@ impl Context<'_> {
                     (SecretRef::File(_), Some(stem)) => format!("{stem}_file"),
                     _ => key.to_string(),
                 };
-                reference.read().map_err(|message| self.error(key, message))
+                reference.read_all().map_err(|message| self.error(key, message))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()
+            .map(|all| all.into_iter().flatten().collect())
     }
 }

@@ -16,26 +16,45 @@ pub enum SecretRef {
 }
 
 impl SecretRef {
-    /// Read the secret. The error says which variable or file, never the value.
+    /// Read the secret: a file's first line (see [`SecretRef::read_all`]).
+    /// The error says which variable or file, never the value.
     pub fn read(&self) -> Result<Secret, String> {
-        let value = match self {
-            SecretRef::Env(var) => std::env::var(var).map_err(|e| match e {
-                std::env::VarError::NotPresent => format!("environment variable `{var}` is not set"),
-                std::env::VarError::NotUnicode(_) => format!("environment variable `{var}` is not valid UTF-8"),
-            })?,
+        Ok(self.read_all()?.swap_remove(0))
+    }
+
+    /// Every secret it holds: an environment variable holds one; a file
+    /// one per line, the first the one in use and the others still
+    /// accepted (a rotation's grace period, as `vestibule connect
+    /// --rotate` writes it). Never empty.
+    pub fn read_all(&self) -> Result<Vec<Secret>, String> {
+        let values: Vec<Secret> = match self {
+            SecretRef::Env(var) => {
+                let value = std::env::var(var).map_err(|e| match e {
+                    std::env::VarError::NotPresent => format!("environment variable `{var}` is not set"),
+                    std::env::VarError::NotUnicode(_) => format!("environment variable `{var}` is not valid UTF-8"),
+                })?;
+                let value = value.trim();
+                (!value.is_empty())
+                    .then(|| Secret(value.to_string()))
+                    .into_iter()
+                    .collect()
+            }
             SecretRef::File(path) => crate::files::read_secret(path)
                 .map_err(|e| format!("cannot read secret file `{}`: {e}", path.display()))?
-                .trim()
-                .to_string(),
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(|line| Secret(line.to_string()))
+                .collect(),
         };
-        if value.is_empty() {
+        if values.is_empty() {
             let what = match self {
                 SecretRef::Env(var) => format!("environment variable `{var}`"),
                 SecretRef::File(path) => format!("secret file `{}`", path.display()),
             };
             return Err(format!("{what} is empty"));
         }
-        Ok(Secret(value))
+        Ok(values)
     }
 }
 
@@ -140,6 +159,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         std::fs::write(&path, "6601f1243d2ff70f\n").unwrap();
-        assert_eq!(SecretRef::File(path).read().unwrap().expose(), "6601f1243d2ff70f");
+        assert_eq!(
+            SecretRef::File(path.clone()).read().unwrap().expose(),
+            "6601f1243d2ff70f"
+        );
+        std::fs::write(&path, "new-one\n\n old-one \n").unwrap();
+        let all = SecretRef::File(path.clone()).read_all().unwrap();
+        let all: Vec<&str> = all.iter().map(Secret::expose).collect();
+        assert_eq!(all, ["new-one", "old-one"]);
+        assert_eq!(SecretRef::File(path.clone()).read().unwrap().expose(), "new-one");
+        std::fs::write(&path, "\n \n").unwrap();
+        assert!(SecretRef::File(path).read().unwrap_err().ends_with("is empty"));
     }
 }

@@ -20,8 +20,9 @@ pub struct Auth {
     pub signature: SignaturePolicy,
     /// How far a signed timestamp may be from our clock.
     pub tolerance: std::time::Duration,
-    /// `Authorization: Basic …` the sender must present, precomputed.
-    basic: Option<Secret>,
+    /// `Authorization: Basic …` values the sender may present, precomputed:
+    /// one per password line, so a password can be rotated too.
+    basic: Vec<Secret>,
     /// Headers the sender must present with exactly these values.
     headers: Vec<(HeaderName, Secret)>,
 }
@@ -42,15 +43,20 @@ impl Auth {
             settings.secret_file.iter().flat_map(|s| s.iter()),
         )?;
         let basic = match settings.basic_auth {
-            None => None,
+            None => Vec::new(),
             Some(basic) => {
-                let password = ctx.secret(
-                    &key("basic_auth.password_env"),
-                    basic.password_env.as_ref(),
-                    basic.password_file.as_ref(),
-                )?;
-                let token = STANDARD.encode(format!("{}:{}", basic.username, password.expose()));
-                Some(Secret::new(format!("Basic {token}")))
+                let key = key("basic_auth.password_env");
+                if basic.password_env.is_some() == basic.password_file.is_some() {
+                    return Err(ctx.error(key, "give either `password_env` or `password_file`"));
+                }
+                let passwords = ctx.secrets(&key, basic.password_env.iter(), basic.password_file.iter())?;
+                passwords
+                    .iter()
+                    .map(|password| {
+                        let token = STANDARD.encode(format!("{}:{}", basic.username, password.expose()));
+                        Secret::new(format!("Basic {token}"))
+                    })
+                    .collect()
             }
         };
         let mut headers = Vec::new();
@@ -83,18 +89,22 @@ impl Auth {
             secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
             signature: SignaturePolicy::Required,
             tolerance,
-            basic: None,
+            basic: Vec::new(),
             headers: Vec::new(),
         }
     }
 
     /// Check Basic credentials and required headers, whatever the vendor.
     pub fn check_request(&self, headers: &HeaderMap) -> Result<(), VerifyError> {
-        if let Some(expected) = &self.basic {
+        if !self.basic.is_empty() {
             let given = headers
                 .get(AUTHORIZATION)
                 .ok_or(VerifyError::AuthMissing("Authorization"))?;
-            if !ct_eq(given.as_bytes(), expected.expose().as_bytes()) {
+            // Every password is tried, as every secret is.
+            let matched = self.basic.iter().fold(false, |found, expected| {
+                ct_eq(given.as_bytes(), expected.expose().as_bytes()) | found
+            });
+            if !matched {
                 return Err(VerifyError::AuthInvalid("Basic credentials do not match"));
             }
         }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod bas_ip;
+pub mod connect;
 pub mod pdk;
 pub mod source;
 pub mod standard_webhooks;

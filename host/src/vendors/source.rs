@@ -28,6 +28,8 @@ pub struct SourceConfig {
     /// `[sources.silent_doors]`: the same per door, by the door's name (or
     /// id, where it has no name) as `vestibule events list` shows it.
     pub silent_doors: BTreeMap<String, Duration>,
+    /// `[sources.connect]`: how `vestibule connect` subscribes at the vendor.
+    pub connect: Option<super::connect::ConnectSettings>,
     /// The rest of the table, as the vendor reads it.
     pub settings: Settings,
 }
@@ -50,13 +52,14 @@ impl SourceConfig {
             silent_after: Option<Duration>,
             #[serde(default)]
             silent_doors: BTreeMap<String, Duration>,
+            connect: Option<super::connect::ConnectSettings>,
         }
         let span = table.span();
         let mut table = table.into_inner();
         let mut watch = toml::de::DeTable::new();
         if let DeValue::Table(entries) = &mut table {
             entries.remove("vendor");
-            for key in ["silent_after", "silent_doors"] {
+            for key in ["silent_after", "silent_doors", "connect"] {
                 if let Some((key, value)) = entries.remove_entry(key) {
                     watch.insert(key, value);
                 }
@@ -72,6 +75,7 @@ impl SourceConfig {
             vendor,
             silent_after: watch.silent_after,
             silent_doors: watch.silent_doors,
+            connect: watch.connect,
             settings,
         })
     }
@@ -82,6 +86,21 @@ impl SourceConfig {
             .source()
             .path()
             .map_or_else(|| format!("/ingest/{}", self.name), str::to_string)
+    }
+
+    /// Every file a secret of this source is read from, as written.
+    pub fn secret_files(&self) -> Vec<&PathBuf> {
+        let Some(auth) = self.settings.source().auth() else {
+            return Vec::new();
+        };
+        let mut files: Vec<&PathBuf> = auth.secret_file.iter().flat_map(|f| f.iter()).collect();
+        files.extend(auth.basic_auth.and_then(|b| b.password_file.as_ref()));
+        for value in auth.headers.into_iter().flat_map(|h| h.values()) {
+            if let HeaderValue::Secret(secret) = value {
+                files.extend(secret.secret_file.as_ref());
+            }
+        }
+        files
     }
 
     /// Whether the host dials it rather than it posting to us.

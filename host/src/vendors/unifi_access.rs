@@ -204,6 +204,22 @@ fn actor(data: &Value) -> Option<Actor> {
 /// webhook event (`examples/events/unifi-access/`).
 pub const SAMPLES: &[(&str, &str)] = &include!(concat!(env!("OUT_DIR"), "/unifi_access_samples.rs"));
 
+/// The webhook events an endpoint may subscribe to (`vestibule connect`),
+/// as the vendor documents them.
+pub const EVENTS: &[&str] = &[
+    "access.doorbell.incoming",
+    "access.doorbell.completed",
+    "access.doorbell.incoming.REN",
+    "access.device.dps_status",
+    "access.door.unlock",
+    "access.device.emergency_status",
+    "access.unlock_schedule.activate",
+    "access.unlock_schedule.deactivate",
+    "access.temporary_unlock.start",
+    "access.temporary_unlock.end",
+    "access.visitor.status.changed",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
