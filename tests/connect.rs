@@ -281,6 +281,7 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
     assert_eq!(secret_lines(&secret_file), std::slice::from_ref(&new_secret));
     assert_eq!(subs[0]["name"], "vestibule-office");
     assert!(rotated.contains("the host reloaded"), "{rotated}");
+    host.wait_for_log("source office: its secret file changed", Duration::from_secs(5));
     // The old secret is refused now.
     let body = unlock(99);
     let (status, _) = crate::support::post(
@@ -605,5 +606,51 @@ public_url = "https://vestibule.example.com/ingest/lobby"
     let headers: Vec<(&str, String)> = signed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let (status, _) = crate::support::post(&format!("http://{}/ingest/lobby", setup.addr), &headers, body).await;
     assert_eq!(status, 200);
+    host.kill();
+}
+
+/// Without `[admin]` to call, a running host sees its secret files change
+/// (as it sees the config change) and takes every line of them up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_takes_up_a_secret_file_changed_under_it() {
+    let setup = Setup::new(
+        r#"
+[[sources]]
+name = "lobby"
+vendor = "verkada"
+secret_file = "secrets/lobby"
+"#,
+        false,
+    );
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(
+        &setup.config,
+        text.replace("[admin]\ntoken_file = \"admin-token\"\n", ""),
+    )
+    .unwrap();
+    let file = setup.path("secrets/lobby");
+    let old = vestibule::settings::Secret::new("old-secret-0123456789");
+    let new = vestibule::settings::Secret::new("new-secret-9876543210");
+    vestibule::connect::secrets::write(&file, &[&old]).unwrap();
+    let host = Process::start(&setup.config);
+    let body = vestibule::vendors::get(VendorKind::Verkada).samples()[0].1;
+    let send = |secret: &'static str, n: usize| {
+        let body = body.replacen('{', &format!("{{\"n\":{n},"), 1);
+        let signed = vestibule::vendors::get(VendorKind::Verkada).sign(secret, crate::support::now(), body.as_bytes());
+        let url = format!("http://{}/ingest/lobby", setup.addr);
+        async move {
+            let headers: Vec<(&str, String)> = signed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+            crate::support::post(&url, &headers, body).await.0
+        }
+    };
+    assert_eq!(send("new-secret-9876543210", 1).await, 401);
+    vestibule::connect::secrets::write(&file, &[&new, &old]).unwrap();
+    host.wait_for_log("source lobby: its secret file changed", Duration::from_secs(10));
+    assert_eq!(send("new-secret-9876543210", 2).await, 200);
+    assert_eq!(
+        send("old-secret-0123456789", 3).await,
+        200,
+        "the second line is still accepted"
+    );
     host.kill();
 }

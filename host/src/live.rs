@@ -4,7 +4,7 @@
 //! whoever holds the old one (a request being answered, an event halfway
 //! through the pipeline, a delivery attempt) finishes with it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use crate::config::{Config, ConfigError, Errors, Secret};
@@ -33,6 +33,10 @@ pub struct Generation {
     pub dialers: Vec<UnifiWs>,
     /// The bearer token of the `/admin/` endpoints; `None` turns them off.
     pub admin_token: Option<Secret>,
+    /// Each source's secret files as read for it: (source, file, SHA-256
+    /// of the content), so that a reload can say a secret changed and the
+    /// file watch can see it change again.
+    pub secret_files: Vec<(String, PathBuf, String)>,
     /// When it was built (ms).
     pub loaded_at: i64,
 }
@@ -51,6 +55,8 @@ impl Generation {
         // Every part is built even after one fails, so that every problem
         // is reported at once.
         let mut errors = Errors::default();
+        // Before the routes read them: a change in between reloads once more.
+        let secret_files = secret_files(&config);
         let routes = errors.keep(Routes::from_config(&config));
         let tls = errors.keep(crate::ingest::tls::acceptor(&config));
         let mut dialers = Vec::new();
@@ -97,10 +103,28 @@ impl Generation {
             sinks: Arc::new(sinks),
             dialers,
             admin_token,
+            secret_files,
             loaded_at: now_ms(),
             config,
         })
     }
+}
+
+/// Every source's secret files that can be read now, with their content's
+/// SHA-256.
+fn secret_files(config: &Config) -> Vec<(String, PathBuf, String)> {
+    use sha2::Digest;
+    let mut files = Vec::new();
+    for source in &config.sources {
+        for file in source.secret_files() {
+            let file = config.resolve(file);
+            if let Ok(bytes) = crate::files::read(&file, crate::files::SECRET_LIMIT) {
+                let sha = hex::encode(sha2::Sha256::digest(&bytes));
+                files.push((source.name.clone(), file, sha));
+            }
+        }
+    }
+    files
 }
 
 /// The running generation. Readers take a cheap snapshot ([`Live::current`])

@@ -165,7 +165,6 @@ pub async fn run(config: &Config, only: Option<&str>, job: Job) -> anyhow::Resul
 /// One source's run.
 struct SourceRun<'a> {
     source: &'a SourceConfig,
-    connect: &'a ConnectSettings,
     /// Where its secret is kept, and the key that names it.
     secret_file: PathBuf,
     secret_key: String,
@@ -317,7 +316,6 @@ impl<'a> SourceRun<'a> {
         };
         Ok(SourceRun {
             source,
-            connect,
             secret_file: config.resolve(&secret_file),
             secret_key,
             want,
@@ -434,7 +432,7 @@ impl<'a> SourceRun<'a> {
                     // Before the vendor has it: the host must accept what it sends.
                     self.write_secrets(&[secret])?;
                     Self::say(report, format!("wrote a new secret to {}", self.secret_file.display()));
-                    self.host.reload(report).await;
+                    self.host.reload(report).await?;
                 }
                 let current = self.apply(remote, &plan, &want).await?;
                 self.subscription = Some(current.id.clone());
@@ -515,7 +513,7 @@ impl<'a> SourceRun<'a> {
                 report,
                 format!("wrote the controller's secret to {}", self.secret_file.display()),
             );
-            self.host.reload(report).await;
+            self.host.reload(report).await?;
         }
         Ok(())
     }
@@ -541,7 +539,7 @@ impl<'a> SourceRun<'a> {
                 self.secret_file.display()
             ),
         );
-        self.host.reload(report).await;
+        self.host.reload(report).await?;
         want.secret = Some(new.clone());
         let updated = remote.update(&current.id, &want).await?;
         Self::say(
@@ -554,7 +552,7 @@ impl<'a> SourceRun<'a> {
             report,
             format!("dropped the old secret from {}", self.secret_file.display()),
         );
-        self.host.reload(report).await;
+        self.host.reload(report).await?;
         Ok(())
     }
 
@@ -579,12 +577,12 @@ impl<'a> SourceRun<'a> {
         let old = current.secret.as_ref().or(held.first());
         self.write_secrets(&[&new].into_iter().chain(old).collect::<Vec<_>>())?;
         Self::say(report, format!("created {}; both secrets are accepted", created.id));
-        self.host.reload(report).await;
+        self.host.reload(report).await?;
         self.grace(grace, report).await;
         remote.delete(&current.id).await?;
         self.write_secrets(&[&new])?;
         Self::say(report, format!("deleted {} and dropped its secret", current.id));
-        self.host.reload(report).await;
+        self.host.reload(report).await?;
         Ok(())
     }
 
@@ -626,7 +624,7 @@ impl<'a> SourceRun<'a> {
                     let secret = secrets::generate(secrets::LENGTH).map_err(|e| anyhow::anyhow!(e))?;
                     self.write_secrets(&[&secret])?;
                     Self::say(report, format!("wrote a new secret to {file}"));
-                    self.host.reload(report).await;
+                    self.host.reload(report).await?;
                 }
                 instructions(report, "add a webhook, or check the one there");
             }
@@ -641,15 +639,14 @@ impl<'a> SourceRun<'a> {
                     report,
                     format!("added a new secret to {file}; the old one is still accepted"),
                 );
-                self.host.reload(report).await;
+                self.host.reload(report).await?;
                 instructions(report, "edit the webhook and paste the new secret now");
                 self.grace(grace, report).await;
                 self.write_secrets(&[&new])?;
                 Self::say(report, format!("dropped the old secret from {file}"));
-                self.host.reload(report).await;
+                self.host.reload(report).await?;
             }
         }
-        let _ = self.connect;
         Ok(())
     }
 }
@@ -849,29 +846,32 @@ impl Host {
         Host { api, watch }
     }
 
-    /// Ask the running host to reload; say how it went.
-    async fn reload(&self, report: &mut Report) {
-        let line = match &self.api {
-            Some(api) => match api.call(hyper::Method::POST, "/admin/reload", None).await {
-                Ok(answer) if answer.status.is_success() => {
-                    "the host reloaded: it accepts the new secret file".to_string()
-                }
-                Ok(answer) => format!(
-                    "the host refused the reload ({}): {}",
-                    answer.status,
-                    String::from_utf8_lossy(&answer.body)
-                ),
-                Err(_) => self.unreachable(),
-            },
-            None => self.unreachable(),
+    /// Ask the running host to reload; say how it went. An error when a
+    /// host answered and refused: it would not accept the new secret, so
+    /// the vendor must not be moved to it. No host answering is no error
+    /// (none may run yet); its file watch is then given time.
+    async fn reload(&self, report: &mut Report) -> anyhow::Result<()> {
+        let answered = match &self.api {
+            Some(api) => api.call(hyper::Method::POST, "/admin/reload", None).await.ok(),
+            None => None,
         };
-        SourceRun::say(report, line);
-        // Without an answer from the host, give its file watch time.
-        if let (None | Some(_), Some(debounce)) = (&self.api, self.watch)
-            && !report.lines.last().is_some_and(|l| l.starts_with("the host reloaded"))
-        {
-            tokio::time::sleep(debounce * 4 + Duration::from_secs(1)).await;
+        match answered {
+            Some(answer) if answer.status.is_success() => {
+                SourceRun::say(report, "the host reloaded: it accepts the new secret file".into());
+            }
+            Some(answer) => anyhow::bail!(
+                "the running host refused the reload ({}): {}",
+                answer.status,
+                api::said(&answer)
+            ),
+            None => {
+                SourceRun::say(report, self.unreachable());
+                if let Some(debounce) = self.watch {
+                    tokio::time::sleep(debounce * 4 + Duration::from_secs(1)).await;
+                }
+            }
         }
+        Ok(())
     }
 
     fn unreachable(&self) -> String {
@@ -879,5 +879,103 @@ impl Host {
             Some(_) => "no host answered /admin/reload; a running host reads the file when it sees it change".into(),
             None => "no host answered /admin/reload; a running host reads the file on SIGHUP or at start".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only what `plan` asks of a vendor.
+    struct Named;
+
+    impl Remote for Named {
+        async fn list(&self) -> Result<Vec<Subscription>, ConnectError> {
+            unreachable!()
+        }
+        async fn create(&self, _: &Wanted) -> Result<Subscription, ConnectError> {
+            unreachable!()
+        }
+        async fn update(&self, _: &str, _: &Wanted) -> Result<Subscription, ConnectError> {
+            unreachable!()
+        }
+        async fn delete(&self, _: &str) -> Result<(), ConnectError> {
+            unreachable!()
+        }
+    }
+
+    fn sub(id: &str, name: &str, url: &str) -> Subscription {
+        Subscription {
+            id: id.into(),
+            name: name.into(),
+            url: url.into(),
+            events: vec!["a".into()],
+            enabled: true,
+            secret: Some(Secret::new("theirs")),
+            ..Subscription::default()
+        }
+    }
+
+    fn want() -> Wanted {
+        Wanted {
+            name: "vestibule-x".into(),
+            url: "https://new/ingest/x".into(),
+            events: vec!["a".into()],
+            headers: BTreeMap::new(),
+            secret: Some(Secret::new("ours")),
+            settings: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn ours_for_our_url_is_kept_and_the_others_of_ours_go() {
+        let have = [
+            sub("1", "vestibule-x", "https://old/ingest/x"),
+            sub("2", "someone", "https://elsewhere"),
+            sub("3", "vestibule-x", "https://new/ingest/x"),
+            sub("4", "vestibule-x", "https://new/ingest/x"),
+        ];
+        let plan = plan(&Named, &have, &want());
+        let Step::Update(kept, why) = &plan.main else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(kept.id, "3");
+        assert_eq!(
+            why,
+            &["its secret is not the one in the secret file"],
+            "the value is never shown"
+        );
+        let deleted: Vec<(&str, &str)> = plan
+            .delete
+            .iter()
+            .map(|(s, why)| (s.id.as_str(), why.as_str()))
+            .collect();
+        assert_eq!(
+            deleted,
+            [
+                ("1", "ours, for an old URL (https://old/ingest/x)"),
+                ("4", "a second subscription for the same URL")
+            ]
+        );
+    }
+
+    #[test]
+    fn one_made_by_hand_for_our_url_is_taken_over() {
+        let have = [sub("7", "Vestibule (by hand)", "https://new/ingest/x")];
+        let mut wanted = want();
+        wanted.secret = Some(Secret::new("theirs"));
+        let plan = plan(&Named, &have, &wanted);
+        let Step::Update(kept, why) = &plan.main else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(
+            (kept.id.as_str(), why.as_slice()),
+            (
+                "7",
+                &["name is \"Vestibule (by hand)\", not \"vestibule-x\"".to_string()][..]
+            )
+        );
+        assert!(plan.delete.is_empty());
+        assert!(matches!(super::plan(&Named, &[], &wanted).main, Step::Create));
     }
 }

@@ -371,6 +371,17 @@ fn describe(old: &Generation, new: &Generation) -> Vec<String> {
             changes.push(format!("source {name} no longer at {path}"));
         }
     }
+    // Secrets by their files' digests, never their values.
+    let mut rotated: Vec<&str> = new
+        .secret_files
+        .iter()
+        .filter(|(_, file, sha)| old.secret_files.iter().any(|(_, f, s)| f == file && s != sha))
+        .map(|(source, _, _)| source.as_str())
+        .collect();
+    rotated.dedup();
+    for source in rotated {
+        changes.push(format!("source {source}: its secret file changed"));
+    }
     for sink in &new.config.sinks {
         if old.config.sinks.iter().all(|s| s.name != sink.name) {
             changes.push(format!("sink {} added", sink.name));

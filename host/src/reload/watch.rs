@@ -46,16 +46,10 @@ impl WatchSet {
         for plugin in generation.pipeline.plugins() {
             files.push((plugin.path.clone(), plugin.compiled.sha256.clone()));
         }
-        // Secret files too, so a secret `vestibule connect` writes (or a
-        // rotation's second line) is taken up without a restart. Their
-        // content as it is now: the generation read them moments ago.
-        for source in &config.sources {
-            for file in source.secret_files() {
-                let file = config.resolve(file);
-                if let Ok(bytes) = crate::files::read_secret(&file) {
-                    files.push((file, hex::encode(Sha256::digest(bytes.as_bytes()))));
-                }
-            }
+        // Secret files too, so that a secret `vestibule connect` writes (or
+        // a rotation's second line) is taken up without a restart.
+        for (_, file, sha) in &generation.secret_files {
+            files.push((file.clone(), sha.clone()));
         }
         WatchSet {
             enabled: config.reload.watch,
