@@ -91,6 +91,11 @@ impl Setup {
     }
 }
 
+/// `text` (a command's output) holds `part`.
+fn says(text: &str, part: &str) {
+    assert!(text.contains(part), "no {part:?} in:\n{text}");
+}
+
 /// The secret file's lines, and that it is private.
 fn secret_lines(path: &Path) -> Vec<String> {
     use std::os::unix::fs::PermissionsExt;
@@ -182,8 +187,8 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
 
     // The plan, changing nothing.
     let plan = setup.ok(&["--dry-run"]).await;
-    assert!(plan.contains("create \"vestibule-office\" → http://"), "{plan}");
-    assert!(plan.contains("(2 events)"), "{plan}");
+    says(&plan, "create \"vestibule-office\" → http://");
+    says(&plan, "(2 events)");
     assert!(api.subs().is_empty() && api.changes().is_empty());
     assert!(!secret_file.exists());
 
@@ -194,7 +199,7 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
     let secret = subs[0]["secret"].as_str().unwrap().to_string();
     assert_eq!(secret_lines(&secret_file), std::slice::from_ref(&secret));
     assert!(!out.contains(&secret), "the secret is not printed: {out}");
-    assert!(out.contains("wrote the controller's secret"), "{out}");
+    says(&out, "wrote the controller's secret");
 
     // The real host accepts what the controller signs with it.
     let host = Process::start(&setup.config);
@@ -204,8 +209,8 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
     // A second run changes nothing.
     let changes = api.changes().len();
     let again = setup.ok(&[]).await;
-    assert!(again.contains("keep   "), "{again}");
-    assert!(again.contains("nothing to change"), "{again}");
+    says(&again, "keep   ");
+    says(&again, "nothing to change");
     assert_eq!(
         api.changes().len(),
         changes,
@@ -222,19 +227,10 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
     });
     let (code, report, stderr) = setup.connect(&["--check"]).await;
     assert_ne!(code, 0, "{report}");
-    assert!(
-        report.contains("DRIFT: URL is http://192.0.2.1/elsewhere, not http://"),
-        "{report}"
-    );
-    assert!(
-        report.contains("DRIFT: events lack access.doorbell.incoming"),
-        "{report}"
-    );
-    assert!(
-        report.contains("DRIFT: events also hold access.device.dps_status"),
-        "{report}"
-    );
-    assert!(stderr.contains("error: drift found in office"), "{stderr}");
+    says(&report, "DRIFT: URL is http://192.0.2.1/elsewhere, not http://");
+    says(&report, "DRIFT: events lack access.doorbell.incoming");
+    says(&report, "DRIFT: events also hold access.device.dps_status");
+    says(&stderr, "error: drift found in office");
     let status = setup.status("http").await;
     let check = &status["sources"][0]["connect"];
     assert_eq!(check["in_sync"], json!(false), "{status}");
@@ -242,7 +238,7 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
 
     // `connect` repairs it, and the check is clean again.
     let repaired = setup.ok(&[]).await;
-    assert!(repaired.contains("update "), "{repaired}");
+    says(&repaired, "update ");
     let subs = api.subs();
     assert_eq!(subs.len(), 1);
     assert_eq!(
@@ -250,7 +246,7 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
         json!(["access.door.unlock", "access.doorbell.incoming"])
     );
     let clean = setup.ok(&["--check"]).await;
-    assert!(clean.contains("in sync"), "{clean}");
+    says(&clean, "in sync");
     assert_eq!(
         setup.status("http").await["sources"][0]["connect"]["in_sync"],
         json!(true)
@@ -280,7 +276,7 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
     assert_ne!(new_secret, secret);
     assert_eq!(secret_lines(&secret_file), std::slice::from_ref(&new_secret));
     assert_eq!(subs[0]["name"], "vestibule-office");
-    assert!(rotated.contains("the host reloaded"), "{rotated}");
+    says(&rotated, "the host reloaded");
     host.wait_for_log("source office: its secret file changed", Duration::from_secs(5));
     // The old secret is refused now.
     let body = unlock(99);
@@ -297,7 +293,7 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
     api.edit(|subs| subs[0]["events"] = json!(["access.door.unlock"]));
     api.state.lock().unwrap().hide_next_list = true;
     let taken = setup.ok(&[]).await;
-    assert!(taken.contains("create "), "{taken}");
+    says(&taken, "create ");
     assert_eq!(api.subs().len(), 1);
     assert_eq!(
         api.subs()[0]["events"],
@@ -306,11 +302,11 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
 
     // Remove.
     let removed = setup.ok(&["--remove"]).await;
-    assert!(removed.contains("deleted "), "{removed}");
+    says(&removed, "deleted ");
     assert!(api.subs().is_empty());
     let (code, report, _) = setup.connect(&["--check"]).await;
     assert_ne!(code, 0);
-    assert!(report.contains("DRIFT: the subscription is missing"), "{report}");
+    says(&report, "DRIFT: the subscription is missing");
     host.kill();
 }
 
@@ -420,15 +416,15 @@ ssl_verification = false
         }));
     });
     let plan = setup.ok(&["--dry-run"]).await;
-    assert!(
-        plan.contains("update old-1 \"vestibule-hq\": URL is https://old.example.com/ingest/hq"),
-        "{plan}"
+    says(
+        &plan,
+        "update old-1 \"vestibule-hq\": URL is https://old.example.com/ingest/hq",
     );
-    assert!(
-        plan.contains("delete old-2 \"vestibule-hq\" → https://older.example.com/ingest/hq: ours, for an old URL"),
-        "{plan}"
+    says(
+        &plan,
+        "delete old-2 \"vestibule-hq\" → https://older.example.com/ingest/hq: ours, for an old URL",
     );
-    assert!(plan.contains("would write a new secret"), "{plan}");
+    says(&plan, "would write a new secret");
 
     let out = setup.ok(&[]).await;
     let secret = secret_lines(&setup.path("secrets/hq"));
@@ -466,8 +462,8 @@ ssl_verification = false
     });
     let (code, report, _) = setup.connect(&["--check"]).await;
     assert_ne!(code, 0);
-    assert!(report.contains("DRIFT: it is disabled"), "{report}");
-    assert!(report.contains("DRIFT: it expired at 2026-01-01T00:00:00Z"), "{report}");
+    says(&report, "DRIFT: it is disabled");
+    says(&report, "DRIFT: it expired at 2026-01-01T00:00:00Z");
     setup.ok(&[]).await;
     let ours = api.subs().into_iter().find(|s| s["name"] == "vestibule-hq").unwrap();
     assert_eq!(
@@ -572,40 +568,47 @@ max_retries = 2
     bas_ip.edit(|subs| subs[0]["status"] = json!("disabled"));
     let (code, report, _) = setup.connect(&["--check", "--source", "panel"]).await;
     assert_ne!(code, 0);
-    assert!(report.contains("DRIFT: it is disabled"), "{report}");
+    says(&report, "DRIFT: it is disabled");
     setup.ok(&["--source", "panel"]).await;
     assert_eq!(bas_ip.subs()[0]["status"], "active");
     host.kill();
+}
+
+/// A Verkada source, `lobby`, its secret in `secrets/lobby`.
+const VERKADA: &str = r#"
+[[sources]]
+name = "lobby"
+vendor = "verkada"
+secret_file = "secrets/lobby"
+"#;
+
+/// Post Verkada's first sample (made unique by `n`) to `lobby`, signed with
+/// `secret`; the status.
+async fn post_verkada(addr: std::net::SocketAddr, secret: &str, n: usize) -> u16 {
+    let body = vestibule::vendors::get(VendorKind::Verkada).samples()[0]
+        .1
+        .replacen('{', &format!("{{\"n\":{n},"), 1);
+    let signed = vestibule::vendors::get(VendorKind::Verkada).sign(secret, crate::support::now(), body.as_bytes());
+    let headers: Vec<(&str, String)> = signed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    crate::support::post(&format!("http://{addr}/ingest/lobby"), &headers, body)
+        .await
+        .0
 }
 
 /// Verkada has no API: `connect` writes a secret and says what to enter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verkada_gets_a_secret_and_instructions() {
     let setup = Setup::new(
-        r#"
-[[sources]]
-name = "lobby"
-vendor = "verkada"
-secret_file = "secrets/lobby"
-[sources.connect]
-public_url = "https://vestibule.example.com/ingest/lobby"
-"#,
+        &format!("{VERKADA}[sources.connect]\npublic_url = \"https://vestibule.example.com/ingest/lobby\"\n"),
         false,
     );
     let out = setup.ok(&[]).await;
     let secret = secret_lines(&setup.path("secrets/lobby"));
-    assert!(
-        out.contains("URL:    https://vestibule.example.com/ingest/lobby"),
-        "{out}"
-    );
-    assert!(out.contains("secret: the first line of"), "{out}");
+    says(&out, "URL:    https://vestibule.example.com/ingest/lobby");
+    says(&out, "secret: the first line of");
     assert!(!out.contains(&secret[0]), "{out}");
     let host = Process::start(&setup.config);
-    let body = vestibule::vendors::get(VendorKind::Verkada).samples()[0].1;
-    let signed = vestibule::vendors::get(VendorKind::Verkada).sign(&secret[0], crate::support::now(), body.as_bytes());
-    let headers: Vec<(&str, String)> = signed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    let (status, _) = crate::support::post(&format!("http://{}/ingest/lobby", setup.addr), &headers, body).await;
-    assert_eq!(status, 200);
+    assert_eq!(post_verkada(setup.addr, &secret[0], 0).await, 200);
     host.kill();
 }
 
@@ -613,15 +616,7 @@ public_url = "https://vestibule.example.com/ingest/lobby"
 /// (as it sees the config change) and takes every line of them up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_takes_up_a_secret_file_changed_under_it() {
-    let setup = Setup::new(
-        r#"
-[[sources]]
-name = "lobby"
-vendor = "verkada"
-secret_file = "secrets/lobby"
-"#,
-        false,
-    );
+    let setup = Setup::new(VERKADA, false);
     let text = std::fs::read_to_string(&setup.config).unwrap();
     std::fs::write(
         &setup.config,
@@ -629,26 +624,16 @@ secret_file = "secrets/lobby"
     )
     .unwrap();
     let file = setup.path("secrets/lobby");
-    let old = vestibule::settings::Secret::new("old-secret-0123456789");
-    let new = vestibule::settings::Secret::new("new-secret-9876543210");
-    vestibule::connect::secrets::write(&file, &[&old]).unwrap();
+    let (old, new) = ("old-secret-0123456789", "new-secret-9876543210");
+    let secret = vestibule::settings::Secret::new;
+    vestibule::connect::secrets::write(&file, &[&secret(old)]).unwrap();
     let host = Process::start(&setup.config);
-    let body = vestibule::vendors::get(VendorKind::Verkada).samples()[0].1;
-    let send = |secret: &'static str, n: usize| {
-        let body = body.replacen('{', &format!("{{\"n\":{n},"), 1);
-        let signed = vestibule::vendors::get(VendorKind::Verkada).sign(secret, crate::support::now(), body.as_bytes());
-        let url = format!("http://{}/ingest/lobby", setup.addr);
-        async move {
-            let headers: Vec<(&str, String)> = signed.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-            crate::support::post(&url, &headers, body).await.0
-        }
-    };
-    assert_eq!(send("new-secret-9876543210", 1).await, 401);
-    vestibule::connect::secrets::write(&file, &[&new, &old]).unwrap();
+    assert_eq!(post_verkada(setup.addr, new, 1).await, 401);
+    vestibule::connect::secrets::write(&file, &[&secret(new), &secret(old)]).unwrap();
     host.wait_for_log("source lobby: its secret file changed", Duration::from_secs(10));
-    assert_eq!(send("new-secret-9876543210", 2).await, 200);
+    assert_eq!(post_verkada(setup.addr, new, 2).await, 200);
     assert_eq!(
-        send("old-secret-0123456789", 3).await,
+        post_verkada(setup.addr, old, 3).await,
         200,
         "the second line is still accepted"
     );
