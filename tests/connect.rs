@@ -294,6 +294,10 @@ async fn unifi_registers_repairs_drift_rotates_and_removes() {
     api.state.lock().unwrap().hide_next_list = true;
     let taken = setup.ok(&[]).await;
     says(&taken, "create ");
+    says(
+        &taken,
+        "the vendor has it already (a22ee283-c91f-432b-9d0f-000000000002): updated that one instead",
+    );
     assert_eq!(api.subs().len(), 1);
     assert_eq!(
         api.subs()[0]["events"],
@@ -531,6 +535,7 @@ max_retries = 2
     );
     let setup = Setup::new(&source, true);
     let out = setup.ok(&[]).await;
+    says(&out, &format!("create → https://{}/ingest/gate (1 event)", setup.addr));
     let password = secret_lines(&setup.path("secrets/gate"));
     let secret = secret_lines(&setup.path("secrets/panel"));
     assert!(!out.contains(&password[0]) && !out.contains(&secret[0]), "{out}");

@@ -434,7 +434,7 @@ impl<'a> SourceRun<'a> {
                     Self::say(report, format!("wrote a new secret to {}", self.secret_file.display()));
                     self.host.reload(report).await?;
                 }
-                let current = self.apply(remote, &plan, &want).await?;
+                let current = self.apply(remote, &plan, &want, report).await?;
                 self.subscription = Some(current.id.clone());
                 if generates {
                     self.keep_vendor_secret(&current, &held, report).await?;
@@ -470,7 +470,13 @@ impl<'a> SourceRun<'a> {
     }
 
     /// Carry out `plan`; the subscription as it is afterwards.
-    async fn apply<R: Remote>(&self, remote: &R, plan: &Plan, want: &Wanted) -> anyhow::Result<Subscription> {
+    async fn apply<R: Remote>(
+        &self,
+        remote: &R,
+        plan: &Plan,
+        want: &Wanted,
+        report: &mut Report,
+    ) -> anyhow::Result<Subscription> {
         let current = match &plan.main {
             Step::Keep(sub) => sub.clone(),
             Step::Update(sub, _) => remote.update(&sub.id, want).await?,
@@ -483,6 +489,10 @@ impl<'a> SourceRun<'a> {
                         .iter()
                         .find(|s| remote.is_ours(s, want) || s.url == want.url)
                         .ok_or_else(|| anyhow::anyhow!("the vendor says it exists but does not list it"))?;
+                    Self::say(
+                        report,
+                        format!("the vendor has it already ({}): updated that one instead", found.id),
+                    );
                     remote.update(&found.id, want).await?
                 }
                 Err(e) => return Err(e.into()),
@@ -687,22 +697,27 @@ impl Plan {
         let mut lines = Vec::new();
         match &self.main {
             Step::Create => lines.push(format!(
-                "create {:?} → {} ({} events)",
-                want.name,
+                "create {}→ {} ({})",
+                named(&want.name),
                 want.url,
-                want.events.len()
+                events(want.events.len())
             )),
             Step::Keep(sub) => lines.push(format!(
-                "keep   {} {:?} → {} ({} events)",
+                "keep   {} {}→ {} ({})",
                 sub.id,
-                sub.name,
+                named(&sub.name),
                 sub.url,
-                sub.events.len()
+                events(sub.events.len())
             )),
-            Step::Update(sub, why) => lines.push(format!("update {} {:?}: {}", sub.id, sub.name, why.join("; "))),
+            Step::Update(sub, why) => lines.push(format!(
+                "update {} {}: {}",
+                sub.id,
+                named(&sub.name).trim_end(),
+                why.join("; ")
+            )),
         }
         for (sub, why) in &self.delete {
-            lines.push(format!("delete {} {:?} → {}: {why}", sub.id, sub.name, sub.url));
+            lines.push(format!("delete {} {}→ {}: {why}", sub.id, named(&sub.name), sub.url));
         }
         lines
     }
@@ -718,6 +733,23 @@ impl Plan {
             problems.push(format!("{} {:?} should not exist: {why}", sub.id, sub.name));
         }
         problems
+    }
+}
+
+/// `"name" `, or nothing for a vendor without names (Unloc).
+fn named(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!("{name:?} ")
+    }
+}
+
+fn events(n: usize) -> String {
+    if n == 1 {
+        "1 event".into()
+    } else {
+        format!("{n} events")
     }
 }
 
