@@ -348,6 +348,116 @@ mod tests {
         journal.close().await;
     }
 
+    /// Stops `statement` for the marked rows, as a full disk or a bug would,
+    /// from a connection of its own; `None` lifts it.
+    fn fault(dir: &std::path::Path, trigger: Option<&str>) {
+        let conn = rusqlite::Connection::open(dir.join(crate::store::DB_FILE)).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.execute_batch(&match trigger {
+            Some(when) => format!("CREATE TRIGGER fault {when} BEGIN SELECT RAISE(ABORT, 'fault'); END;"),
+            None => "DROP TRIGGER fault;".into(),
+        })
+        .unwrap();
+    }
+
+    /// An append that fails part-way leaves nothing behind, though others in
+    /// its batch commit: the vendor's retry is accepted and processed, not
+    /// answered `duplicate` for an event that was never stored.
+    #[tokio::test]
+    async fn a_failed_append_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        fault(dir.path(), Some("BEFORE INSERT ON events WHEN NEW.event_id = 'poison'"));
+        let (journal, mut feeds) = SqliteJournal::start(store, settings(), Default::default()).unwrap();
+        let with_id = |id: &str| {
+            let mut event = event();
+            event.id = id.into();
+            event
+        };
+        // Sent together: one batch, one transaction.
+        let (before, poisoned, after) = tokio::join!(
+            journal.append(with_id("before")),
+            journal.append(with_id("poison")),
+            journal.append(with_id("after")),
+        );
+        assert!(matches!(before.unwrap(), Appended::Accepted { .. }));
+        assert!(poisoned.is_err(), "the failed append is refused: the vendor retries");
+        assert!(matches!(after.unwrap(), Appended::Accepted { .. }));
+        let handed: Vec<String> = [feeds.events.recv().await.unwrap(), feeds.events.recv().await.unwrap()]
+            .into_iter()
+            .map(|q| q.event.id)
+            .collect();
+        assert_eq!(handed, ["before", "after"]);
+
+        fault(dir.path(), None);
+        let Appended::Accepted { seq } = journal.append(with_id("poison")).await.unwrap() else {
+            panic!("the retry is accepted, not a duplicate");
+        };
+        let queued = feeds.events.recv().await.unwrap();
+        assert_eq!((queued.seq, queued.event.id.as_str()), (seq, "poison"));
+        journal.close().await;
+    }
+
+    /// An outcome whose second command cannot be stored is not recorded at
+    /// all: the event runs again, and its commands are stored once each.
+    #[tokio::test]
+    async fn an_outcome_is_recorded_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        fault(dir.path(), Some("BEFORE INSERT ON outbox WHEN NEW.plugin = 'poison'"));
+        let (journal, mut feeds) = SqliteJournal::start(store, settings(), Default::default()).unwrap();
+        let Appended::Accepted { seq } = journal.append(event()).await.unwrap() else {
+            panic!("a new event is accepted");
+        };
+        feeds.events.recv().await.unwrap();
+        let outcome = || Processed {
+            seq,
+            steps: Vec::new(),
+            commands: ["lights", "poison"]
+                .into_iter()
+                .map(|plugin| NewCommand {
+                    plugin: plugin.into(),
+                    index: 0,
+                    key: format!("key-{plugin}"),
+                    door: "Lobby".into(),
+                    command: crate::wit::sinks::Command {
+                        sink: "lights".into(),
+                        body: "{}".into(),
+                        headers: Vec::new(),
+                    },
+                    delay_ms: 0,
+                })
+                .collect(),
+            dead_letter: None,
+            received_at: 0,
+        };
+        journal.processed(outcome());
+        wait_until(|| journal.backlog() == 0).await;
+        assert!(
+            feeds.commands.try_recv().is_err(),
+            "no command of a failed outcome goes out"
+        );
+
+        fault(dir.path(), None);
+        let again = tokio::time::timeout(Duration::from_secs(5), feeds.events.recv())
+            .await
+            .expect("the event runs again")
+            .unwrap();
+        assert_eq!(again.seq, seq);
+        journal.processed(outcome());
+        let keys = [
+            feeds.commands.recv().await.unwrap().key,
+            feeds.commands.recv().await.unwrap().key,
+        ];
+        assert_eq!(keys, ["key-lights", "key-poison"]);
+        wait_until(|| journal.backlog() == 0).await;
+        let runs = Store::open(dir.path()).unwrap().event(&seq.to_string()).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].0.state, "done");
+        assert_eq!(runs[0].2.len(), 2, "each command stored once");
+        journal.close().await;
+    }
+
     #[tokio::test]
     async fn a_repeat_within_the_window_is_a_duplicate() {
         let (journal, _feeds) = SqliteJournal::start(Store::memory().unwrap(), settings(), Default::default()).unwrap();

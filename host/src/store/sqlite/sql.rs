@@ -1,6 +1,6 @@
 //! The statements each change to the journal is.
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::event::Event;
 use crate::store::StoreError;
@@ -9,12 +9,7 @@ use crate::store::{Appended, Processed};
 use crate::time::now_ms;
 
 /// Store one event unless it is a duplicate.
-pub(super) fn append(
-    tx: &Transaction<'_>,
-    event: &Event,
-    json: &str,
-    dedup_window_ms: i64,
-) -> Result<Appended, StoreError> {
+pub(super) fn append(tx: &Connection, event: &Event, json: &str, dedup_window_ms: i64) -> Result<Appended, StoreError> {
     let now = now_ms();
     let seen: Option<i64> = tx
         .prepare_cached("SELECT at FROM seen WHERE source = ?1 AND event_id = ?2")?
@@ -49,7 +44,7 @@ pub(super) fn append(
 /// commands (`commands`, the JSON of each, in order); returns those that are
 /// new (a command already stored by an earlier, interrupted run keeps its row).
 pub(super) fn record_processed(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     processed: &Processed,
     steps: &str,
     commands: &[String],
@@ -107,7 +102,7 @@ pub(super) fn record_processed(
     Ok(stored)
 }
 
-pub(super) fn record_delivery(tx: &Transaction<'_>, id: i64, update: &DeliveryUpdate) -> Result<(), StoreError> {
+pub(super) fn record_delivery(tx: &Connection, id: i64, update: &DeliveryUpdate) -> Result<(), StoreError> {
     let now = now_ms();
     match update {
         DeliveryUpdate::Delivered { attempts } => tx

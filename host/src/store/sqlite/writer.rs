@@ -151,7 +151,7 @@ impl Writer {
     fn apply(&mut self, batch: Vec<Request>) {
         let (started, changes) = (std::time::Instant::now(), batch.len());
         let mut done = Committed::default();
-        let tx = match self.store.conn.transaction() {
+        let mut tx = match self.store.conn.transaction() {
             Ok(tx) => tx,
             Err(e) => return fail(batch, &e.into()),
         };
@@ -159,7 +159,7 @@ impl Writer {
         for request in batch {
             match request {
                 Request::Append { event, json, reply } => {
-                    let result = append(&tx, &event, &json, dedup_window);
+                    let result = all_or_nothing(&mut tx, |tx| append(tx, &event, &json, dedup_window));
                     if let Ok(Appended::Accepted { seq }) = result {
                         done.events.push(Queued {
                             seq,
@@ -173,7 +173,7 @@ impl Writer {
                     processed,
                     steps,
                     commands,
-                } => match record_processed(&tx, &processed, &steps, &commands) {
+                } => match all_or_nothing(&mut tx, |tx| record_processed(tx, &processed, &steps, &commands)) {
                     Ok(commands) => {
                         done.processed.push(processed.seq);
                         done.commands.extend(commands);
@@ -187,7 +187,7 @@ impl Writer {
                     // A retry's record only keeps count; the outbox still holds
                     // the command. An end that is not recorded is tried again.
                     let finished = !matches!(update, DeliveryUpdate::Retry { .. });
-                    match record_delivery(&tx, id, &update) {
+                    match all_or_nothing(&mut tx, |tx| record_delivery(tx, id, &update)) {
                         Ok(()) if finished => done.finished_commands.push(id),
                         Ok(()) => {}
                         Err(e) if finished => {
@@ -385,6 +385,21 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// Apply one request's statements in a savepoint of the batch's transaction:
+/// all of them or, if one fails, none. Without it a failed `INSERT` after the
+/// duplicate check's upsert would commit with the batch, and the vendor's
+/// retry would be answered `duplicate` for an event never stored.
+fn all_or_nothing<T>(
+    tx: &mut rusqlite::Transaction<'_>,
+    change: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    // Dropped on an error: rolled back to where it started.
+    let savepoint = tx.savepoint()?;
+    let result = change(&savepoint)?;
+    savepoint.commit()?;
+    Ok(result)
 }
 
 /// Answer every append in a batch that could not even start.
