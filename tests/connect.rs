@@ -392,6 +392,7 @@ organization = "{PDK_ORG}"
 public_url = "{{scheme}}://{{addr}}/ingest/hq"
 events = ["door.request.allowed", "door.request.denied"]
 ssl_verification = false
+expires_at = "2027-06-01T00:00:00Z"
 "#,
         api.url
     );
@@ -468,11 +469,15 @@ ssl_verification = false
     assert_ne!(code, 0);
     says(&report, "DRIFT: it is disabled");
     says(&report, "DRIFT: it expired at 2026-01-01T00:00:00Z");
+    says(
+        &report,
+        "DRIFT: expiresAt is 2026-01-01T00:00:00Z, not 2027-06-01T00:00:00Z",
+    );
     setup.ok(&[]).await;
     let ours = api.subs().into_iter().find(|s| s["name"] == "vestibule-hq").unwrap();
     assert_eq!(
         (ours["active"].clone(), ours["expiresAt"].clone()),
-        (json!(true), Value::Null)
+        (json!(true), json!("2027-06-01T00:00:00Z"))
     );
     assert!(setup.ok(&["--check"]).await.contains("in sync"));
 

@@ -310,6 +310,30 @@ async fn check(path: &Path) -> anyhow::Result<()> {
         (Some(path), None) => println!("  journal in {}", config.resolve(path).display()),
         (None, None) => println!("  journal in memory (no [store] path: a crash loses accepted events)"),
     }
+    let checks = crate::connect::status::last(config);
+    for source in config.sources.iter().filter(|s| s.connect.is_some()) {
+        match checks.get(&source.name) {
+            None => println!("  source {}: not connected yet (`vestibule connect`)", source.name),
+            Some(check) => {
+                let at = check["checked_at"].as_str().unwrap_or("?");
+                let problems: Vec<&str> = check["problems"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.as_str())
+                    .collect();
+                if problems.is_empty() {
+                    println!("  source {}: in sync at the vendor, as checked at {at}", source.name);
+                } else {
+                    println!(
+                        "  source {}: drift at the vendor, as checked at {at}: {}",
+                        source.name,
+                        problems.join("; ")
+                    );
+                }
+            }
+        }
+    }
     for plugin in generation.pipeline.plugins() {
         let compiled = &plugin.compiled;
         println!(

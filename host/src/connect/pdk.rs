@@ -58,6 +58,16 @@ struct Authentication {
     user: Option<String>,
 }
 
+/// An expiry as text to compare: ISO-8601 to the second, whatever way the
+/// vendor wrote it, or `none`.
+fn expiry(at: Option<&str>) -> String {
+    match at.map(|at| (at, crate::time::parse_iso8601(at))) {
+        None => "none".into(),
+        Some((_, Some(ms))) => crate::time::format_iso8601(ms / 1000),
+        Some((at, None)) => at.to_string(),
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -155,6 +165,7 @@ impl Pdk {
                 &self.wanted_auth(),
             )
             .into_iter()
+            .chain([("expiresAt", expiry(self.expires_at.as_deref()))])
             .collect(),
             ..Subscription::default()
         }
@@ -163,14 +174,20 @@ impl Pdk {
 
 impl Remote for Pdk {
     fn wanted_settings(&self) -> std::collections::BTreeMap<&'static str, String> {
-        Self::settings(
+        let mut settings: std::collections::BTreeMap<_, _> = Self::settings(
             &self.scope,
             Some(self.secrecy_level),
             self.ssl_verification,
             &self.wanted_auth(),
         )
         .into_iter()
-        .collect()
+        .collect();
+        // Compared only when configured: without it, the hook's own expiry
+        // is reported once it has passed.
+        if let Some(at) = &self.expires_at {
+            settings.insert("expiresAt", expiry(Some(at)));
+        }
+        settings
     }
 
     async fn list(&self) -> Result<Vec<Subscription>, ConnectError> {
@@ -187,6 +204,7 @@ impl Remote for Pdk {
                 Subscription {
                     settings: Self::settings(&h.scope, h.secrecy_level, h.ssl_verification, &auth)
                         .into_iter()
+                        .chain([("expiresAt", expiry(h.expires_at.as_deref()))])
                         .collect(),
                     id: h.id,
                     name: h.name,
