@@ -90,11 +90,17 @@ fn command(key: &str, door: &str, delay_ms: u64) -> NewCommand {
     }
 }
 
+/// What one action emitting `commands` did with event `seq`: each has its
+/// place among them.
 fn outcome(seq: i64, received_at: i64, commands: Vec<NewCommand>) -> Processed {
     Processed {
         seq,
         steps: Vec::new(),
-        commands,
+        commands: commands
+            .into_iter()
+            .enumerate()
+            .map(|(index, command)| NewCommand { index, ..command })
+            .collect(),
         dead_letter: None,
         received_at,
     }
@@ -343,4 +349,94 @@ async fn the_id_key_survives_a_restart() {
         assert_eq!(journal.id_key().derive(&[b"door", b"4711"]), first, "{}", backend.name);
         journal.close().await;
     }
+}
+
+/// A data folder the schema-3 journal left behind when its host was killed
+/// (`tests/fixtures/journal-v1`, written by that release) is upgraded in
+/// place when it is first opened: the command line prints what that release
+/// printed, word for word; the events and commands it left pending are
+/// processed and delivered (a retried command with the idempotency key it
+/// had); retried dead letters and stopped events go through; nothing runs
+/// twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_folder_of_the_previous_schema_is_upgraded_in_place() {
+    let fixture = crate::support::workspace().join("tests/fixtures/journal-v1");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    for file in std::fs::read_dir(fixture.join("data")).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), dir.path().join("data").join(file.file_name())).unwrap();
+    }
+    let sink = crate::support::Sink::start().await;
+    let secret = dir.path().join("unifi-secret");
+    std::fs::write(&secret, crate::support::SECRET).unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // The fixture's source, filter and action; a sink that answers.
+    let filter = crate::support::config::PluginTable::new("front-doors", "filter", "door-filter")
+        .config("doors", vec!["Front Door", "Lobby"]);
+    let text = crate::support::lights_config(&filter.render(), &sink.url("/api/services/light/turn_on"))
+        .replace("[server]", "[server]\nlisten = \"127.0.0.1:0\"")
+        .replace("{secret_file}", &secret.display().to_string());
+    let config = dir.path().join("vestibule.toml");
+    std::fs::write(&config, format!("{text}\n[store]\npath = \"data\"\n")).unwrap();
+    let expected = |name: &str| std::fs::read_to_string(fixture.join(name)).unwrap();
+    for (args, file) in [
+        (&["events", "list"][..], "events-list.txt"),
+        (&["dead-letters", "list"][..], "dead-letters-list.txt"),
+        (
+            &["events", "show", "aba67d3b818903a1439b593d8081c59b"][..],
+            "events-show-aba67d3b81890.txt",
+        ),
+    ] {
+        assert_eq!(crate::support::cli(args, &config), expected(file), "{args:?}");
+    }
+
+    let host = crate::support::Process::start(&config);
+    // Each entity switched on, and how often. Commands the earlier host
+    // stored go out as stored (the fixture's Front Door light was
+    // `light.front_porch`); events run now get today's config's.
+    let entities = |received: &[crate::support::Received]| {
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for r in received {
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            *seen.entry(body["entity_id"].as_str().unwrap().to_string()).or_default() += 1;
+        }
+        seen.into_iter().collect::<Vec<_>>()
+    };
+    let counts = |door: usize, porch: usize, lobby: usize| {
+        vec![
+            ("light.front_door".to_string(), door),
+            ("light.front_porch".to_string(), porch),
+            ("light.lobby".to_string(), lobby),
+        ]
+    };
+    // Stored commands 3–6 (two at each door); events 11–14 (3 at the
+    // Lobby, 1 at the Front Door).
+    let received = sink.wait_for(Duration::from_secs(30), |r| r.len() >= 8).await;
+    assert_eq!(entities(&received), counts(1, 2, 5), "{received:#?}");
+    assert!(
+        received
+            .iter()
+            .any(|r| r.headers["idempotency-key"] == "42e917d41bc9e7c498abecf2f16904fa"),
+        "command 3 keeps its key"
+    );
+    let retried = crate::support::cli(&["dead-letters", "retry", "--all"], &config);
+    assert!(
+        retried.starts_with("2 command(s) back in the outbox, 2 event(s) back in the journal"),
+        "{retried}"
+    );
+    // Dead letters 1 (Front Door) and 2 (Lobby), stored; events 4 (Lobby)
+    // and 5 (Front Door), run now.
+    let received = sink.wait_for(Duration::from_secs(30), |r| r.len() >= 12).await;
+    assert_eq!(entities(&received), counts(2, 3, 7), "{received:#?}");
+    let list = eventually("sqlite", "every event done", || {
+        let list = crate::support::cli(&["events", "list"], &config);
+        (!list.contains("pending") && !list.contains("dead ")).then_some(list)
+    })
+    .await;
+    assert_eq!(list.lines().count(), 15, "{list}");
+    // Nothing more arrives: no event or command went out twice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.received().len(), 12);
+    host.kill();
 }

@@ -119,6 +119,8 @@ fn batch_sizes() -> Histogram {
 pub struct Commits {
     seconds: Histogram,
     size: Histogram,
+    /// Bytes the SQLite journal's commits appended to its write-ahead log.
+    wal_bytes: Counter,
 }
 
 impl Default for Commits {
@@ -126,6 +128,7 @@ impl Default for Commits {
         Commits {
             seconds: commit_seconds(),
             size: batch_sizes(),
+            wal_bytes: Counter::default(),
         }
     }
 }
@@ -135,6 +138,11 @@ impl Commits {
     pub fn observe(&self, took: std::time::Duration, changes: usize) {
         self.seconds.observe(took.as_secs_f64());
         self.size.observe(changes as f64);
+    }
+
+    /// A commit appended `bytes` to the write-ahead log.
+    pub fn wal_written(&self, bytes: u64) {
+        self.wal_bytes.inc_by(bytes);
     }
 }
 
@@ -274,6 +282,12 @@ impl Metrics {
             "journal_batch_size",
             "Changes (events, outcomes, deliveries) in one journal commit",
             self.commits.size.clone(),
+        );
+        r.register_with_unit(
+            "journal_wal_written",
+            "Bytes the journal's commits appended to SQLite's write-ahead log (frame headers included)",
+            Unit::Bytes,
+            self.commits.wal_bytes.clone(),
         );
         r.register("reloads", "Reloads by result (ok, failed)", self.reloads.clone());
         r.register_with_unit(

@@ -133,9 +133,14 @@ impl Host {
     async fn start(dir: &Path, name: &str, plugins: &[(&str, &PathBuf, &str)], sink: Option<SocketAddr>) -> Host {
         let data = dir.join(format!("outside-{name}"));
         let _ = std::fs::remove_dir_all(&data);
+        // `/metrics` (for the WAL's bytes) needs the admin token.
+        let token = dir.join("admin-token");
+        std::fs::write(&token, ADMIN_TOKEN).unwrap();
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nqueue = 65536\n\n[store]\npath = \"{}\"\n{}",
+            "[server]\nlisten = \"127.0.0.1:0\"\nqueue = 65536\n\n[store]\npath = \"{}\"\n\n[admin]\ntoken_file = \"{}\"\n{}",
             data.display(),
+            token.display(),
             super::config_body(plugins, sink)
         );
         let config = dir.join(format!("outside-{name}.toml"));
@@ -181,6 +186,7 @@ impl Host {
     async fn stop(mut self) -> Value {
         let pid = self.child.id().unwrap();
         let cpu = cpu_by_thread(pid);
+        let wal_bytes = metric(self.addr, "vestibule_journal_wal_written_bytes_total").await;
         let wall = self.started.elapsed().as_secs_f64();
         unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
@@ -189,8 +195,25 @@ impl Host {
         for (thread, seconds) in cpu {
             shares.insert(thread, json!((seconds / wall * 100.0).round()));
         }
-        json!({ "percent_of_one_core_by_thread": shares })
+        json!({ "percent_of_one_core_by_thread": shares, "wal_bytes": wal_bytes })
     }
+}
+
+/// What each bench host's `[admin]` token is.
+const ADMIN_TOKEN: &str = "bench-admin-token";
+
+/// The value of counter `name` in the host's `/metrics`, if it has one.
+async fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
 }
 
 /// CPU seconds (user + system) of each thread of `pid`, summed by name.
@@ -340,7 +363,11 @@ pub(super) fn markdown(o: &Value) -> String {
          |---|---|---|---|---|---|---|\n\
          {bare}{ingest}{doors}{one}{forged}\n\
          One door: one command in flight per (sink, door), so its commands are bound by the \
-         sink's round trip: {rtt} µs, at most {bound} commands/s; delivered {got}/s while loaded.\n\n\
+         sink's round trip: {rtt} µs, at most {bound} commands/s; delivered {got}/s while loaded \
+         ({share} of that bound).\n\n\
+         Written to SQLite's write-ahead log per event (`vestibule_journal_wal_written_bytes_total` \
+         over the run, frame headers included): ingest only {ingest_wal}; 3 plugins + HTTP sink over \
+         64 doors {chain_wal} (the event, its outcome, its command and the command's delivery).\n\n\
          CPU of the host by thread (% of one core, averaged over its run, start to stop): \
          ingest {ingest_cpu}; 3 plugins, 64 doors {chain_cpu}; invalid signatures {forged_cpu}.\n\n",
         connections = o["connections"],
@@ -357,8 +384,25 @@ pub(super) fn markdown(o: &Value) -> String {
         rtt = one["sink_round_trip_us"],
         bound = one["one_door_bound_per_s"],
         got = one["delivered_during_run_per_s"],
+        share = match (
+            one["delivered_during_run_per_s"].as_f64(),
+            one["one_door_bound_per_s"].as_f64()
+        ) {
+            (Some(got), Some(bound)) if bound > 0.0 => format!("{:.0} %", got / bound * 100.0),
+            _ => "–".into(),
+        },
+        ingest_wal = wal_per_event(&o["ingest"], "accepted"),
+        chain_wal = wal_per_event(&o["chain"]["doors_64"], "delivered"),
         ingest_cpu = o["ingest"]["cpu"]["percent_of_one_core_by_thread"],
         chain_cpu = o["chain"]["doors_64"]["cpu"]["percent_of_one_core_by_thread"],
         forged_cpu = o["forged"]["cpu"]["percent_of_one_core_by_thread"],
     )
+}
+
+/// WAL bytes per event of a row: over its `count` (accepted or delivered).
+fn wal_per_event(row: &Value, count: &str) -> String {
+    match (row["cpu"]["wal_bytes"].as_f64(), row[count].as_f64()) {
+        (Some(bytes), Some(n)) if n > 0.0 => format!("{:.1} KB", bytes / n / 1000.0),
+        _ => "–".into(),
+    }
 }

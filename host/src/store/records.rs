@@ -71,10 +71,9 @@ impl PendingCommand {
     pub fn delayed(&self) -> bool {
         self.delay_ms > 0 && self.attempts == 0
     }
-    /// The `outbox` columns [`from_row`](Self::from_row) reads, in order.
-    pub(super) const COLUMNS: &str =
-        "id, idempotency_key, door, command, received_at, attempts, first_attempt_at, next_at, plugin, delay_ms";
 
+    /// `from_row` reads: id, idempotency key, door, command, due (as
+    /// `received_at`), attempts, first attempt, next attempt, plugin, delay.
     pub(super) fn from_row(row: &Row<'_>) -> rusqlite::Result<PendingCommand> {
         let json: String = row.get(3)?;
         let command = serde_json::from_str(&json)

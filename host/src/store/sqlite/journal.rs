@@ -91,8 +91,8 @@ impl SqliteJournal {
             Some(path) => Some(Checkpointer::start(path, writer.store())?),
             None => None,
         };
-        if let Some(checkpointer) = &checkpointer {
-            writer.restart_wal_when(checkpointer.restart_due.clone());
+        if checkpointer.is_some() {
+            writer.beside_checkpointer()?;
         }
         let thread = std::thread::Builder::new()
             .name("journal".into())
@@ -119,10 +119,14 @@ impl SqliteJournal {
 }
 
 impl Journal for SqliteJournal {
-    fn append(&self, event: Event) -> Pending<'_, Result<Appended, StoreError>> {
+    fn append(&self, mut event: Event) -> Pending<'_, Result<Appended, StoreError>> {
         // Sent before the future is first polled: appends keep the order
         // they were made in.
-        let answer = to_json("event", &event).and_then(|json| {
+        let json = super::sql::json_without_raw(&mut event).map_err(|e| StoreError::Corrupt {
+            what: "event",
+            error: e.to_string(),
+        });
+        let answer = json.and_then(|json| {
             let (reply, answer) = oneshot::channel();
             self.requests
                 .send(Request::Append {
@@ -237,7 +241,7 @@ mod tests {
         store
             .conn
             .execute_batch(
-                "CREATE TRIGGER disk_full BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+                "CREATE TRIGGER disk_full BEFORE INSERT ON outcomes BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
             )
             .unwrap();
         let (journal, mut feeds) = SqliteJournal::start(store, settings(), Default::default()).unwrap();
@@ -269,10 +273,8 @@ mod tests {
         assert_eq!(journal.backlog(), 1);
         journal.processed(outcome(seq));
         wait_until(|| journal.backlog() == 0).await;
-        let state: String = other
-            .query_row("SELECT state FROM events WHERE seq = ?1", [seq], |row| row.get(0))
-            .unwrap();
-        assert_eq!(state, "done");
+        let runs = Store::open(dir.path()).unwrap().event(&seq.to_string()).unwrap();
+        assert_eq!(runs[0].0.state, "done");
         journal.close().await;
     }
 

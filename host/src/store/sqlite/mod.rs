@@ -9,6 +9,8 @@
 
 mod checkpoint;
 mod journal;
+mod marks;
+mod migrate;
 mod reads;
 mod sql;
 mod writer;
@@ -29,20 +31,10 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The database file inside the data folder.
 pub const DB_FILE: &str = "vestibule.db";
 
-/// The schema, one step per version (`PRAGMA user_version`): a database at
-/// version n gets the steps after the n-th.
-const MIGRATIONS: &[&str] = &[
-    include_str!("schema.sql"),
-    include_str!("dead_events.sql"),
-    include_str!("delayed_commands.sql"),
-];
-
-/// The schema version this build writes.
-const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-/// An event's state as the command line shows it: `dead` for a dead letter.
-const EVENT_STATE: &str =
-    "CASE WHEN EXISTS (SELECT 1 FROM dead_events d WHERE d.seq = events.seq) THEN 'dead' ELSE state END";
+/// An event's state as the command line shows it: `dead` for a dead
+/// letter, `done` once it ran, else `pending` (for `events e`).
+const EVENT_STATE: &str = "CASE WHEN EXISTS (SELECT 1 FROM dead_events d WHERE d.seq = e.seq) THEN 'dead'
+     WHEN EXISTS (SELECT 1 FROM outcomes o WHERE o.seq = e.seq) THEN 'done' ELSE 'pending' END";
 
 /// Whether `dir` can be the data folder: a folder, or nothing yet (it is
 /// created when the host first opens it).
@@ -137,58 +129,7 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self.conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::Open {
-                path: self.path.clone().unwrap_or_default(),
-                message: format!("written by a newer Vestibule (schema {version}; this one knows {SCHEMA_VERSION})"),
-            });
-        }
-        let tx = self.conn.transaction()?;
-        for step in &MIGRATIONS[version.max(0) as usize..] {
-            tx.execute_batch(step)?;
-        }
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        tx.commit()?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::Records;
-
-    /// A data folder written by the first release (schema 1) opens, and is
-    /// brought to this schema without losing what it holds.
-    #[test]
-    fn an_older_data_folder_is_migrated() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
-            conn.execute_batch(MIGRATIONS[0]).unwrap();
-            conn.pragma_update(None, "user_version", 1).unwrap();
-            conn.execute(
-                "INSERT INTO outbox (seq, plugin, idx, sink, idempotency_key, command, received_at, created_at, state, next_at)
-                 VALUES (1, 'lights', 0, 'lights', 'k', '{}', 0, 0, 'pending', 0)",
-                [],
-            )
-            .unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        let version: i64 = store
-            .conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
-        let delay: i64 = store
-            .conn
-            .query_row("SELECT delay_ms FROM outbox", [], |row| row.get(0))
-            .unwrap();
-        assert_eq!(delay, 0, "the command is kept, not delayed");
-        assert!(store.dead_events().unwrap().is_empty());
-        drop(store);
-        // Opening again changes nothing.
-        Store::open(dir.path()).unwrap();
+        let path = self.path.clone().unwrap_or_default();
+        migrate::migrate(&mut self.conn, &path)
     }
 }

@@ -1,48 +1,82 @@
-//! The statements each change to the journal is.
+//! The statements each change to the journal is. Each appends: an event is
+//! never written again once stored, nor a command; what becomes of them is
+//! a row of its own (`outcomes`, `deliveries`).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::migrate::id_hash;
 use crate::event::Event;
 use crate::store::StoreError;
 use crate::store::records::{DeliveryUpdate, PendingCommand};
 use crate::store::{Appended, Processed};
 use crate::time::now_ms;
 
-/// Store one event unless it is a duplicate.
+/// An event's JSON as stored: `raw` left empty, for the vendor's body is
+/// stored beside it as it came rather than escaped into the JSON.
+pub(super) fn json_without_raw(event: &mut Event) -> serde_json::Result<String> {
+    let raw = std::mem::take(&mut event.raw);
+    let json = serde_json::to_string(event);
+    event.raw = raw;
+    json
+}
+
+/// A stored event back, whole.
+pub(super) fn stored_event(json: &str, raw: String) -> serde_json::Result<Event> {
+    let mut event: Event = serde_json::from_str(json)?;
+    // A migrated event whose JSON could not be split keeps its raw body.
+    if !raw.is_empty() {
+        event.raw = raw;
+    }
+    Ok(event)
+}
+
+/// A stored event's JSON as the command line shows it, raw body included.
+pub(super) fn shown_event(json: String, raw: String) -> String {
+    match stored_event(&json, raw) {
+        Ok(event) => serde_json::to_string(&event).unwrap_or(json),
+        Err(_) => json,
+    }
+}
+
+/// Store one event unless it is a duplicate: its (source, event id) was
+/// accepted within the window.
 pub(super) fn append(tx: &Connection, event: &Event, json: &str, dedup_window_ms: i64) -> Result<Appended, StoreError> {
     let now = now_ms();
+    let hash = id_hash(&event.id);
     let seen: Option<i64> = tx
-        .prepare_cached("SELECT at FROM seen WHERE source = ?1 AND event_id = ?2")?
-        .query_row(params![event.source, event.id], |row| row.get(0))
+        .prepare_cached(
+            "SELECT accepted_at FROM events WHERE id_hash = ?1 AND source = ?2 AND event_id = ?3 AND run = 0
+             ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row(params![hash, event.source, event.id], |row| row.get(0))
         .optional()?;
     if seen.is_some_and(|at| at > now - dedup_window_ms) {
         return Ok(Appended::Duplicate);
     }
     tx.prepare_cached(
-        "INSERT INTO seen (source, event_id, at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (source, event_id) DO UPDATE SET at = excluded.at",
-    )?
-    .execute(params![event.source, event.id, now])?;
-    tx.prepare_cached(
-        "INSERT INTO events (source, event_id, kind, door, received_at, event, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+        "INSERT INTO events (id_hash, source, event_id, kind, door, received_at, accepted_at, event, raw)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
+        hash,
         event.source,
         event.id,
         event.kind,
         event.lane(),
         event.received_at,
-        json
+        now,
+        json,
+        event.raw
     ])?;
     Ok(Appended::Accepted {
         seq: tx.last_insert_rowid(),
     })
 }
 
-/// Mark the event done with its outcome (`steps`, JSON) and store its
-/// commands (`commands`, the JSON of each, in order); returns those that are
-/// new (a command already stored by an earlier, interrupted run keeps its row).
+/// Record the event's outcome (`steps`, JSON) and store its commands
+/// (`commands`, the JSON of each, in order); returns them as stored. An
+/// event whose outcome is already recorded (it ran twice: handed out again
+/// after a failed commit) keeps the first; this one is dropped.
 pub(super) fn record_processed(
     tx: &Connection,
     processed: &Processed,
@@ -50,64 +84,64 @@ pub(super) fn record_processed(
     commands: &[String],
 ) -> Result<Vec<PendingCommand>, StoreError> {
     let now = now_ms();
-    tx.prepare_cached("UPDATE events SET state = 'done', outcome = ?2, processed_at = ?3 WHERE seq = ?1")?
+    let first = tx
+        .prepare_cached("INSERT OR IGNORE INTO outcomes (seq, steps, processed_at) VALUES (?1, ?2, ?3)")?
         .execute(params![processed.seq, steps, now])?;
+    if first == 0 {
+        return Ok(Vec::new());
+    }
     if let Some(dead) = &processed.dead_letter {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO dead_events (seq, plugin, reason, error, at) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![processed.seq, dead.plugin, dead.reason, dead.error, now])?;
     }
-    let mut stored = Vec::new();
+    let mut stored = Vec::with_capacity(commands.len());
     for (new, json) in processed.commands.iter().zip(commands) {
         // A delayed command is due `delay_ms` after its event arrived (now,
         // if that has passed), and its `max_age` counts from then.
         let due = processed.received_at + new.delay_ms as i64;
-        let next_at = due.max(now);
-        let inserted = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO outbox
-                   (seq, plugin, idx, sink, door, idempotency_key, command, received_at, created_at, state, next_at,
-                    delay_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11)",
-            )?
-            .execute(params![
-                processed.seq,
-                new.plugin,
-                new.index as i64,
-                new.command.sink,
-                new.door,
-                new.key,
-                json,
-                due,
-                now,
-                next_at,
-                new.delay_ms as i64
-            ])?;
-        if inserted == 1 {
-            stored.push(PendingCommand {
-                id: tx.last_insert_rowid(),
-                key: new.key.clone(),
-                door: new.door.clone(),
-                plugin: new.plugin.clone(),
-                command: new.command.clone(),
-                delay_ms: new.delay_ms,
-                received_at: due,
-                attempts: 0,
-                first_attempt_at: None,
-                next_at,
-            });
-        }
+        tx.prepare_cached(
+            "INSERT INTO outbox (seq, plugin, idx, sink, door, idempotency_key, command, received_at, delay_ms, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            processed.seq,
+            new.plugin,
+            new.index as i64,
+            new.command.sink,
+            new.door,
+            new.key,
+            json,
+            due,
+            new.delay_ms as i64,
+            now
+        ])?;
+        stored.push(PendingCommand {
+            id: tx.last_insert_rowid(),
+            key: new.key.clone(),
+            door: new.door.clone(),
+            plugin: new.plugin.clone(),
+            command: new.command.clone(),
+            delay_ms: new.delay_ms,
+            received_at: due,
+            attempts: 0,
+            first_attempt_at: None,
+            next_at: due.max(now),
+        });
     }
     Ok(stored)
 }
 
+/// Record what became of a delivery attempt: the command's one row in
+/// `deliveries`, made or replaced.
 pub(super) fn record_delivery(tx: &Connection, id: i64, update: &DeliveryUpdate) -> Result<(), StoreError> {
     let now = now_ms();
     match update {
         DeliveryUpdate::Delivered { attempts } => tx
             .prepare_cached(
-                "UPDATE outbox SET state = 'delivered', attempts = ?2, done_at = ?3, last_error = NULL WHERE id = ?1",
+                "INSERT INTO deliveries (id, state, attempts, done_at) VALUES (?1, 'delivered', ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET state = 'delivered', attempts = ?2, done_at = ?3, last_error = NULL",
             )?
             .execute(params![id, attempts, now])?,
         DeliveryUpdate::Retry {
@@ -117,11 +151,16 @@ pub(super) fn record_delivery(tx: &Connection, id: i64, update: &DeliveryUpdate)
             error,
         } => tx
             .prepare_cached(
-                "UPDATE outbox SET attempts = ?2, first_attempt_at = ?3, next_at = ?4, last_error = ?5 WHERE id = ?1",
+                "INSERT INTO deliveries (id, state, attempts, first_attempt_at, next_at, last_error)
+                 VALUES (?1, 'pending', ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET attempts = ?2, first_attempt_at = ?3, next_at = ?4, last_error = ?5",
             )?
             .execute(params![id, attempts, first_attempt_at, next_at, error])?,
         DeliveryUpdate::Superseded => tx
-            .prepare_cached("UPDATE outbox SET state = 'dead', dead_reason = 'superseded', done_at = ?2 WHERE id = ?1")?
+            .prepare_cached(
+                "INSERT INTO deliveries (id, state, dead_reason, done_at) VALUES (?1, 'dead', 'superseded', ?2)
+                 ON CONFLICT (id) DO UPDATE SET state = 'dead', dead_reason = 'superseded', done_at = ?2",
+            )?
             .execute(params![id, now])?,
         DeliveryUpdate::Dead {
             attempts,
@@ -129,10 +168,29 @@ pub(super) fn record_delivery(tx: &Connection, id: i64, update: &DeliveryUpdate)
             error,
         } => tx
             .prepare_cached(
-                "UPDATE outbox SET state = 'dead', attempts = ?2, dead_reason = ?3, last_error = ?4, done_at = ?5
-                 WHERE id = ?1",
+                "INSERT INTO deliveries (id, state, attempts, dead_reason, last_error, done_at)
+                 VALUES (?1, 'dead', ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO UPDATE SET state = 'dead', attempts = ?2, dead_reason = ?3, last_error = ?4,
+                                                done_at = ?5",
             )?
             .execute(params![id, attempts, reason, error, now])?,
     };
     Ok(())
 }
+
+/// The pending commands from id `below` on, in order, as
+/// [`PendingCommand::from_row`] reads them.
+pub(super) const PENDING_COMMANDS: &str = "
+    SELECT o.id, o.idempotency_key, o.door, o.command, o.received_at, coalesce(d.attempts, 0),
+           d.first_attempt_at, coalesce(d.next_at, max(o.received_at, o.created_at)), o.plugin,
+           CASE WHEN d.retried THEN 0 ELSE o.delay_ms END
+    FROM outbox o LEFT JOIN deliveries d ON d.id = o.id
+    WHERE o.id >= ?1 AND (d.state IS NULL OR d.state = 'pending')
+    ORDER BY o.id";
+
+/// The pending events from journal number `below` on, in order: seq, run,
+/// event JSON, raw body.
+pub(super) const PENDING_EVENTS: &str = "
+    SELECT e.seq, e.run, e.event, e.raw FROM events e
+    WHERE e.seq >= ?1 AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.seq = e.seq)
+    ORDER BY e.seq";

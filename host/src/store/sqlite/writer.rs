@@ -1,7 +1,7 @@
 //! The writer thread: applies every change in batches, one transaction
 //! (one fsync) per batch, and hands out what is pending.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -11,8 +11,8 @@ use rusqlite::params;
 use tokio::sync::mpsc;
 
 use super::journal::{Reply, Request};
-use super::sql::{append, record_delivery, record_processed};
-use crate::event::Event;
+use super::marks::Mark;
+use super::sql::{PENDING_COMMANDS, PENDING_EVENTS, append, record_delivery, record_processed, stored_event};
 use crate::store::StepResult;
 use crate::store::records::{DeliveryUpdate, PendingCommand, Queued, Step};
 use crate::store::{Appended, Settings};
@@ -31,8 +31,12 @@ pub(super) struct Writer {
     settings: Settings,
     events_out: mpsc::UnboundedSender<Queued>,
     commands_out: mpsc::UnboundedSender<PendingCommand>,
-    events_in_flight: HashSet<i64>,
-    commands_in_flight: HashSet<i64>,
+    /// Handed out and not yet done with, in order: the first is the lowest
+    /// number still pending (see [`Mark`]).
+    events_in_flight: BTreeSet<i64>,
+    commands_in_flight: BTreeSet<i64>,
+    events_mark: Mark,
+    commands_mark: Mark,
     /// More events are pending than `capacity` let us hand out.
     more_pending: bool,
     /// Pending work was forgotten after a failed write: look again.
@@ -40,8 +44,6 @@ pub(super) struct Writer {
     backlog: Arc<AtomicUsize>,
     unattempted: Arc<AtomicUsize>,
     data_version: i64,
-    /// Raised by the checkpointer: the WAL should start over.
-    restart_wal: Option<Arc<std::sync::atomic::AtomicBool>>,
     commits: crate::metrics::Commits,
 }
 
@@ -71,13 +73,14 @@ impl Writer {
         Writer {
             commits,
             data_version: 0,
-            restart_wal: None,
             store,
             settings,
             events_out,
             commands_out,
-            events_in_flight: HashSet::new(),
-            commands_in_flight: HashSet::new(),
+            events_in_flight: BTreeSet::new(),
+            commands_in_flight: BTreeSet::new(),
+            events_mark: Mark::new("events"),
+            commands_mark: Mark::new("commands"),
             more_pending: false,
             rescan_due: false,
             backlog: backlog.clone(),
@@ -85,9 +88,34 @@ impl Writer {
         }
     }
 
-    /// Restart the WAL whenever `due` is raised (by the checkpointer).
-    pub(super) fn restart_wal_when(&mut self, due: Arc<std::sync::atomic::AtomicBool>) {
-        self.restart_wal = Some(due);
+    /// The checkpoint thread works beside it (set after it started: its
+    /// `wal_autocheckpoint` would replace the WAL hook). Wait for its lock
+    /// in short steps, and count what each commit appends to the WAL
+    /// (SQLite tells how many frames the WAL holds after each commit; it
+    /// starts over after a restart).
+    pub(super) fn beside_checkpointer(&mut self) -> Result<(), StoreError> {
+        super::checkpoint::wait_briefly(&mut self.store.conn)?;
+        let page_size = self
+            .store
+            .conn
+            .pragma_query_value(None, "page_size", |row| row.get::<_, i64>(0))? as u64;
+        let commits = self.commits.clone();
+        let mut frames_before = 0;
+        self.store
+            .conn
+            .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames: std::ffi::c_int| {
+                let frames = frames.max(0) as u64;
+                let appended = if frames >= frames_before {
+                    frames - frames_before
+                } else {
+                    frames
+                };
+                frames_before = frames;
+                // Each frame: a 24-byte header, then the page.
+                commits.wal_written(appended * (page_size + 24));
+                Ok(())
+            }))?;
+        Ok(())
     }
 
     /// The store it writes to.
@@ -124,13 +152,6 @@ impl Writer {
             }
             if closing {
                 break;
-            }
-            if self
-                .restart_wal
-                .as_ref()
-                .is_some_and(|due| due.swap(false, Ordering::Relaxed))
-            {
-                super::checkpoint::restart_wal(&self.store.conn);
             }
             if last_poll.elapsed() >= POLL {
                 last_poll = Instant::now();
@@ -255,6 +276,7 @@ impl Writer {
     }
 
     fn hand_out_event(&mut self, queued: Queued) {
+        self.events_mark.saw(queued.seq);
         if self.events_in_flight.insert(queued.seq) {
             self.backlog.fetch_add(1, Ordering::Relaxed);
             let _ = self.events_out.send(queued);
@@ -262,6 +284,7 @@ impl Writer {
     }
 
     fn hand_out_command(&mut self, command: PendingCommand) {
+        self.commands_mark.saw(command.id);
         if self.commands_in_flight.insert(command.id) {
             self.unattempted.fetch_add(1, Ordering::Relaxed);
             let _ = self.commands_out.send(command);
@@ -280,6 +303,23 @@ impl Writer {
             self.data_version = version;
             self.rescan()?;
         }
+        self.raise_marks()
+    }
+
+    /// Move the marks up to the first work still pending. Not while some
+    /// pending events were left behind (no room, or a failed write): the
+    /// writer does not know where the first of them is until it looks.
+    fn raise_marks(&mut self) -> Result<(), StoreError> {
+        if self.more_pending || self.rescan_due {
+            return Ok(());
+        }
+        let conn = &self.store.conn;
+        let events = self.events_mark.raise(conn, self.events_in_flight.first().copied())?;
+        let commands = self
+            .commands_mark
+            .raise(conn, self.commands_in_flight.first().copied())?;
+        // Lowered by the command line meanwhile: look from there.
+        self.rescan_due = !(events && commands);
         Ok(())
     }
 
@@ -293,11 +333,9 @@ impl Writer {
         let mut unreadable = Vec::new();
         self.more_pending = false;
         {
-            let mut statement = self
-                .store
-                .conn
-                .prepare("SELECT seq, run, event FROM events WHERE state = 'pending' ORDER BY seq")?;
-            let mut rows = statement.query([])?;
+            let below = self.events_mark.read(&self.store.conn)?;
+            let mut statement = self.store.conn.prepare_cached(PENDING_EVENTS)?;
+            let mut rows = statement.query([below])?;
             let mut room = self.settings.capacity.saturating_sub(self.events_in_flight.len());
             while let Some(row) = rows.next()? {
                 let seq: i64 = row.get(0)?;
@@ -310,7 +348,7 @@ impl Writer {
                 }
                 room -= 1;
                 let json: String = row.get(2)?;
-                match serde_json::from_str::<Event>(&json) {
+                match stored_event(&json, row.get(3)?) {
                     Ok(event) => events.push(Queued {
                         seq,
                         run: row.get(1)?,
@@ -328,7 +366,7 @@ impl Writer {
                 micros: None,
             }];
             self.store.conn.execute(
-                "UPDATE events SET state = 'done', outcome = ?2, processed_at = ?3 WHERE seq = ?1",
+                "INSERT OR IGNORE INTO outcomes (seq, steps, processed_at) VALUES (?1, ?2, ?3)",
                 params![seq, serde_json::to_string(&steps).unwrap_or_default(), now_ms()],
             )?;
         }
@@ -339,14 +377,12 @@ impl Writer {
             self.hand_out_event(queued);
         }
 
+        let below = self.commands_mark.read(&self.store.conn)?;
         let commands: Vec<PendingCommand> = self
             .store
             .conn
-            .prepare(&format!(
-                "SELECT {} FROM outbox WHERE state = 'pending' ORDER BY id",
-                PendingCommand::COLUMNS
-            ))?
-            .query_map([], PendingCommand::from_row)?
+            .prepare_cached(PENDING_COMMANDS)?
+            .query_map([below], PendingCommand::from_row)?
             .filter(|c| c.as_ref().map_or(true, |c| !self.commands_in_flight.contains(&c.id)))
             .collect::<Result<_, _>>()?;
         if !commands.is_empty() {
@@ -359,25 +395,37 @@ impl Writer {
         Ok(())
     }
 
-    /// Forget what retention and the deduplication window allow.
+    /// Forget what retention allows: events processed and commands done
+    /// with (delivered, or replaced by a later delayed one) before it. An
+    /// event goes once none of its commands is waiting or dead, and is not
+    /// dead itself. The newest event and command always stay, so that their
+    /// numbers are never given out again.
     pub(super) fn prune(&mut self) -> Result<(), StoreError> {
-        let now = now_ms();
-        let retained = now - self.settings.retention.as_millis() as i64;
+        let retained = now_ms() - self.settings.retention.as_millis() as i64;
         let tx = self.store.conn.transaction()?;
         tx.execute(
-            "DELETE FROM seen WHERE at < ?1",
-            [now - self.settings.dedup_window.as_millis() as i64],
-        )?;
-        let commands = tx.execute(
-            "DELETE FROM outbox WHERE (state = 'delivered' OR dead_reason = 'superseded') AND done_at < ?1",
+            "CREATE TEMP TABLE gone AS SELECT o.id FROM outbox o JOIN deliveries d ON d.id = o.id
+             WHERE (d.state = 'delivered' OR d.dead_reason = 'superseded') AND d.done_at < ?1
+               AND o.id < (SELECT max(id) FROM outbox)",
             [retained],
         )?;
-        // An event goes once none of its commands is waiting or dead.
-        let events = tx.execute(
-            "DELETE FROM events WHERE state = 'done' AND received_at < ?1
-               AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.seq = events.seq)
-               AND NOT EXISTS (SELECT 1 FROM dead_events WHERE dead_events.seq = events.seq)",
+        let commands = tx.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM gone)", [])?;
+        tx.execute_batch(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM gone);
+             DROP TABLE gone;",
+        )?;
+        tx.execute(
+            "CREATE TEMP TABLE gone AS SELECT seq FROM events e
+             WHERE received_at < ?1 AND seq < (SELECT max(seq) FROM events)
+               AND EXISTS (SELECT 1 FROM outcomes o WHERE o.seq = e.seq)
+               AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.seq = e.seq)
+               AND NOT EXISTS (SELECT 1 FROM dead_events WHERE dead_events.seq = e.seq)",
             [retained],
+        )?;
+        let events = tx.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM gone)", [])?;
+        tx.execute_batch(
+            "DELETE FROM outcomes WHERE seq IN (SELECT seq FROM gone);
+             DROP TABLE gone;",
         )?;
         tx.commit()?;
         if events + commands > 0 {
