@@ -207,3 +207,75 @@ async fn lights_go_off(store: &str) {
     assert_eq!(sink.received()[2].body, r#"{"entity_id":"light.lobby"}"#);
     host.stop().await;
 }
+
+/// A door whose events wait out a plugin's deadline holds back only its
+/// own: every other door's events reach the sink meanwhile, each door's in
+/// the order they were sent, and the stalled door's follow in theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_door_holds_back_only_itself() {
+    let sink = Sink::start().await;
+    let stall = crate::support::config::PluginTable::new("stall", "filter", "misbehave")
+        .set("deadline", "2s")
+        .set("on_error", "skip")
+        .config("misbehave", "sleep")
+        .config("only_door", "Stuck");
+    let config = format!(
+        r#"
+        [[sources]]
+        name = "office"
+        vendor = "unifi-access"
+        secret_file = "{{secret_file}}"
+        {stall}
+        {echo}
+        "#,
+        stall = stall.render(),
+        echo = crate::support::echo_tables(&format!("kind = \"http\"\nurl = \"{}\"", sink.url("/echo"))),
+    );
+    let host = Host::start(&config).await;
+    let send = |door: &str, n: usize| {
+        let body = unifi_unlock(door).replace("7b3a1f0c9d21", &format!("{n:012}"));
+        host.post_unifi(body)
+    };
+    let mut sent: Vec<(String, usize)> = Vec::new();
+    for n in 0..3 {
+        assert_eq!(send("Stuck", n).await.0, 200);
+        sent.push(("Stuck".into(), n));
+    }
+    for n in 3..35 {
+        let door = format!("Door {}", n % 8);
+        assert_eq!(send(&door, n).await.0, 200);
+        sent.push((door, n));
+    }
+    let received = sink
+        .wait_for(std::time::Duration::from_secs(60), |r| r.len() >= sent.len())
+        .await;
+    // Each arrival as (door, n), n being what its vendor id ends in.
+    let arrived: Vec<(String, usize)> = received
+        .iter()
+        .map(|r| {
+            let event: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            let raw: serde_json::Value = serde_json::from_str(event["raw"].as_str().unwrap()).unwrap();
+            let id = raw["event_object_id"].as_str().unwrap();
+            let door = event["door"]["name"].as_str().unwrap().to_string();
+            (door, id[id.len() - 12..].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(arrived.len(), sent.len(), "{arrived:?}");
+    for door in arrived
+        .iter()
+        .map(|(d, _)| d.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let order = |list: &[(String, usize)]| -> Vec<usize> {
+            list.iter().filter(|(d, _)| *d == door).map(|(_, n)| *n).collect()
+        };
+        assert_eq!(order(&arrived), order(&sent), "{door}: in the order sent");
+    }
+    let second_stuck = arrived.iter().position(|a| *a == ("Stuck".to_string(), 1)).unwrap();
+    let last_other = arrived.iter().rposition(|(d, _)| d != "Stuck").unwrap();
+    assert!(
+        last_other < second_stuck,
+        "every other door's events arrive while Stuck waits out its deadlines: {arrived:?}"
+    );
+    host.stop().await;
+}

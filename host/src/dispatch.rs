@@ -1,24 +1,50 @@
 //! The dispatcher: takes journaled events through the pipeline and records
 //! each outcome, with its commands, back in the journal.
 //!
-//! Events run in lanes, one per core; all events of one door go through the
-//! same lane, one after the other, so they are processed in the order they
-//! were journaled. Each event runs on the pipeline that is live when it
-//! starts, from its first plugin to its last, however a reload swaps the
-//! pipeline meanwhile.
+//! Each door has a queue of its own: its events go through the pipeline
+//! one after the other, in the order they were journaled, while other
+//! doors' events run beside them. A door whose event waits — on a slow
+//! plugin, out to its deadline — holds back only that door's next events.
+//! At most [`IN_FLIGHT`] events run at once, in the order their doors
+//! asked. Each event runs on the pipeline that is live when it starts,
+//! from its first plugin to its last, however a reload swaps the pipeline
+//! meanwhile.
 
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::live::Live;
 use crate::observe::{Observer, Passed};
 use crate::outbox::idempotency_key;
 use crate::store::{DeadEvent, Journal, NewCommand, Processed, Queued, Step, StepResult};
+
+/// Events running through the pipeline at once, over all doors. Enough
+/// that doors waiting out plugin deadlines leave others room (each plugin's
+/// `instances` bounds its own share); few enough that a burst cannot start
+/// more calls than the machine can hold.
+pub const IN_FLIGHT: usize = 64;
+
+/// A door: the source and its lane (see [`crate::event::Event::lane`]).
+type Door = (String, String);
+
+/// Events waiting, by door. A door is here while a task of its own runs
+/// its events; the task leaves when its queue is empty.
+type Waiting = Arc<Mutex<HashMap<Door, VecDeque<Queued>>>>;
+
+/// What each door's task needs.
+#[derive(Clone)]
+struct Shared {
+    live: Arc<Live>,
+    journal: Arc<dyn Journal>,
+    observer: Arc<Observer>,
+    waiting: Waiting,
+    running: Arc<Semaphore>,
+}
 
 /// Run every event from `feed` through the live pipeline until `stop` turns true.
 pub async fn run(
@@ -28,17 +54,14 @@ pub async fn run(
     observer: Arc<Observer>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let shared = Shared {
+        live,
+        journal,
+        observer,
+        waiting: Waiting::default(),
+        running: Arc::new(Semaphore::new(IN_FLIGHT)),
+    };
     let mut tasks = JoinSet::new();
-    let lanes: Vec<_> = (0..workers)
-        .map(|_| {
-            let (sender, queue) = mpsc::unbounded_channel();
-            tasks.spawn(lane(queue, live.clone(), journal.clone(), observer.clone()));
-            sender
-        })
-        .collect();
-    // Fixed keys: the same door always maps to the same lane.
-    let hasher = BuildHasherDefault::<DefaultHasher>::default();
     loop {
         let queued = tokio::select! {
             queued = feed.recv() => match queued {
@@ -47,86 +70,116 @@ pub async fn run(
             },
             _ = stop.wait_for(|stop| *stop) => break,
         };
-        let door = queued.event.lane();
-        let lane = hasher.hash_one((&queued.event.source, door)) as usize % lanes.len();
-        let _ = lanes[lane].send(queued);
+        let door = (queued.event.source.clone(), queued.event.lane());
+        let mut waiting = shared.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match waiting.get_mut(&door) {
+            // Its task takes it after the ones before it.
+            Some(queue) => queue.push_back(queued),
+            None => {
+                waiting.insert(door.clone(), VecDeque::from([queued]));
+                tasks.spawn(run_door(door, shared.clone()));
+            }
+        }
+        drop(waiting);
+        while tasks.try_join_next().is_some() {}
     }
     // Unprocessed events stay journaled for the next start.
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
 }
 
-async fn lane(
-    mut queue: mpsc::UnboundedReceiver<Queued>,
-    live: Arc<Live>,
-    journal: Arc<dyn Journal>,
-    observer: Arc<Observer>,
-) {
-    while let Some(Queued { seq, run, event }) = queue.recv().await {
-        let runner = live.current().pipeline.clone();
-        // Enrichers may not change these, but may change the door: the
-        // commands keep the lane the event came in.
-        let door = event.lane();
-        let (source, id, received_at) = (event.source.clone(), event.id.clone(), event.received_at);
-        let outcome = match AssertUnwindSafe(runner.run(event)).catch_unwind().await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                // The plugins are sandboxed; this is a bug in the host.
-                tracing::error!(seq, "The pipeline panicked; the event is recorded as failed.");
-                journal.processed(Processed {
-                    seq,
-                    steps: vec![Step {
-                        plugin: "-".into(),
-                        result: StepResult::Panicked,
-                        micros: None,
-                    }],
-                    commands: Vec::new(),
-                    dead_letter: None,
-                    received_at,
-                });
-                continue;
+/// Run `door`'s events, one after the other, until none waits.
+async fn run_door(door: Door, shared: Shared) {
+    loop {
+        let next = {
+            let mut waiting = shared.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            let next = waiting.get_mut(&door).and_then(VecDeque::pop_front);
+            if next.is_none() {
+                waiting.remove(&door);
             }
+            next
         };
-        let calls = outcome.calls.iter().map(|(plugin, _, took)| (plugin.as_str(), *took));
-        observer.processed(&outcome.steps, calls);
-        if let Some((plugin, failure)) = &outcome.dead_letter {
-            observer.dead_event(plugin, failure.reason().as_str());
-        }
-        if observer.watched()
-            && let Some(event) = &outcome.event
-        {
-            observer.show(Passed {
+        let Some(queued) = next else {
+            return;
+        };
+        let Ok(_running) = shared.running.acquire().await else {
+            return;
+        };
+        process(queued, &shared).await;
+    }
+}
+
+/// Run one event through the live pipeline and record its outcome.
+async fn process(Queued { seq, run, event }: Queued, shared: &Shared) {
+    let Shared {
+        live,
+        journal,
+        observer,
+        ..
+    } = shared;
+    let runner = live.current().pipeline.clone();
+    // Enrichers may not change these, but may change the door: the
+    // commands keep the lane the event came in.
+    let door = event.lane();
+    let (source, id, received_at) = (event.source.clone(), event.id.clone(), event.received_at);
+    let outcome = match AssertUnwindSafe(runner.run(event)).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            // The plugins are sandboxed; this is a bug in the host.
+            tracing::error!(seq, "The pipeline panicked; the event is recorded as failed.");
+            journal.processed(Processed {
                 seq,
-                run,
-                event: event.clone(),
-                steps: outcome.steps.clone(),
-                commands: outcome.commands.len(),
-                dead_letter: outcome.dead_letter.is_some(),
-                at: crate::time::now_ms(),
+                steps: vec![Step {
+                    plugin: "-".into(),
+                    result: StepResult::Panicked,
+                    micros: None,
+                }],
+                commands: Vec::new(),
+                dead_letter: None,
+                received_at,
             });
+            return;
         }
-        let commands = outcome
-            .commands
-            .into_iter()
-            .map(|emitted| NewCommand {
-                key: idempotency_key(&source, &id, run, &emitted.plugin, emitted.index),
-                door: door.clone(),
-                plugin: emitted.plugin,
-                index: emitted.index,
-                command: emitted.command,
-                delay_ms: emitted.delay_ms,
-            })
-            .collect();
-        journal.processed(Processed {
+    };
+    let calls = outcome.calls.iter().map(|(plugin, _, took)| (plugin.as_str(), *took));
+    observer.processed(&outcome.steps, calls);
+    if let Some((plugin, failure)) = &outcome.dead_letter {
+        observer.dead_event(plugin, failure.reason().as_str());
+    }
+    if observer.watched()
+        && let Some(event) = &outcome.event
+    {
+        observer.show(Passed {
             seq,
-            steps: outcome.steps,
-            commands,
-            dead_letter: outcome.dead_letter.map(|(plugin, failure)| DeadEvent {
-                plugin,
-                reason: failure.reason().as_str(),
-                error: failure.to_string(),
-            }),
-            received_at,
+            run,
+            event: event.clone(),
+            steps: outcome.steps.clone(),
+            commands: outcome.commands.len(),
+            dead_letter: outcome.dead_letter.is_some(),
+            at: crate::time::now_ms(),
         });
     }
+    let commands = outcome
+        .commands
+        .into_iter()
+        .map(|emitted| NewCommand {
+            key: idempotency_key(&source, &id, run, &emitted.plugin, emitted.index),
+            door: door.clone(),
+            plugin: emitted.plugin,
+            index: emitted.index,
+            command: emitted.command,
+            delay_ms: emitted.delay_ms,
+        })
+        .collect();
+    journal.processed(Processed {
+        seq,
+        steps: outcome.steps,
+        commands,
+        dead_letter: outcome.dead_letter.map(|(plugin, failure)| DeadEvent {
+            plugin,
+            reason: failure.reason().as_str(),
+            error: failure.to_string(),
+        }),
+        received_at,
+    });
 }

@@ -4,7 +4,8 @@
 //! with 100 KB fields), `"forge"` (log lines that try to look like the
 //! host's), `"sleep"` (an hour, in a WASI clock wait), `"print"` (to
 //! standard output and error), `"fail-long"` (an error of a megabyte) — or,
-//! with `"none"`, keeps every event.
+//! with `"none"`, keeps every event. With `only_door`, it misbehaves on that
+//! door's events and keeps the others.
 
 use serde::Deserialize;
 use vestibule_plugin_sdk::{Error, Event, Filter, Verdict, export, log};
@@ -12,6 +13,8 @@ use vestibule_plugin_sdk::{Error, Event, Filter, Verdict, export, log};
 #[derive(Deserialize)]
 struct Config {
     misbehave: String,
+    #[serde(default)]
+    only_door: Option<String>,
 }
 
 struct Misbehave;
@@ -20,6 +23,9 @@ impl Filter for Misbehave {
     type Config = Config;
 
     fn filter(event: Event, config: &Config) -> Result<Verdict, Error> {
+        if config.only_door.is_some() && event.door_name() != config.only_door.as_deref() {
+            return Ok(Verdict::Keep);
+        }
         match config.misbehave.as_str() {
             "recurse" => Ok(Verdict::Drop(depth(event.id.len() as u64).to_string())),
             "trap" => panic!("told to trap on {}", event.id),
