@@ -255,3 +255,11 @@ pub struct Processed {
     /// When the event arrived (ms).
     pub received_at: i64,
 }
+
+impl Processed {
+    /// How many rows recording it writes: its outcome, a dead letter, each
+    /// command.
+    pub fn writes(&self) -> usize {
+        1 + usize::from(self.dead_letter.is_some()) + self.commands.len()
+    }
+}

@@ -2,7 +2,7 @@
 //! version n gets the steps after the n-th, in one transaction, when it is
 //! first opened by this build.
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
 use crate::event::Event;
@@ -38,7 +38,7 @@ pub(super) fn migrate(conn: &mut Connection, path: &std::path::Path) -> Result<(
     if version == SCHEMA_VERSION {
         return Ok(());
     }
-    let tx = conn.transaction()?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for (i, step) in STEPS.iter().enumerate().skip(version.max(0) as usize) {
         if version > 0 {
             tracing::info!(path = %path.display(), from = i, to = i + 1, "Upgrading the journal's schema.");

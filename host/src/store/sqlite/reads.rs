@@ -1,7 +1,7 @@
 //! What the command line reads and changes in a database a host may be
 //! running on: events, their runs and commands, dead letters, replays.
 
-use rusqlite::params;
+use rusqlite::{TransactionBehavior, params};
 
 use super::marks::lower;
 use super::migrate::id_hash;
@@ -110,7 +110,7 @@ impl Records for Store {
     }
 
     fn replay(&mut self, since_ms: i64, source: Option<&str>) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n = tx.execute(
             "INSERT INTO events (id_hash, source, event_id, run, kind, door, received_at, accepted_at, event, raw)
              SELECT id_hash, source, event_id,
@@ -152,7 +152,7 @@ impl Store {
         what: &str,
         change: impl Fn(&rusqlite::Transaction, Option<i64>) -> rusqlite::Result<usize>,
     ) -> Result<usize, StoreError> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut changed = 0;
         if ids.is_empty() {
             changed = change(&tx, None)?;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use rusqlite::params;
+use rusqlite::{TransactionBehavior, params};
 use tokio::sync::mpsc;
 
 use super::journal::{Reply, Request};
@@ -168,11 +168,18 @@ impl Writer {
         }
     }
 
-    /// Apply `batch` in one transaction; then answer and hand out.
+    /// Apply `batch` in one transaction; then answer and hand out. It takes
+    /// the write lock as it begins (`IMMEDIATE`), waiting for it if the
+    /// checkpoint thread holds it: a transaction that read first would be
+    /// refused the lock outright, with no wait, and fail its requests.
     fn apply(&mut self, batch: Vec<Request>) {
         let (started, changes) = (std::time::Instant::now(), batch.len());
         let mut done = Committed::default();
-        let mut tx = match self.store.conn.transaction() {
+        let tx = match self
+            .store
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+        {
             Ok(tx) => tx,
             Err(e) => return fail(batch, &e.into()),
         };
@@ -180,7 +187,8 @@ impl Writer {
         for request in batch {
             match request {
                 Request::Append { event, json, reply } => {
-                    let result = all_or_nothing(&mut tx, |tx| append(tx, &event, &json, dedup_window));
+                    // One write: all or nothing as it is.
+                    let result = append(&tx, &event, &json, dedup_window);
                     if let Ok(Appended::Accepted { seq }) = result {
                         done.events.push(Queued {
                             seq,
@@ -194,7 +202,9 @@ impl Writer {
                     processed,
                     steps,
                     commands,
-                } => match all_or_nothing(&mut tx, |tx| record_processed(tx, &processed, &steps, &commands)) {
+                } => match all_or_nothing(&tx, processed.writes() > 1, |tx| {
+                    record_processed(tx, &processed, &steps, &commands)
+                }) {
                     Ok(commands) => {
                         done.processed.push(processed.seq);
                         done.commands.extend(commands);
@@ -208,7 +218,8 @@ impl Writer {
                     // A retry's record only keeps count; the outbox still holds
                     // the command. An end that is not recorded is tried again.
                     let finished = !matches!(update, DeliveryUpdate::Retry { .. });
-                    match all_or_nothing(&mut tx, |tx| record_delivery(tx, id, &update)) {
+                    // One write: all or nothing as it is.
+                    match record_delivery(&tx, id, &update) {
                         Ok(()) if finished => done.finished_commands.push(id),
                         Ok(()) => {}
                         Err(e) if finished => {
@@ -402,7 +413,10 @@ impl Writer {
     /// numbers are never given out again.
     pub(super) fn prune(&mut self) -> Result<(), StoreError> {
         let retained = now_ms() - self.settings.retention.as_millis() as i64;
-        let tx = self.store.conn.transaction()?;
+        let tx = self
+            .store
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
             "CREATE TEMP TABLE gone AS SELECT o.id FROM outbox o JOIN deliveries d ON d.id = o.id
              WHERE (d.state = 'delivered' OR d.dead_reason = 'superseded') AND d.done_at < ?1
@@ -435,19 +449,31 @@ impl Writer {
     }
 }
 
-/// Apply one request's statements in a savepoint of the batch's transaction:
-/// all of them or, if one fails, none. Without it a failed `INSERT` after the
-/// duplicate check's upsert would commit with the batch, and the vendor's
-/// retry would be answered `duplicate` for an event never stored.
+/// Apply one request's statements, when there are `several`, in a
+/// savepoint of the batch's transaction: all of them or, if one fails,
+/// none, while the rest of the batch commits. Without it, an outcome whose
+/// second command failed to insert would commit with its first. (A single
+/// statement is all or nothing by itself.)
 fn all_or_nothing<T>(
-    tx: &mut rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
+    several: bool,
     change: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    // Dropped on an error: rolled back to where it started.
-    let savepoint = tx.savepoint()?;
-    let result = change(&savepoint)?;
-    savepoint.commit()?;
-    Ok(result)
+    if !several {
+        return change(tx);
+    }
+    tx.prepare_cached("SAVEPOINT request")?.execute([])?;
+    match change(tx) {
+        Ok(result) => {
+            tx.prepare_cached("RELEASE request")?.execute([])?;
+            Ok(result)
+        }
+        Err(error) => {
+            tx.prepare_cached("ROLLBACK TO request")?.execute([])?;
+            tx.prepare_cached("RELEASE request")?.execute([])?;
+            Err(error)
+        }
+    }
 }
 
 /// Answer every append in a batch that could not even start.
