@@ -1,18 +1,19 @@
 -- Schema 4: a journal made for appending. An event is written once, as it
 -- arrived; what became of it is appended beside it (an outcome, each
 -- command, each command's delivery), never written over the event. Every
--- table grows at its end — keyed by journal or command number — but the one
--- index that finds duplicates (`events_id`), whose compact entries are all a
--- random key costs. The Rust side copies a schema-3 database into these
--- tables (`migrate::append_only`).
+-- table and index grows at its end — keyed by journal or command number, or
+-- by time — so a batch of commits touches a few pages at the end of each,
+-- not a random page per event. The Rust side copies a schema-3 database
+-- into these tables (`migrate::append_only`).
 
 CREATE TABLE events (
     -- No AUTOINCREMENT (its hidden `sqlite_sequence` row is one more write
     -- per commit): a number is never reused because pruning keeps the newest
     -- event.
     seq          INTEGER PRIMARY KEY,
-    -- The first 8 bytes of SHA-256(event id), as an integer: duplicates and
-    -- `vestibule events show ID` are found through it.
+    -- The first 8 bytes of SHA-256(event id), as an integer: what the host
+    -- keeps in memory to find duplicates, and `vestibule events show ID`
+    -- looks for.
     id_hash      INTEGER NOT NULL,
     source       TEXT    NOT NULL,
     event_id     TEXT    NOT NULL,
@@ -21,15 +22,17 @@ CREATE TABLE events (
     kind         TEXT    NOT NULL,
     door         TEXT    NOT NULL DEFAULT '',
     received_at  INTEGER NOT NULL, -- ms since the epoch
-    -- When it was journaled (ms): the deduplication window counts from here.
+    -- When it was journaled (ms): the deduplication window and retention
+    -- count from here.
     accepted_at  INTEGER NOT NULL,
     -- The normalized event, JSON, with `raw` empty: the vendor's body is
     -- the next column, as it came, rather than escaped inside this one.
     event        TEXT    NOT NULL,
     raw          TEXT    NOT NULL
 );
-CREATE INDEX events_id ON events (id_hash);
-CREATE INDEX events_received ON events (received_at);
+-- In the order events were journaled, with what the duplicate check needs:
+-- the host reads the last `dedup_window` of it at start (`seen.rs`).
+CREATE INDEX events_accepted ON events (accepted_at, id_hash, source, run);
 
 -- What the pipeline did with an event: one row once it ran. An event
 -- without one is pending; `vestibule dead-letters retry` deletes it to run

@@ -84,7 +84,7 @@ impl SqliteJournal {
             backlog.clone(),
             unattempted.clone(),
             commits,
-        );
+        )?;
         writer.prune()?;
         writer.rescan()?;
         let checkpointer = match writer.store().path() {

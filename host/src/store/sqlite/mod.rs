@@ -12,6 +12,7 @@ mod journal;
 mod marks;
 mod migrate;
 mod reads;
+mod seen;
 mod sql;
 mod writer;
 

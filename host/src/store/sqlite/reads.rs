@@ -27,7 +27,10 @@ impl Records for Store {
             "SELECT e.seq, e.source, e.event_id, e.run, e.kind, e.door, e.received_at, {EVENT_STATE}, o.steps,
                     e.event, e.raw
              FROM events e LEFT JOIN outcomes o ON o.seq = e.seq
-             WHERE (e.id_hash = ?1 AND e.event_id = ?2) OR e.seq = ?3 ORDER BY e.seq"
+             WHERE (e.seq IN (SELECT seq FROM events INDEXED BY events_accepted WHERE id_hash = ?1)
+                    AND e.event_id = ?2)
+                OR e.seq = ?3
+             ORDER BY e.seq"
         ))?;
         let runs = statement
             .query_map(params![id_hash(id), id, seq], |row| {
@@ -118,7 +121,7 @@ impl Records for Store {
                      WHERE r.id_hash = events.id_hash AND r.source = events.source AND r.event_id = events.event_id) + 1,
                     kind, door, received_at, ?3, event, raw
              FROM events
-             WHERE run = 0 AND received_at >= ?1 AND (?2 IS NULL OR source = ?2)
+             WHERE run = 0 AND accepted_at >= ?1 AND (?2 IS NULL OR source = ?2)
              ORDER BY seq",
             params![since_ms, source, now_ms()],
         )?;

@@ -2,9 +2,10 @@
 //! never written again once stored, nor a command; what becomes of them is
 //! a row of its own (`outcomes`, `deliveries`).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::migrate::id_hash;
+use super::seen::Seen;
 use crate::event::Event;
 use crate::store::StoreError;
 use crate::store::records::{DeliveryUpdate, PendingCommand};
@@ -39,18 +40,10 @@ pub(super) fn shown_event(json: String, raw: String) -> String {
 }
 
 /// Store one event unless it is a duplicate: its (source, event id) was
-/// accepted within the window.
-pub(super) fn append(tx: &Connection, event: &Event, json: &str, dedup_window_ms: i64) -> Result<Appended, StoreError> {
+/// accepted within the window (`seen` knows; it learns of this one).
+pub(super) fn append(tx: &Connection, seen: &mut Seen, event: &Event, json: &str) -> Result<Appended, StoreError> {
     let now = now_ms();
-    let hash = id_hash(&event.id);
-    let seen: Option<i64> = tx
-        .prepare_cached(
-            "SELECT accepted_at FROM events WHERE id_hash = ?1 AND source = ?2 AND event_id = ?3 AND run = 0
-             ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row(params![hash, event.source, event.id], |row| row.get(0))
-        .optional()?;
-    if seen.is_some_and(|at| at > now - dedup_window_ms) {
+    if seen.duplicate(tx, &event.source, &event.id, now)? {
         return Ok(Appended::Duplicate);
     }
     tx.prepare_cached(
@@ -58,7 +51,7 @@ pub(super) fn append(tx: &Connection, event: &Event, json: &str, dedup_window_ms
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
-        hash,
+        id_hash(&event.id),
         event.source,
         event.id,
         event.kind,
@@ -68,9 +61,9 @@ pub(super) fn append(tx: &Connection, event: &Event, json: &str, dedup_window_ms
         json,
         event.raw
     ])?;
-    Ok(Appended::Accepted {
-        seq: tx.last_insert_rowid(),
-    })
+    let seq = tx.last_insert_rowid();
+    seen.accepted(&event.source, &event.id, seq, now);
+    Ok(Appended::Accepted { seq })
 }
 
 /// Record the event's outcome (`steps`, JSON) and store its commands

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::journal::{Reply, Request};
 use super::marks::Mark;
+use super::seen::Seen;
 use super::sql::{PENDING_COMMANDS, PENDING_EVENTS, append, record_delivery, record_processed, stored_event};
 use crate::store::StepResult;
 use crate::store::records::{DeliveryUpdate, PendingCommand, Queued, Step};
@@ -37,6 +38,8 @@ pub(super) struct Writer {
     commands_in_flight: BTreeSet<i64>,
     events_mark: Mark,
     commands_mark: Mark,
+    /// What was accepted within the deduplication window.
+    seen: Seen,
     /// More events are pending than `capacity` let us hand out.
     more_pending: bool,
     /// Pending work was forgotten after a failed write: look again.
@@ -69,8 +72,9 @@ impl Writer {
         backlog: Arc<AtomicUsize>,
         unattempted: Arc<AtomicUsize>,
         commits: crate::metrics::Commits,
-    ) -> Writer {
-        Writer {
+    ) -> Result<Writer, StoreError> {
+        let seen = Seen::load(&store.conn, settings.dedup_window.as_millis() as i64, now_ms())?;
+        Ok(Writer {
             commits,
             data_version: 0,
             store,
@@ -81,11 +85,12 @@ impl Writer {
             commands_in_flight: BTreeSet::new(),
             events_mark: Mark::new("events"),
             commands_mark: Mark::new("commands"),
+            seen,
             more_pending: false,
             rescan_due: false,
             backlog: backlog.clone(),
             unattempted: unattempted.clone(),
-        }
+        })
     }
 
     /// The checkpoint thread works beside it (set after it started: its
@@ -141,6 +146,7 @@ impl Writer {
             }
             batch.retain(|request| match request {
                 Request::Configure(settings) => {
+                    self.seen.set_window(settings.dedup_window.as_millis() as i64);
                     self.settings = settings.clone();
                     false
                 }
@@ -183,12 +189,11 @@ impl Writer {
             Ok(tx) => tx,
             Err(e) => return fail(batch, &e.into()),
         };
-        let dedup_window = self.settings.dedup_window.as_millis() as i64;
         for request in batch {
             match request {
                 Request::Append { event, json, reply } => {
                     // One write: all or nothing as it is.
-                    let result = append(&tx, &event, &json, dedup_window);
+                    let result = append(&tx, &mut self.seen, &event, &json);
                     if let Ok(Appended::Accepted { seq }) = result {
                         done.events.push(Queued {
                             seq,
@@ -233,6 +238,7 @@ impl Writer {
             }
         }
         if let Err(e) = tx.commit() {
+            self.seen.rolled_back();
             let error = StoreError::from(e);
             tracing::error!(error = %error, "The journal could not commit; the events in this batch were refused.");
             for (reply, _) in done.replies {
@@ -244,6 +250,7 @@ impl Writer {
             return;
         }
         self.commits.observe(started.elapsed(), changes);
+        self.seen.committed(now_ms());
         self.forget(done.unrecorded_events, done.unrecorded_commands);
         // Hand out before counting off and before answering: at no moment
         // may the host look idle while work is on its way (shutdown waits
@@ -430,7 +437,7 @@ impl Writer {
         )?;
         tx.execute(
             "CREATE TEMP TABLE gone AS SELECT seq FROM events e
-             WHERE received_at < ?1 AND seq < (SELECT max(seq) FROM events)
+             WHERE accepted_at < ?1 AND seq < (SELECT max(seq) FROM events)
                AND EXISTS (SELECT 1 FROM outcomes o WHERE o.seq = e.seq)
                AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.seq = e.seq)
                AND NOT EXISTS (SELECT 1 FROM dead_events WHERE dead_events.seq = e.seq)",
