@@ -54,6 +54,8 @@ struct Server {
     client: SocketAddr,
     monitor: SocketAddr,
     config: PathBuf,
+    /// What it writes to standard error, every start of it.
+    log: PathBuf,
     child: Option<Child>,
 }
 
@@ -66,6 +68,26 @@ pub struct Nats {
 
 impl Nats {
     pub fn start(n: usize) -> Nats {
+        // Ports are picked free, then bound by the server: another process
+        // may take one in between, and that server exits. Start over on
+        // other ports then, rather than fail the test.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut nats = Nats::configure(n);
+            for i in 0..n {
+                nats.spawn(i);
+            }
+            match (0..n).try_for_each(|i| nats.wait_ready(i)) {
+                Ok(()) => return nats,
+                Err(Failed::Exited(why)) if attempts < 3 => eprintln!("{why}; starting over on other ports"),
+                Err(Failed::Exited(why) | Failed::NotReady(why)) => panic!("{why}"),
+            }
+        }
+    }
+
+    /// `n` servers' config files, on ports free now.
+    fn configure(n: usize) -> Nats {
         let dir = tempfile::tempdir().unwrap();
         let routes: Vec<SocketAddr> = (0..n).map(|_| free_addr()).collect();
         let mut servers = Vec::new();
@@ -88,6 +110,7 @@ impl Nats {
             let config = dir.path().join(format!("{name}.conf"));
             std::fs::write(&config, text).unwrap();
             servers.push(Server {
+                log: dir.path().join(format!("{name}.log")),
                 name,
                 client,
                 monitor,
@@ -95,23 +118,21 @@ impl Nats {
                 child: None,
             });
         }
-        let mut nats = Nats { servers, _dir: dir };
-        for i in 0..n {
-            nats.spawn(i);
-        }
-        for i in 0..n {
-            nats.wait_ready(i);
-        }
-        nats
+        Nats { servers, _dir: dir }
     }
 
     fn spawn(&mut self, i: usize) {
         let server = &mut self.servers[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&server.log)
+            .unwrap();
         let child = Command::new(binary())
             .arg("-c")
             .arg(&server.config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -124,18 +145,32 @@ impl Nats {
 
     /// Until `/healthz` says JetStream is ready: in a cluster, that a meta
     /// leader was elected (`?js-enabled-only` would answer too early).
-    fn wait_ready(&self, i: usize) {
-        let server = &self.servers[i];
+    fn wait_ready(&mut self, i: usize) -> Result<(), Failed> {
+        let server = &mut self.servers[i];
         let deadline = Instant::now() + Duration::from_secs(30);
+        let said = |server: &Server| {
+            let log = std::fs::read_to_string(&server.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
         loop {
             if monitor(server.monitor, "/healthz").is_some_and(|(status, _)| status == 200) {
-                return;
+                return Ok(());
             }
-            assert!(
-                Instant::now() < deadline,
-                "nats server {} not ready within 30s",
-                server.name
-            );
+            if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Err(Failed::Exited(format!(
+                    "nats server {} exited ({status}):\n{}",
+                    server.name,
+                    said(server)
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(Failed::NotReady(format!(
+                    "nats server {} not ready within 30s:\n{}",
+                    server.name,
+                    said(server)
+                )));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -184,8 +219,17 @@ impl Nats {
     /// Start server `i` again on its folder; returns once it is ready.
     pub fn restart(&mut self, i: usize) {
         self.spawn(i);
-        self.wait_ready(i);
+        if let Err(Failed::Exited(why) | Failed::NotReady(why)) = self.wait_ready(i) {
+            panic!("{why}");
+        }
     }
+}
+
+/// Why a server did not come up.
+enum Failed {
+    /// It stopped: most likely a port it was given was taken meanwhile.
+    Exited(String),
+    NotReady(String),
 }
 
 impl Drop for Nats {
