@@ -220,7 +220,10 @@ pub async fn fixed_rate(
             (latencies, errors, overloaded, sent)
         });
     }
-    collect(workers, started).await
+    let mut run = collect(workers, started).await;
+    // The next run starts after these: a request sent again is a replay.
+    run.next = first + total;
+    run
 }
 
 /// What one worker measured: latencies, errors, 503s, and when each seq

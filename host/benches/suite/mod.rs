@@ -143,22 +143,33 @@ pub async fn run(options: &Options) -> Value {
     let mut with_plugins = measure(addr, "/ingest/bench", &events, &sizes).await;
     let closed_e2e = sink_latencies(&sink, &with_plugins.run).await;
     sink.arrivals.lock().unwrap().clear();
-    eprintln!("vestibule, three plugins, {} events/s…", sizes.rate);
-    let paced = load::fixed_rate(
-        addr,
-        "/ingest/bench",
-        events.clone(),
-        with_plugins.run.next,
-        sizes.rate,
-        8,
-        sizes.rate_duration,
-    )
-    .await;
-    let mut paced_run = Summary::of(paced);
-    let paced_e2e = sink_latencies(&sink, &paced_run.run).await;
+    // The paced row is the median of three runs by their p99 to the sink:
+    // one run's tail on this shared machine says little.
+    let mut paced_runs = Vec::new();
+    let mut next = with_plugins.run.next;
+    for round in 1..=3 {
+        eprintln!("vestibule, three plugins, {} events/s, run {round} of 3…", sizes.rate);
+        sink.arrivals.lock().unwrap().clear();
+        let paced = load::fixed_rate(
+            addr,
+            "/ingest/bench",
+            events.clone(),
+            next,
+            sizes.rate,
+            8,
+            sizes.rate_duration,
+        )
+        .await;
+        next = paced.next;
+        let mut run = Summary::of(paced);
+        run.e2e = Some(sink_latencies(&sink, &run.run).await);
+        paced_runs.push(run);
+    }
     stop_host(stop, task).await;
     with_plugins.e2e = Some(closed_e2e);
-    paced_run.e2e = Some(paced_e2e);
+    let p99s: Vec<u64> = paced_runs.iter().map(|r| r.e2e.map_or(0, |e| e.1)).collect();
+    paced_runs.sort_by_key(|r| r.e2e.map_or(0, |e| e.1));
+    let paced_run = paced_runs.swap_remove(1);
 
     let outside = outside::run(dir.path(), &plugins, &sizes.outside).await;
 
@@ -192,6 +203,8 @@ pub async fn run(options: &Options) -> Value {
             "journal_on_vs_off_rps": (journaled.run.rps() / verify_only.run.rps() * 1000.0).round() / 1000.0,
             "three_plugins_http_sink": with_plugins.json(Some(&baseline)),
             "three_plugins_fixed_rate": paced_run.json(Some(&baseline)),
+            "fixed_rate_to_sink_p99_us_by_run": p99s,
+            "fixed_rate_seconds": sizes.rate_duration.as_secs_f64(),
             "fixed_rate_per_second": sizes.rate,
         },
         "outside": outside,
@@ -533,6 +546,8 @@ fn markdown(r: &Value) -> String {
          | scenario | requests/s | × bare hyper: requests/s / client p99 | client p50 / p99 / p99.9 | to sink p50 / p99 / p99.9 | 503 overloaded | errors |\n\
          |---|---|---|---|---|---|---|\n\
          {bare}{verify}{journal}{chain}{paced}\n\
+         The fixed-rate row is the median of three runs of {rate_secs} s by p99 to the sink; \
+         the three p99s to the sink: {paced_p99s} µs.\n\n\
          The cost of durability: with the journal on disk, ingest serves {journal_ratio}× the \
          requests per second it serves with the journal in memory, in the same run.\n\n\
          {outside}\
@@ -571,6 +586,8 @@ fn markdown(r: &Value) -> String {
             &l["verify_normalize_journal"]
         ),
         journal_ratio = l["journal_on_vs_off_rps"],
+        rate_secs = l["fixed_rate_seconds"],
+        paced_p99s = l["fixed_rate_to_sink_p99_us_by_run"],
         chain = row(
             "Vestibule: 3 plugins + HTTP sink (durable)",
             &l["three_plugins_http_sink"]
