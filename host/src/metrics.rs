@@ -150,10 +150,44 @@ impl Commits {
 /// building the label set's `String`s, on the path every request takes.
 type RequestCounters = HashMap<String, HashMap<(&'static str, &'static str), Counter>>;
 
+/// A family's metrics by two label values, found from borrowed text: on the
+/// path of every event and plugin call, the label set's `String`s are built
+/// only the first time a pair is seen.
+struct ByPair<M> {
+    seen: RwLock<HashMap<String, HashMap<String, M>>>,
+}
+
+impl<M> Default for ByPair<M> {
+    fn default() -> Self {
+        ByPair {
+            seen: RwLock::default(),
+        }
+    }
+}
+
+impl<M: Clone> ByPair<M> {
+    fn get(&self, a: &str, b: &str, create: impl FnOnce() -> M) -> M {
+        let seen = self.seen.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(metric) = seen.get(a).and_then(|by| by.get(b)) {
+            return metric.clone();
+        }
+        drop(seen);
+        let metric = create();
+        let mut seen = self.seen.write().unwrap_or_else(|e| e.into_inner());
+        seen.entry(a.to_string())
+            .or_default()
+            .insert(b.to_string(), metric.clone());
+        metric
+    }
+}
+
 /// Everything the host counts, registered once.
 pub struct Metrics {
     registry: Registry,
     request_counters: RwLock<RequestCounters>,
+    event_counters: ByPair<Counter>,
+    call_counters: ByPair<Counter>,
+    call_times: ByPair<Histogram>,
     pub requests: Family<RequestLabels, Counter>,
     pub events: Family<EventLabels, Counter>,
     pub queue_depth: Gauge,
@@ -186,6 +220,9 @@ impl Metrics {
         let mut metrics = Metrics {
             registry: Registry::with_prefix("vestibule"),
             request_counters: RwLock::default(),
+            event_counters: ByPair::default(),
+            call_counters: ByPair::default(),
+            call_times: ByPair::default(),
             requests: Family::default(),
             events: Family::default(),
             queue_depth: Gauge::default(),
@@ -335,6 +372,41 @@ impl Metrics {
             .entry(source.to_string())
             .or_default()
             .insert((vendor, result), counter);
+    }
+
+    /// An event of `kind` from `source` was journaled.
+    pub fn event(&self, source: &str, kind: &str) {
+        self.event_counters
+            .get(source, kind, || {
+                self.events.get_or_create_owned(&EventLabels {
+                    source: source.to_string(),
+                    kind: kind.to_string(),
+                })
+            })
+            .inc();
+    }
+
+    /// A call of `plugin` ended as `outcome`.
+    pub fn plugin_call(&self, plugin: &str, outcome: &str) {
+        self.call_counters
+            .get(plugin, outcome, || {
+                self.plugin_calls.get_or_create_owned(&CallLabels {
+                    plugin: plugin.to_string(),
+                    outcome: outcome.to_string(),
+                })
+            })
+            .inc();
+    }
+
+    /// A call of `plugin` took `seconds`.
+    pub fn plugin_call_time(&self, plugin: &str, seconds: f64) {
+        self.call_times
+            .get(plugin, "", || {
+                self.plugin_call_seconds.get_or_create_owned(&PluginLabels {
+                    plugin: plugin.to_string(),
+                })
+            })
+            .observe(seconds);
     }
 
     /// The text a scrape gets.

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use super::{Observer, silence};
 use crate::event::{Event, IdKey, Kind};
-use crate::metrics::EventLabels;
 use crate::store::{Appended, DeliveryUpdate, Journal, Pending, Processed, Settings, StoreError};
 
 pub struct ObservedJournal {
@@ -22,11 +21,7 @@ impl ObservedJournal {
 
 impl ObservedJournal {
     fn counted(&self, source: &str, kind: &str) {
-        let labels = EventLabels {
-            source: source.to_string(),
-            kind: kind.to_string(),
-        };
-        self.observer.metrics.events.get_or_create(&labels).inc();
+        self.observer.metrics.event(source, kind);
     }
 }
 

@@ -23,7 +23,7 @@ pub use deliveries::{Attempt, Deliveries};
 pub use journal::ObservedJournal;
 
 use crate::event::Event;
-use crate::metrics::{CallLabels, DeadEventLabels, Metrics, PluginLabels};
+use crate::metrics::{DeadEventLabels, Metrics};
 use crate::store::{Step, StepResult};
 
 /// How many processed events the live tail holds for a slow viewer before
@@ -96,21 +96,11 @@ impl Observer {
                 StepResult::Unreadable(_) => "unreadable",
                 StepResult::Other(_) => "other",
             };
-            let labels = CallLabels {
-                plugin: step.plugin.clone(),
-                outcome: outcome.to_string(),
-            };
-            self.metrics.plugin_calls.get_or_create(&labels).inc();
+            self.metrics.plugin_call(&step.plugin, outcome);
         }
         let mut recent = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         for (plugin, took) in calls {
-            let labels = PluginLabels {
-                plugin: plugin.to_string(),
-            };
-            self.metrics
-                .plugin_call_seconds
-                .get_or_create(&labels)
-                .observe(took.as_secs_f64());
+            self.metrics.plugin_call_time(plugin, took.as_secs_f64());
             // A String for the name only the first time the plugin is seen.
             if !recent.contains_key(plugin) {
                 recent.insert(plugin.to_string(), VecDeque::with_capacity(RECENT_CALLS));
