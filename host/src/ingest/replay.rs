@@ -18,12 +18,24 @@ use crate::time::now_ms;
 /// Requests remembered at most; past it the oldest are forgotten (the
 /// deduplication of event ids still stops them being processed twice).
 const CAPACITY: usize = 200_000;
+/// Kept in this many parts, by the key's first byte, each with its own
+/// lock and its share of [`CAPACITY`]: requests on different connections
+/// rarely wait for each other, and growing one part (which moves all it
+/// holds) keeps every other request waiting briefly, not for milliseconds.
+const SHARDS: usize = 64;
 
 type Key = [u8; 32];
 
-#[derive(Default)]
 pub struct ReplayGuard {
-    inner: Mutex<Seen>,
+    shards: Vec<Mutex<Seen>>,
+}
+
+impl Default for ReplayGuard {
+    fn default() -> ReplayGuard {
+        ReplayGuard {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -47,16 +59,16 @@ impl ReplayGuard {
 
     /// Whether `key` was accepted before and is still remembered.
     pub fn seen(&self, key: &Key) -> bool {
-        let seen = self.lock();
+        let seen = self.lock(key);
         seen.until.get(key).is_some_and(|until| *until > now_ms())
     }
 
     /// Remember `key`, accepted now, until `until` (ms).
     pub fn accepted(&self, key: Key, until: i64) {
-        let mut seen = self.lock();
+        let mut seen = self.lock(&key);
         let now = now_ms();
         while let Some((expires, old)) = seen.order.front().copied() {
-            if expires > now && seen.order.len() < CAPACITY {
+            if expires > now && seen.order.len() < CAPACITY / SHARDS {
                 break;
             }
             seen.order.pop_front();
@@ -68,8 +80,12 @@ impl ReplayGuard {
         seen.order.push_back((until, key));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// The part `key` is kept in: keys are SHA-256 digests, so their first
+    /// byte spreads them evenly.
+    fn lock(&self, key: &Key) -> std::sync::MutexGuard<'_, Seen> {
+        self.shards[key[0] as usize % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -96,5 +112,22 @@ mod tests {
         let stale = ReplayGuard::key("office", 1, b"{}");
         guard.accepted(stale, now_ms() - 1);
         assert!(!guard.seen(&stale), "past its window");
+    }
+
+    #[test]
+    fn at_most_capacity_requests_are_remembered_the_oldest_forgotten() {
+        let guard = ReplayGuard::default();
+        let until = now_ms() + 600_000;
+        let keys: Vec<Key> = (0..CAPACITY as i64 + 20_000)
+            .map(|t| ReplayGuard::key("office", t, b"{}"))
+            .collect();
+        for key in &keys {
+            guard.accepted(*key, until);
+        }
+        let remembered: usize = guard.shards.iter().map(|s| s.lock().unwrap().order.len()).sum();
+        assert!(remembered <= CAPACITY, "{remembered} remembered");
+        assert!(remembered > CAPACITY - SHARDS, "{remembered} remembered");
+        assert!(guard.seen(keys.last().unwrap()), "the newest is remembered");
+        assert!(!guard.seen(&keys[0]), "the oldest is forgotten");
     }
 }

@@ -18,28 +18,36 @@ use super::migrate::id_hash;
 
 /// How often entries past the window are forgotten.
 const SWEEP_EVERY_MS: i64 = 60_000;
+/// The entries are kept in this many maps, by the top bits of their key, so
+/// that growing one (which moves all it holds) or sweeping one stays short:
+/// both happen on the writer, between commits.
+const SHARDS: usize = 64;
 
 pub(super) struct Seen {
-    /// Source and event id, hashed → (journal number, accepted at, ms).
-    recent: HashMap<u64, (i64, i64)>,
+    /// Source and event id, hashed → (journal number, accepted at, ms), in
+    /// [`SHARDS`] maps.
+    recent: Vec<HashMap<u64, (i64, i64)>>,
     window_ms: i64,
     /// Each source's part of the key, hashed once.
     sources: HashMap<String, u64>,
     /// What this batch added, and what each replaced: undone if its commit
     /// fails.
     batch: Vec<(u64, Option<(i64, i64)>)>,
+    /// When a map was last swept, and which is next.
     swept_at: i64,
+    sweep_next: usize,
 }
 
 impl Seen {
     /// The events of the last `window_ms` before `now`, from the journal.
     pub(super) fn load(conn: &Connection, window_ms: i64, now: i64) -> rusqlite::Result<Seen> {
         let mut seen = Seen {
-            recent: HashMap::new(),
+            recent: (0..SHARDS).map(|_| HashMap::new()).collect(),
             window_ms,
             sources: HashMap::new(),
             batch: Vec::new(),
             swept_at: now,
+            sweep_next: 0,
         };
         let mut statement = conn.prepare(
             "SELECT seq, id_hash, source, accepted_at FROM events INDEXED BY events_accepted
@@ -49,7 +57,7 @@ impl Seen {
         while let Some(row) = rows.next()? {
             let source: String = row.get(2)?;
             let key = seen.key(row.get(1)?, &source);
-            seen.recent.insert(key, (row.get(0)?, row.get(3)?));
+            seen.shard(key).insert(key, (row.get(0)?, row.get(3)?));
         }
         Ok(seen)
     }
@@ -64,7 +72,7 @@ impl Seen {
         now: i64,
     ) -> rusqlite::Result<bool> {
         let key = self.key(id_hash(event_id), source);
-        let Some(&(seq, at)) = self.recent.get(&key) else {
+        let Some(&(seq, at)) = self.shard(key).get(&key) else {
             return Ok(false);
         };
         if at <= now - self.window_ms {
@@ -80,27 +88,29 @@ impl Seen {
     /// `event_id` of `source` was stored as `seq` at `now`, in this batch.
     pub(super) fn accepted(&mut self, source: &str, event_id: &str, seq: i64, now: i64) {
         let key = self.key(id_hash(event_id), source);
-        let before = self.recent.insert(key, (seq, now));
+        let before = self.shard(key).insert(key, (seq, now));
         self.batch.push((key, before));
     }
 
     /// The batch committed: keep what it added; forget what is past the
-    /// window, now and then.
+    /// window, one map at a time, each about once a [`SWEEP_EVERY_MS`].
     pub(super) fn committed(&mut self, now: i64) {
         self.batch.clear();
-        if now - self.swept_at >= SWEEP_EVERY_MS {
+        if now - self.swept_at >= SWEEP_EVERY_MS / SHARDS as i64 {
             self.swept_at = now;
             let oldest = now - self.window_ms;
-            self.recent.retain(|_, (_, at)| *at > oldest);
+            self.recent[self.sweep_next].retain(|_, (_, at)| *at > oldest);
+            self.sweep_next = (self.sweep_next + 1) % SHARDS;
         }
     }
 
     /// The batch did not commit: what it added was never stored.
     pub(super) fn rolled_back(&mut self) {
-        for (key, before) in self.batch.drain(..).rev() {
+        for (key, before) in std::mem::take(&mut self.batch).into_iter().rev() {
+            let shard = self.shard(key);
             match before {
-                Some(value) => self.recent.insert(key, value),
-                None => self.recent.remove(&key),
+                Some(value) => shard.insert(key, value),
+                None => shard.remove(&key),
             };
         }
     }
@@ -108,6 +118,18 @@ impl Seen {
     /// A reload changed `dedup_window`.
     pub(super) fn set_window(&mut self, window_ms: i64) {
         self.window_ms = window_ms;
+    }
+
+    /// The map `key` is kept in: keys are hashes, so their top bits spread
+    /// them evenly.
+    fn shard(&mut self, key: u64) -> &mut HashMap<u64, (i64, i64)> {
+        &mut self.recent[(key >> (64 - SHARDS.trailing_zeros())) as usize]
+    }
+
+    /// How many entries are kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.recent.iter().map(HashMap::len).sum()
     }
 
     fn key(&mut self, id_hash: i64, source: &str) -> u64 {
@@ -173,15 +195,37 @@ mod tests {
         assert_eq!(store(&store_.conn, &mut seen, "garage", "e-1"), Appended::Duplicate);
         // Past the window, the same id is a new event.
         let mut later = Seen::load(&store_.conn, 60_000, crate::time::now_ms() + 120_000).unwrap();
-        assert!(
-            later.recent.is_empty(),
-            "nothing of the last minute is loaded a minute later"
-        );
+        assert!(later.len() == 0, "nothing of the last minute is loaded a minute later");
         assert!(
             !later
                 .duplicate(&store_.conn, "office", "e-1", crate::time::now_ms() + 120_000)
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn what_is_past_the_window_is_forgotten_a_map_at_a_time() {
+        let store_ = Store::memory().unwrap();
+        let now = crate::time::now_ms();
+        let mut seen = Seen::load(&store_.conn, 60_000, now).unwrap();
+        for seq in 0..1000 {
+            seen.accepted("office", &format!("old-{seq}"), seq, now);
+        }
+        seen.committed(now);
+        let later = now + 30_000;
+        seen.accepted("office", "recent", 1000, later);
+        seen.committed(later);
+        assert_eq!(seen.len(), 1001, "nothing is past the window yet");
+        // Each commit at least a step apart sweeps one map: after a round,
+        // all of them.
+        let step = SWEEP_EVERY_MS / SHARDS as i64;
+        let mut at = now + 60_000;
+        for _ in 0..SHARDS {
+            at += step;
+            seen.committed(at);
+        }
+        assert_eq!(seen.len(), 1, "only the one within the window is kept");
+        assert!(!seen.duplicate(&store_.conn, "office", "old-7", at).unwrap());
     }
 
     #[test]
@@ -196,9 +240,13 @@ mod tests {
         seen.rolled_back();
         let key = |seen: &mut Seen, id| seen.key(id_hash(id), "office");
         let (lost, kept) = (key(&mut seen, "lost"), key(&mut seen, "kept"));
-        assert_eq!(seen.recent.get(&lost), None, "the vendor's retry is not a duplicate");
         assert_eq!(
-            seen.recent.get(&kept),
+            seen.shard(lost).get(&lost),
+            None,
+            "the vendor's retry is not a duplicate"
+        );
+        assert_eq!(
+            seen.shard(kept).get(&kept),
             Some(&(1, now)),
             "the committed one stays as it was"
         );
