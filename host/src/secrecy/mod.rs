@@ -124,19 +124,34 @@ pub const PERSONAL_KEYS: &[&str] = &[
 /// Whether `key`, as a vendor spelt it, is `listed` (words joined by `_`):
 /// case and the separators `_`, `-`, `.` and space do not matter.
 pub fn same_key(key: &str, listed: &str) -> bool {
-    is_listed(&significant(key), listed)
+    let mut spelt = String::new();
+    significant(key, &mut spelt);
+    spelt == listed.replace('_', "")
 }
 
-/// `key` lower-cased, without separators.
-fn significant(key: &str) -> String {
-    key.chars()
-        .filter(|c| !matches!(c, '_' | '-' | '.' | ' '))
-        .flat_map(char::to_lowercase)
-        .collect()
+/// A list of keys as [`significant`] spells them, to look a key up once
+/// rather than compare it with each (every key of every event's JSON is
+/// looked up, for each level a plugin of its pipeline has).
+struct Listed(std::collections::HashSet<String>);
+
+impl Listed {
+    fn new(keys: &[&str]) -> Listed {
+        Listed(keys.iter().map(|key| key.replace('_', "")).collect())
+    }
 }
 
-fn is_listed(significant: &str, listed: &str) -> bool {
-    significant.chars().eq(listed.chars().filter(|c| *c != '_'))
+static CREDENTIAL: std::sync::LazyLock<Listed> = std::sync::LazyLock::new(|| Listed::new(CREDENTIAL_KEYS));
+static PERSONAL: std::sync::LazyLock<Listed> = std::sync::LazyLock::new(|| Listed::new(PERSONAL_KEYS));
+
+/// `key` lower-cased, without separators, into `out`.
+fn significant(key: &str, out: &mut String) {
+    let kept = |c: &char| !matches!(c, '_' | '-' | '.' | ' ');
+    out.clear();
+    if key.is_ascii() {
+        out.extend(key.chars().filter(kept).map(|c| c.to_ascii_lowercase()));
+    } else {
+        out.extend(key.chars().filter(kept).flat_map(char::to_lowercase));
+    }
 }
 
 /// Attributes the vendor mappings set from credentials.
@@ -186,24 +201,27 @@ pub fn redact_raw(vendor: Option<&dyn Redact>, raw: &str, level: Secrecy) -> Str
     if let Some(vendor) = vendor {
         vendor.redact(&mut json, level);
     }
-    remove_keys(&mut json, CREDENTIAL_KEYS);
-    if level == Secrecy::NoPeople {
-        remove_keys(&mut json, PERSONAL_KEYS);
-    }
+    let personal = (level == Secrecy::NoPeople).then_some(&*PERSONAL);
+    remove_keys(&mut json, &[&CREDENTIAL], personal, &mut String::new());
     json.to_string()
 }
 
-/// Remove every `keys` entry, however spelt, from every object in `json`.
-fn remove_keys(json: &mut Value, keys: &[&str]) {
+/// Remove every key of `lists` (and of `more`), however spelt, from every
+/// object in `json`; `spelt` is room to spell each key in.
+fn remove_keys(json: &mut Value, lists: &[&Listed], more: Option<&Listed>, spelt: &mut String) {
     match json {
         Value::Object(map) => {
             map.retain(|key, _| {
-                let key = significant(key);
-                !keys.iter().any(|listed| is_listed(&key, listed))
+                significant(key, spelt);
+                !lists
+                    .iter()
+                    .chain(&more)
+                    .any(|listed| listed.0.contains(spelt.as_str()))
             });
-            map.values_mut().for_each(|value| remove_keys(value, keys));
+            map.values_mut()
+                .for_each(|value| remove_keys(value, lists, more, spelt));
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| remove_keys(item, keys)),
+        Value::Array(items) => items.iter_mut().for_each(|item| remove_keys(item, lists, more, spelt)),
         _ => {}
     }
 }
@@ -216,8 +234,7 @@ mod tests {
     #[test]
     fn keys_go_at_any_depth() {
         let mut value = json!({"a": [{"b": 1, "c": 2}, {"b": 3}], "d": {"pin": "1234", "e": [{"email": "x@y"}]}});
-        remove_keys(&mut value, CREDENTIAL_KEYS);
-        remove_keys(&mut value, PERSONAL_KEYS);
+        remove_keys(&mut value, &[&CREDENTIAL, &PERSONAL], None, &mut String::new());
         assert_eq!(value, json!({"a": [{"b": 1, "c": 2}, {"b": 3}], "d": {"e": [{}]}}));
     }
 
