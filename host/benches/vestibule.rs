@@ -7,6 +7,11 @@ mod suite;
 
 use std::path::Path;
 
+// The allocator `vestibule serve` uses (src/main.rs), so that the rows run
+// in this process measure what the rows run against the binary do.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if std::env::args().any(|a| a == "--micro") {
         println!("{}", suite::plugin_call_only());
