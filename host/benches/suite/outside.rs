@@ -51,7 +51,7 @@ pub(super) async fn run(dir: &Path, plugins: &std::collections::HashMap<String, 
 
     eprintln!("wrk: vestibule, ingest only…");
     let host = Host::start(dir, "ingest", &[], None).await;
-    let ingest = wrk.run(host.addr, "/ingest/bench", &spread).await;
+    let ingest = wrk.run_against(&host, &spread).await;
     let ingest_cpu = host.stop().await;
 
     let doors_toml = format!(
@@ -71,7 +71,7 @@ pub(super) async fn run(dir: &Path, plugins: &std::collections::HashMap<String, 
         let round_trip = sink_round_trip(sink_addr).await;
         sink.arrivals.lock().unwrap().clear();
         let host = Host::start(dir, name, &chain, Some(sink_addr)).await;
-        let mut row = wrk.run(host.addr, "/ingest/bench", requests).await;
+        let mut row = wrk.run_against(&host, requests).await;
         let at_end = sink.arrivals.lock().unwrap().len();
         // What was accepted, delivered: wait until the sink stops receiving.
         let ended = Instant::now();
@@ -104,7 +104,7 @@ pub(super) async fn run(dir: &Path, plugins: &std::collections::HashMap<String, 
 
     eprintln!("wrk: vestibule, invalid signatures…");
     let host = Host::start(dir, "forged", &[], None).await;
-    let flood = wrk.run(host.addr, "/ingest/bench", &forged).await;
+    let flood = wrk.run_against(&host, &forged).await;
     let flood_cpu = host.stop().await;
 
     json!({
@@ -179,6 +179,13 @@ impl Host {
             addr,
             started: Instant::now(),
         }
+    }
+
+    /// CPU seconds (user + system) it has used so far, all threads.
+    fn cpu_seconds(&self) -> f64 {
+        self.child
+            .id()
+            .map_or(0.0, |pid| cpu_by_thread(pid).iter().map(|(_, s)| s).sum())
     }
 
     /// Stop it (SIGTERM, as systemd would); the CPU time it used, by thread
@@ -263,6 +270,20 @@ struct Wrk {
 }
 
 impl Wrk {
+    /// One run against `host`'s ingest path, with the CPU the host used
+    /// during it per request answered (µs): what each costs, however
+    /// noisy the machine's latency is.
+    async fn run_against(&self, host: &Host, requests: &Path) -> Value {
+        let before = host.cpu_seconds();
+        let mut row = self.run(host.addr, "/ingest/bench", requests).await;
+        let used = host.cpu_seconds() - before;
+        let answered = row["requests"].as_f64().unwrap_or(0.0);
+        if answered > 0.0 {
+            row["host_cpu_us_per_request"] = json!((used / answered * 1e7).round() / 10.0);
+        }
+        row
+    }
+
     /// One wrk run; its counts and latencies, as the script reports them.
     async fn run(&self, addr: SocketAddr, path: &str, requests: &Path) -> Value {
         let output = tokio::process::Command::new(&self.program)
@@ -335,7 +356,7 @@ pub(super) fn markdown(o: &Value) -> String {
             extra.push_str(" (the pool ran out: requests sent twice, refused as replays)");
         }
         format!(
-            "| {name} | {} | {} | {} | {} | {} / {} / {} µs | {extra} |\n",
+            "| {name} | {} | {} | {} | {} | {} / {} / {} µs | {} | {extra} |\n",
             v["accepted_per_s"],
             ratio(v),
             v["overloaded_per_s"],
@@ -343,6 +364,9 @@ pub(super) fn markdown(o: &Value) -> String {
             v["p50_us"],
             v["p99_us"],
             v["p999_us"],
+            v["host_cpu_us_per_request"]
+                .as_f64()
+                .map_or("–".into(), |us| format!("{us} µs")),
         )
     };
     let chain = |v: &Value| {
@@ -359,8 +383,8 @@ pub(super) fn markdown(o: &Value) -> String {
          the load generator is another process, as a vendor is. Each request is a distinct, \
          correctly signed UniFi Access `access.door.unlock` (\"invalid signatures\": signed with \
          the wrong secret). Ratios are to bare hyper under the same wrk in the same run.\n\n\
-         | scenario | 2xx/s | × bare hyper | 503/s | 401/s | client p50 / p99 / p99.9 | notes |\n\
-         |---|---|---|---|---|---|---|\n\
+         | scenario | 2xx/s | × bare hyper | 503/s | 401/s | client p50 / p99 / p99.9 | host CPU per request | notes |\n\
+         |---|---|---|---|---|---|---|---|\n\
          {bare}{ingest}{doors}{one}{forged}\n\
          One door: one command in flight per (sink, door), so its commands are bound by the \
          sink's round trip: {rtt} µs, at most {bound} commands/s; delivered {got}/s while loaded \
@@ -368,6 +392,9 @@ pub(super) fn markdown(o: &Value) -> String {
          Written to SQLite's write-ahead log per event (`vestibule_journal_wal_written_bytes_total` \
          over the run, frame headers included): ingest only {ingest_wal}; 3 plugins + HTTP sink over \
          64 doors {chain_wal} (the event, its outcome, its command and the command's delivery).\n\n\
+         Host CPU per request: the user and system time of the `vestibule serve` process during \
+         the row's run, all threads, over the requests answered (for the plugin rows it includes \
+         the plugins' work done during the run, not the backlog worked off after it). \
          CPU of the host by thread (% of one core, averaged over its run, start to stop): \
          ingest {ingest_cpu}; 3 plugins, 64 doors {chain_cpu}; invalid signatures {forged_cpu}.\n\n",
         connections = o["connections"],
