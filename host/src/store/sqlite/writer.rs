@@ -26,6 +26,8 @@ const MAX_BATCH: usize = 1024;
 const POLL: Duration = Duration::from_millis(500);
 /// How often processed events past their retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// The most events, and the most commands, one pruning transaction deletes.
+const PRUNE_CHUNK: i64 = 2_000;
 
 pub(super) struct Writer {
     store: Store,
@@ -131,8 +133,11 @@ impl Writer {
     pub(super) fn run(mut self, inbox: std_mpsc::Receiver<Request>) {
         let mut last_poll = Instant::now();
         let mut last_prune = Instant::now();
+        // A prune under way: one chunk between batches, without waiting.
+        let mut pruning = false;
         loop {
-            let first = match inbox.recv_timeout(POLL) {
+            let wait = if pruning { Duration::ZERO } else { POLL };
+            let first = match inbox.recv_timeout(wait) {
                 Ok(request) => Some(request),
                 Err(std_mpsc::RecvTimeoutError::Timeout) => None,
                 Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
@@ -167,9 +172,13 @@ impl Writer {
             }
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = Instant::now();
-                if let Err(e) = self.prune() {
+                pruning = true;
+            }
+            if pruning {
+                pruning = self.prune_some().unwrap_or_else(|e| {
                     tracing::error!(error = %e, "Pruning the journal failed.");
-                }
+                    false
+                });
             }
         }
     }
@@ -413,12 +422,20 @@ impl Writer {
         Ok(())
     }
 
-    /// Forget what retention allows: events processed and commands done
-    /// with (delivered, or replaced by a later delayed one) before it. An
-    /// event goes once none of its commands is waiting or dead, and is not
-    /// dead itself. The newest event and command always stay, so that their
-    /// numbers are never given out again.
+    /// Forget what retention allows, all of it (at start, before serving).
     pub(super) fn prune(&mut self) -> Result<(), StoreError> {
+        while self.prune_some()? {}
+        Ok(())
+    }
+
+    /// Forget at most [`PRUNE_CHUNK`] commands and as many events that
+    /// retention allows: commands delivered (or superseded) before it, and
+    /// events processed before it with no command or dead letter left.
+    /// The newest event and command always stay, so their numbers are never
+    /// given out again. `true` if there may be more to forget: a large prune
+    /// (the first after a long stop, or a shorter `retention`) then holds
+    /// the writer for one chunk at a time, with batches in between.
+    pub(super) fn prune_some(&mut self) -> Result<bool, StoreError> {
         let retained = now_ms() - self.settings.retention.as_millis() as i64;
         let tx = self
             .store
@@ -427,8 +444,9 @@ impl Writer {
         tx.execute(
             "CREATE TEMP TABLE gone AS SELECT o.id FROM outbox o JOIN deliveries d ON d.id = o.id
              WHERE (d.state = 'delivered' OR d.dead_reason = 'superseded') AND d.done_at < ?1
-               AND o.id < (SELECT max(id) FROM outbox)",
-            [retained],
+               AND o.id < (SELECT max(id) FROM outbox)
+             LIMIT ?2",
+            params![retained, PRUNE_CHUNK],
         )?;
         let commands = tx.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM gone)", [])?;
         tx.execute_batch(
@@ -440,8 +458,9 @@ impl Writer {
              WHERE accepted_at < ?1 AND seq < (SELECT max(seq) FROM events)
                AND EXISTS (SELECT 1 FROM outcomes o WHERE o.seq = e.seq)
                AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.seq = e.seq)
-               AND NOT EXISTS (SELECT 1 FROM dead_events WHERE dead_events.seq = e.seq)",
-            [retained],
+               AND NOT EXISTS (SELECT 1 FROM dead_events WHERE dead_events.seq = e.seq)
+             LIMIT ?2",
+            params![retained, PRUNE_CHUNK],
         )?;
         let events = tx.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM gone)", [])?;
         tx.execute_batch(
@@ -452,7 +471,7 @@ impl Writer {
         if events + commands > 0 {
             tracing::info!(events, commands, "Pruned the journal.");
         }
-        Ok(())
+        Ok(events as i64 == PRUNE_CHUNK || commands as i64 == PRUNE_CHUNK)
     }
 }
 
@@ -490,5 +509,95 @@ fn fail(batch: Vec<Request>, error: &StoreError) {
         if let Request::Append { reply, .. } = request {
             let _ = reply.send(Err(StoreError::Commit(error.to_string())));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Thousands of events past their retention are forgotten a chunk per
+    /// transaction; what is still pending, and the newest event, stay.
+    #[test]
+    fn a_large_prune_goes_a_chunk_at_a_time_and_keeps_what_is_pending() {
+        let store = Store::memory().unwrap();
+        let two_hours_ago = now_ms() - 2 * 3_600_000;
+        let newest = 2 * PRUNE_CHUNK + 501;
+        store
+            .conn
+            .execute(
+                "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1)
+                 INSERT INTO events (seq, id_hash, source, event_id, kind, received_at, accepted_at, event, raw)
+                 SELECT i, i, 'office', 'e-' || i, 'access.granted', ?2, ?2, '{}', '' FROM k",
+                params![newest, two_hours_ago],
+            )
+            .unwrap();
+        // Event 5's commands, all delivered two hours ago.
+        let commands = PRUNE_CHUNK + 10;
+        store
+            .conn
+            .execute_batch(&format!(
+                "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < {commands})
+                 INSERT INTO outbox (id, seq, plugin, idx, sink, idempotency_key, command, received_at, created_at)
+                 SELECT i, 5, 'p', i, 's', 'key-' || i, '{{}}', {two_hours_ago}, {two_hours_ago} FROM k;
+                 INSERT INTO deliveries (id, state, done_at) SELECT id, 'delivered', {two_hours_ago} FROM outbox;"
+            ))
+            .unwrap();
+        // Every event ran but number 7.
+        store
+            .conn
+            .execute(
+                "INSERT INTO outcomes (seq, steps, processed_at) SELECT seq, '[]', ?1 FROM events WHERE seq <> 7",
+                [two_hours_ago],
+            )
+            .unwrap();
+        let settings = Settings {
+            dedup_window: Duration::from_secs(3600),
+            retention: Duration::from_secs(3600),
+            capacity: 16,
+        };
+        let (events_out, _events) = mpsc::unbounded_channel();
+        let (commands_out, _commands) = mpsc::unbounded_channel();
+        let mut writer = Writer::new(
+            store,
+            settings,
+            events_out,
+            commands_out,
+            Arc::default(),
+            Arc::default(),
+            Default::default(),
+        )
+        .unwrap();
+        let left = |writer: &Writer| -> Vec<i64> {
+            let mut statement = writer
+                .store
+                .conn
+                .prepare("SELECT seq FROM events ORDER BY seq")
+                .unwrap();
+            statement
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+
+        let count = |writer: &Writer, table: &str| -> i64 {
+            let sql = format!("SELECT count(*) FROM {table}");
+            writer.store.conn.query_row(&sql, [], |row| row.get(0)).unwrap()
+        };
+
+        assert!(writer.prune_some().unwrap(), "more is left after one chunk");
+        assert_eq!(count(&writer, "events"), newest - PRUNE_CHUNK);
+        assert_eq!(count(&writer, "outbox"), commands - PRUNE_CHUNK);
+        writer.prune().unwrap();
+        assert_eq!(
+            left(&writer),
+            vec![5, 7, newest],
+            "the event whose (newest) command stays, the pending event and the newest stay"
+        );
+        assert_eq!(count(&writer, "outbox"), 1, "the newest command stays");
+        assert_eq!(count(&writer, "deliveries"), 1);
+        assert!(!writer.prune_some().unwrap(), "nothing more to forget");
+        assert_eq!(count(&writer, "outcomes"), 2, "event 5's and the newest's");
     }
 }
