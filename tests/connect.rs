@@ -55,10 +55,10 @@ impl Setup {
         self.dir.path().join(name)
     }
 
-    /// `vestibule connect ARGS --config …`: exit code, stdout, stderr.
-    async fn connect(&self, args: &[&str]) -> (i32, String, String) {
+    /// `vestibule COMMAND ARGS --config …`: exit code, stdout, stderr.
+    async fn run(&self, command: &str, args: &[&str]) -> (i32, String, String) {
         let output = tokio::process::Command::new(vestibule().get_program())
-            .arg("connect")
+            .arg(command)
             .args(args)
             .arg("--config")
             .arg(&self.config)
@@ -69,8 +69,20 @@ impl Setup {
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        println!("$ vestibule connect {}\n{stdout}{stderr}", args.join(" "));
+        println!("$ vestibule {command} {}\n{stdout}{stderr}", args.join(" "));
         (output.status.code().unwrap_or(-1), stdout, stderr)
+    }
+
+    /// `vestibule connect ARGS --config …`: exit code, stdout, stderr.
+    async fn connect(&self, args: &[&str]) -> (i32, String, String) {
+        self.run("connect", args).await
+    }
+
+    /// `vestibule check --config …`, which must succeed: its standard output.
+    async fn check(&self) -> String {
+        let (code, stdout, stderr) = self.run("check", &[]).await;
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        stdout
     }
 
     /// It must succeed; its standard output.
@@ -473,6 +485,10 @@ expires_at = "2027-06-01T00:00:00Z"
         &report,
         "DRIFT: expiresAt is 2026-01-01T00:00:00Z, not 2027-06-01T00:00:00Z",
     );
+    // `vestibule check` says what the last check found.
+    let checked = setup.check().await;
+    says(&checked, "source hq: drift at the vendor, as checked at ");
+    says(&checked, "it is disabled");
     setup.ok(&[]).await;
     let ours = api.subs().into_iter().find(|s| s["name"] == "vestibule-hq").unwrap();
     assert_eq!(
@@ -480,6 +496,7 @@ expires_at = "2027-06-01T00:00:00Z"
         (json!(true), json!("2027-06-01T00:00:00Z"))
     );
     assert!(setup.ok(&["--check"]).await.contains("in sync"));
+    says(&setup.check().await, "source hq: in sync at the vendor, as checked at ");
 
     // Rotation.
     let stop = Arc::new(AtomicBool::new(false));
