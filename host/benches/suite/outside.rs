@@ -382,7 +382,10 @@ pub(super) fn markdown(o: &Value) -> String {
          `vestibule serve` process of its own (journal on disk, fsync per group commit) — \
          the load generator is another process, as a vendor is. Each request is a distinct, \
          correctly signed UniFi Access `access.door.unlock` (\"invalid signatures\": signed with \
-         the wrong secret). Ratios are to bare hyper under the same wrk in the same run.\n\n\
+         the wrong secret). Ratios are to bare hyper under the same wrk in the same run. \
+         wrk's latency percentiles are corrected for coordinated omission: each slow \
+         answer adds samples as if requests had kept coming at the run's rate, so a few stalls \
+         fill the p99 and p99.9 (see the profile below for the host's own timing).\n\n\
          | scenario | 2xx/s | × bare hyper | 503/s | 401/s | client p50 / p99 / p99.9 | host CPU per request | notes |\n\
          |---|---|---|---|---|---|---|---|\n\
          {bare}{ingest}{doors}{one}{forged}\n\
