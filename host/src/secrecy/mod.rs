@@ -201,27 +201,26 @@ pub fn redact_raw(vendor: Option<&dyn Redact>, raw: &str, level: Secrecy) -> Str
     if let Some(vendor) = vendor {
         vendor.redact(&mut json, level);
     }
-    let personal = (level == Secrecy::NoPeople).then_some(&*PERSONAL);
-    remove_keys(&mut json, &[&CREDENTIAL], personal, &mut String::new());
+    let lists: &[&Listed] = match level {
+        Secrecy::NoPeople => &[&CREDENTIAL, &PERSONAL],
+        _ => &[&CREDENTIAL],
+    };
+    remove_keys(&mut json, lists, &mut String::new());
     json.to_string()
 }
 
-/// Remove every key of `lists` (and of `more`), however spelt, from every
-/// object in `json`; `spelt` is room to spell each key in.
-fn remove_keys(json: &mut Value, lists: &[&Listed], more: Option<&Listed>, spelt: &mut String) {
+/// Remove every key of `lists`, however spelt, from every object in
+/// `json`; `spelt` is room to spell each key in.
+fn remove_keys(json: &mut Value, lists: &[&Listed], spelt: &mut String) {
     match json {
         Value::Object(map) => {
             map.retain(|key, _| {
                 significant(key, spelt);
-                !lists
-                    .iter()
-                    .chain(&more)
-                    .any(|listed| listed.0.contains(spelt.as_str()))
+                !lists.iter().any(|listed| listed.0.contains(spelt.as_str()))
             });
-            map.values_mut()
-                .for_each(|value| remove_keys(value, lists, more, spelt));
+            map.values_mut().for_each(|value| remove_keys(value, lists, spelt));
         }
-        Value::Array(items) => items.iter_mut().for_each(|item| remove_keys(item, lists, more, spelt)),
+        Value::Array(items) => items.iter_mut().for_each(|item| remove_keys(item, lists, spelt)),
         _ => {}
     }
 }
@@ -234,7 +233,7 @@ mod tests {
     #[test]
     fn keys_go_at_any_depth() {
         let mut value = json!({"a": [{"b": 1, "c": 2}, {"b": 3}], "d": {"pin": "1234", "e": [{"email": "x@y"}]}});
-        remove_keys(&mut value, &[&CREDENTIAL, &PERSONAL], None, &mut String::new());
+        remove_keys(&mut value, &[&CREDENTIAL, &PERSONAL], &mut String::new());
         assert_eq!(value, json!({"a": [{"b": 1, "c": 2}, {"b": 3}], "d": {"e": [{}]}}));
     }
 

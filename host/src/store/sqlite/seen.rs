@@ -219,8 +219,14 @@ mod tests {
         // Each commit at least a step apart sweeps one map: after a round,
         // all of them.
         let step = SWEEP_EVERY_MS / SHARDS as i64;
-        let mut at = now + 60_000;
-        for _ in 0..SHARDS {
+        let mut at = now + 60_000 + step;
+        seen.committed(at);
+        let after_one = seen.len();
+        assert!(
+            after_one < 1001 && after_one > 900,
+            "one commit forgets one map's share, not all: {after_one} left"
+        );
+        for _ in 1..SHARDS {
             at += step;
             seen.committed(at);
         }
