@@ -111,7 +111,10 @@ impl LogLine {
 
 pub(crate) struct PluginState {
     settings: Arc<Settings>,
-    wasi: WasiCtx,
+    /// What a WASI call sees; built on the call's first use of WASI. Most
+    /// calls never use it, and building one seeds two random generators.
+    wasi: Option<WasiCtx>,
+    received_at: i64,
     table: ResourceTable,
     pub limits: Limits,
     pub logs: Vec<LogLine>,
@@ -132,18 +135,6 @@ pub(crate) struct PluginState {
 impl PluginState {
     /// The state of one call on an event received at `received_at` (ms).
     pub fn new(settings: Arc<Settings>, received_at: i64) -> Self {
-        // No preopened directories, environment, arguments or network:
-        // a plugin sees only what the WIT contract hands it.
-        let mut wasi = WasiCtx::builder();
-        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-        if settings.clock == Clock::Event {
-            // Time is the event's: the wall clock reads when it was
-            // received and stands still, and so does the monotonic clock.
-            // The same event gets the same answers on a replay.
-            wasi.wall_clock(FixedClock(received_at.max(0) as u64))
-                .monotonic_clock(FixedClock(0));
-        }
-        let wasi = wasi.build();
         let limits = Limits {
             memory: settings.memory_limit,
             tables: settings.table_limit,
@@ -151,7 +142,8 @@ impl PluginState {
         };
         PluginState {
             settings,
-            wasi,
+            wasi: None,
+            received_at,
             table: ResourceTable::new(),
             limits,
             logs: Vec::new(),
@@ -162,12 +154,31 @@ impl PluginState {
             invalid: None,
         }
     }
+
+    /// The WASI context of this call: no preopened directories,
+    /// environment, arguments or network — a plugin sees only what the WIT
+    /// contract hands it.
+    fn wasi(settings: &Settings, received_at: i64) -> WasiCtx {
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        if settings.clock == Clock::Event {
+            // Time is the event's: the wall clock reads when it was
+            // received and stands still, and so does the monotonic clock.
+            // The same event gets the same answers on a replay.
+            wasi.wall_clock(FixedClock(received_at.max(0) as u64))
+                .monotonic_clock(FixedClock(0));
+        }
+        wasi.build()
+    }
 }
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let (settings, received_at) = (&self.settings, self.received_at);
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self
+                .wasi
+                .get_or_insert_with(|| PluginState::wasi(settings, received_at)),
             table: &mut self.table,
         }
     }
