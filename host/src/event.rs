@@ -194,7 +194,12 @@ impl Event {
             credential: None,
             device: None,
             attributes: Vec::new(),
-            raw: String::from_utf8_lossy(head.raw).into_owned(),
+            // Bodies that parsed as JSON are UTF-8 already: checked, not
+            // rebuilt character by character.
+            raw: match std::str::from_utf8(head.raw) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(head.raw).into_owned(),
+            },
         }
     }
 

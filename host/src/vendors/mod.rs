@@ -332,6 +332,10 @@ pub fn check_timestamp(signed_at: i64, now_ms: i64, tolerance: std::time::Durati
 /// today, a string tomorrow) and we would rather map what we can than refuse
 /// an event.
 pub mod json {
+    use std::borrow::Cow;
+
+    use serde::Deserialize;
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use serde_json::Value;
 
     /// Remove the value at `path` (object keys; `*` is every element of an
@@ -376,6 +380,240 @@ pub mod json {
             _ => None,
         }
     }
+
+    /// A field a mapping reads: text (see [`text`]), or an object with
+    /// fields of its own.
+    #[derive(Debug)]
+    pub struct Field {
+        name: &'static str,
+        fields: Option<&'static [Field]>,
+    }
+
+    impl Field {
+        pub const fn text(name: &'static str) -> Field {
+            Field { name, fields: None }
+        }
+
+        pub const fn object(name: &'static str, fields: &'static [Field]) -> Field {
+            Field {
+                name,
+                fields: Some(fields),
+            }
+        }
+
+        /// Slots this field and the fields under it take.
+        fn slots(&self) -> usize {
+            1 + self.fields.map_or(0, slots)
+        }
+    }
+
+    fn slots(fields: &[Field]) -> usize {
+        fields.iter().map(Field::slots).sum()
+    }
+
+    /// What [`pick`] read: one slot per field, in the order of the shape
+    /// (an object's slot says whether it was there, then its fields').
+    #[derive(Debug)]
+    pub struct Picked {
+        shape: &'static [Field],
+        slots: Vec<Slot>,
+    }
+
+    #[derive(Debug, Default, Clone)]
+    enum Slot {
+        #[default]
+        Absent,
+        Object,
+        Text(String),
+    }
+
+    /// Read the fields of `shape` from the JSON `body` in one pass, building
+    /// nothing for what the shape does not name. It reads as
+    /// [`text`] on a parsed [`Value`] does: a later duplicate key wins whole
+    /// (an object given twice is the second one), an object field that holds
+    /// something else is absent, and a body that is not an object has no
+    /// fields. An error only when the body is not JSON.
+    pub fn pick(body: &[u8], shape: &'static [Field]) -> Result<Picked, serde_json::Error> {
+        let mut slots = vec![Slot::Absent; slots(shape)];
+        let mut reader = serde_json::Deserializer::from_slice(body);
+        Level {
+            fields: shape,
+            slots: &mut slots,
+        }
+        .deserialize(&mut reader)?;
+        reader.end()?;
+        Ok(Picked { shape, slots })
+    }
+
+    impl Picked {
+        /// The slot of `path`, if the shape names it.
+        fn slot(&self, path: &[&str]) -> Option<usize> {
+            let mut fields = self.shape;
+            let mut at = 0;
+            for (depth, name) in path.iter().enumerate() {
+                let mut found = None;
+                for field in fields {
+                    if field.name == *name {
+                        found = Some(field);
+                        break;
+                    }
+                    at += field.slots();
+                }
+                let field = found?;
+                if depth + 1 == path.len() {
+                    return Some(at);
+                }
+                fields = field.fields?;
+                at += 1;
+            }
+            None
+        }
+
+        /// The text at `path`, taken out.
+        pub fn take(&mut self, path: &[&str]) -> Option<String> {
+            let at = self.slot(path)?;
+            match std::mem::take(&mut self.slots[at]) {
+                Slot::Text(text) => Some(text),
+                _ => None,
+            }
+        }
+
+        /// Whether the object at `path` was there.
+        pub fn has(&self, path: &[&str]) -> bool {
+            self.slot(path).is_some_and(|at| matches!(self.slots[at], Slot::Object))
+        }
+    }
+
+    /// One object's fields, read into their slots.
+    struct Level<'s> {
+        fields: &'static [Field],
+        slots: &'s mut [Slot],
+    }
+
+    impl<'de> DeserializeSeed<'de> for Level<'_> {
+        /// Whether it was an object.
+        type Value = bool;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Level<'_> {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+            #[derive(Deserialize)]
+            struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+            self.slots.fill(Slot::Absent);
+            while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                let mut at = 0;
+                let field = self.fields.iter().find(|f| {
+                    let found = f.name == key;
+                    if !found {
+                        at += f.slots();
+                    }
+                    found
+                });
+                let Some(field) = field else {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                };
+                let slots = &mut self.slots[at..at + field.slots()];
+                match field.fields {
+                    None => slots[0] = map.next_value_seed(TextSeed)?.map_or(Slot::Absent, Slot::Text),
+                    Some(fields) => {
+                        let (own, under) = slots.split_first_mut().expect("an object has its own slot");
+                        let object = map.next_value_seed(Level { fields, slots: under })?;
+                        *own = if object { Slot::Object } else { Slot::Absent };
+                        if !object {
+                            under.fill(Slot::Absent);
+                        }
+                    }
+                }
+            }
+            Ok(true)
+        }
+
+        // Whatever is not an object has no fields.
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(false)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+            Ok(false)
+        }
+        fn visit_unit<E>(self) -> Result<bool, E> {
+            Ok(false)
+        }
+    }
+
+    /// A value read as [`text`] reads it: a non-empty string, or a number
+    /// as text; anything else is nothing.
+    struct TextSeed;
+
+    impl<'de> DeserializeSeed<'de> for TextSeed {
+        type Value = Option<String>;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<String>, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for TextSeed {
+        type Value = Option<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Option<String>, E> {
+            Ok((!v.is_empty()).then(|| v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Option<String>, E> {
+            Ok((!v.is_empty()).then_some(v))
+        }
+        // Numbers are written as a parsed `Value` writes them.
+        fn visit_u64<E>(self, v: u64) -> Result<Option<String>, E> {
+            Ok(Some(serde_json::Number::from(v).to_string()))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Option<String>, E> {
+            Ok(Some(serde_json::Number::from(v).to_string()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Option<String>, E> {
+            Ok(serde_json::Number::from_f64(v).map(|n| n.to_string()))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Option<String>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<String>, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
 }
 
 /// A door from what the vendor sent; `None` when it sent nothing about it.
@@ -399,6 +637,7 @@ pub fn full_name(first: Option<String>, last: Option<String>) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn hex_comparison_accepts_either_case_and_rejects_junk() {
@@ -429,5 +668,80 @@ mod tests {
             "timestamp_out_of_range"
         );
         assert!(check_timestamp(1_695_902_233 + 301, now_ms, tol).is_err());
+    }
+
+    /// `pick` reads what a mapping reads exactly as `json::text` on a
+    /// parsed `Value` does, whatever the vendor put there.
+    #[test]
+    fn picked_fields_read_as_a_parsed_value_reads() {
+        use json::Field;
+        const INNER: &[Field] = &[Field::text("a"), Field::text("j"), Field::text("status")];
+        const SHAPE: &[Field] = &[
+            Field::text("a"),
+            Field::object("b", INNER),
+            Field::text("c"),
+            Field::text("d"),
+            Field::text("e"),
+            Field::text("f"),
+            Field::text("g"),
+            Field::text("h"),
+            Field::object("i", INNER),
+            Field::text("event"),
+            Field::object(
+                "data",
+                &[Field::object("object", INNER), Field::object("location", INNER)],
+            ),
+        ];
+        let bodies = [
+            r#"{"a":"x","b":"","c":12.50,"d":-3,"e":1e3,"f":null,"g":true,"h":[1,"x"],"i":{"j":"k"}}"#,
+            r#"{"a":"first","a":"second","b":{"a":1,"j":"gone"},"b":{"a":2},"i":{"j":"k"},"i":7}"#,
+            r#" { "a" : "esc\"aped \u00e9\n" , "b" : { } , "c" : 18446744073709551615, "d": 0.1e-400, "\u0065vent": "x" } "#,
+            r#"{"data":{"object":{"status":"open","result":"ACCESS GRANTED"},"location":"not an object"}}"#,
+            r#"{"data":{"object":{"status":"open"}},"data":{"location":{"a":"x"}}}"#,
+            r#"{"data":[{"object":1}],"event":7,"h":{"a":"b"}}"#,
+            r#"["not", "an", "object"]"#,
+            r#""a string""#,
+            r#"12"#,
+        ];
+        for body in bodies {
+            let value: Value = serde_json::from_str(body).unwrap();
+            let mut picked = json::pick(body.as_bytes(), SHAPE).unwrap();
+            let paths: &[&[&str]] = &[
+                &["a"],
+                &["c"],
+                &["d"],
+                &["e"],
+                &["f"],
+                &["g"],
+                &["h"],
+                &["event"],
+                &["b", "a"],
+                &["b", "j"],
+                &["i", "j"],
+                &["i", "a"],
+                &["data", "object", "status"],
+                &["data", "location", "a"],
+                &["data", "object", "a"],
+            ];
+            for path in paths {
+                let (parent, _) = path.split_at(path.len() - 1);
+                let expected =
+                    json::text(&value, path).filter(|_| json::at(&value, parent).is_some_and(Value::is_object));
+                assert_eq!(picked.take(path), expected, "{path:?} in {body}");
+            }
+            for path in [
+                &["b"][..],
+                &["i"],
+                &["data"],
+                &["data", "object"],
+                &["data", "location"],
+            ] {
+                let expected = json::at(&value, path).is_some_and(Value::is_object);
+                assert_eq!(picked.has(path), expected, "{path:?} in {body}");
+            }
+            assert_eq!(picked.take(&["not", "in", "the", "shape"]), None);
+        }
+        assert!(json::pick(b"not json", SHAPE).is_err());
+        assert!(json::pick(br#"{"a":1} trailing"#, SHAPE).is_err());
     }
 }

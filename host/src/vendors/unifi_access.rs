@@ -10,9 +10,8 @@
 //! delivery time `t`. `event_object_id` names the object (often the device),
 //! not the event, so the event id is derived from the body.
 
-use super::json::remove;
+use super::json::{Field, remove};
 use crate::secrecy::{Redact, Secrecy};
-use serde_json::Value;
 
 use super::{
     Auth, NormalizeError, Request, Vendor, Verified, VerifyError, header, hex_matches, hmac_sha256, json,
@@ -86,39 +85,92 @@ impl Redact for UnifiAccess {
     }
 }
 
+/// What is read of a UniFi Access envelope; the rest of the body is kept
+/// as sent, in `raw`, and not parsed further.
+const SHAPE: &[Field] = &[
+    Field::text("event"),
+    Field::object(
+        "data",
+        &[
+            Field::object(
+                "object",
+                &[
+                    Field::text("status"),
+                    Field::text("result"),
+                    Field::text("authentication_type"),
+                    Field::text("authentication_value"),
+                    Field::text("policy_name"),
+                    Field::text("reason_code"),
+                ],
+            ),
+            Field::object("location", &[Field::text("id"), Field::text("name")]),
+            Field::object(
+                "device",
+                &[
+                    Field::text("id"),
+                    Field::text("alias"),
+                    Field::text("name"),
+                    Field::text("device_type"),
+                ],
+            ),
+            Field::object("actor", &[Field::text("id"), Field::text("name"), Field::text("type")]),
+        ],
+    ),
+];
+
 /// Map a UniFi Access envelope (webhook or WebSocket) to the normalized event.
 pub fn normalize(request: &Request<'_>, verified: Verified) -> Result<Event, NormalizeError> {
-    let body: Value = serde_json::from_slice(request.body)?;
-    let event_type = json::text(&body, &["event"]).ok_or_else(|| NormalizeError::Shape("no `event` field".into()))?;
-    let data = body.get("data").unwrap_or(&Value::Null);
-    let object = data.get("object").unwrap_or(&Value::Null);
+    let mut body = json::pick(request.body, SHAPE)?;
+    let event_type = body
+        .take(&["event"])
+        .ok_or_else(|| NormalizeError::Shape("no `event` field".into()))?;
+    let mut object = |key: &str| body.take(&["data", "object", key]);
+    let (status, result) = (object("status"), object("result"));
+    let credential = object("authentication_type").map(|method| Credential {
+        method: method.to_lowercase(),
+        value: object("authentication_value"),
+    });
+    let (policy, reason_code) = (object("policy_name"), object("reason_code"));
     let occurred_at = verified.signed_at.map_or(request.received_at, |t| t * 1000);
 
-    let (kind, cause) = kind_of(&event_type, object);
+    let (kind, cause) = kind_of(&event_type, status.as_deref(), result.as_deref());
     let mut event = request.event(VENDOR, &event_type, kind, occurred_at);
     if let Some(cause) = cause {
         event.attr("cause", cause);
     }
-    if let Some(status) = json::text(object, &["status"]) {
+    if let Some(status) = status {
         event.attr("status", status);
     }
-    event.door = door(data);
-    event.device = device(data);
-    event.actor = actor(data);
-    event.credential = json::text(object, &["authentication_type"]).map(|method| Credential {
-        method: method.to_lowercase(),
-        value: json::text(object, &["authentication_value"]),
+    event.door = body.has(&["data", "location"]).then(|| Door {
+        id: body.take(&["data", "location", "id"]),
+        name: body.take(&["data", "location", "name"]),
+        location: None,
     });
-    if let Some(result) = json::text(object, &["result"]) {
+    event.device = body.has(&["data", "device"]).then(|| Device {
+        id: body.take(&["data", "device", "id"]),
+        name: body
+            .take(&["data", "device", "alias"])
+            .or_else(|| body.take(&["data", "device", "name"])),
+        model: body.take(&["data", "device", "device_type"]),
+    });
+    event.actor = body.has(&["data", "actor"]).then(|| Actor {
+        id: body.take(&["data", "actor", "id"]),
+        name: body.take(&["data", "actor", "name"]),
+        email: None,
+        phone: None,
+        kind: body.take(&["data", "actor", "type"]),
+    });
+    event.credential = credential;
+    if let Some(result) = result {
         if kind == Kind::AccessDenied {
             event.attr("reason", result.clone());
         }
         event.attr("result", result);
     }
-    if let Some(policy) = json::text(object, &["policy_name"]) {
+    if let Some(policy) = policy {
         event.attr("policy", policy);
     }
-    if let Some(code) = json::text(object, &["reason_code"]) {
+    if let Some(code) = reason_code {
         if let Some(outcome) = doorbell_outcome(&code) {
             event.attr("outcome", outcome);
         }
@@ -127,10 +179,10 @@ pub fn normalize(request: &Request<'_>, verified: Verified) -> Result<Event, Nor
     Ok(event)
 }
 
-fn kind_of(event_type: &str, object: &Value) -> (Kind, Option<&'static str>) {
-    let status = json::text(object, &["status"]).map(|s| s.to_ascii_lowercase());
+fn kind_of(event_type: &str, status: Option<&str>, result: Option<&str>) -> (Kind, Option<&'static str>) {
+    let status = status.map(str::to_ascii_lowercase);
     let kind = match event_type {
-        "access.door.unlock" => match json::text(object, &["result"]).map(|r| r.to_ascii_lowercase()) {
+        "access.door.unlock" => match result.map(str::to_ascii_lowercase) {
             Some(r) if r.contains("granted") => Kind::AccessGranted,
             // Denials are reported as "Access Denied" or "BLOCKED" (assumed).
             Some(r) if r.contains("denied") || r.contains("blocked") => Kind::AccessDenied,
@@ -168,35 +220,6 @@ pub(super) fn doorbell_outcome(code: &str) -> Option<&'static str> {
         "108" => "cancelled",
         "400" => "answered_elsewhere",
         _ => return None,
-    })
-}
-
-fn door(data: &Value) -> Option<Door> {
-    let location = data.get("location").filter(|l| l.is_object())?;
-    Some(Door {
-        id: json::text(location, &["id"]),
-        name: json::text(location, &["name"]),
-        location: None,
-    })
-}
-
-fn device(data: &Value) -> Option<Device> {
-    let device = data.get("device").filter(|d| d.is_object())?;
-    Some(Device {
-        id: json::text(device, &["id"]),
-        name: json::text(device, &["alias"]).or_else(|| json::text(device, &["name"])),
-        model: json::text(device, &["device_type"]),
-    })
-}
-
-fn actor(data: &Value) -> Option<Actor> {
-    let actor = data.get("actor").filter(|a| a.is_object())?;
-    Some(Actor {
-        id: json::text(actor, &["id"]),
-        name: json::text(actor, &["name"]),
-        email: None,
-        phone: None,
-        kind: json::text(actor, &["type"]),
     })
 }
 
