@@ -430,6 +430,55 @@ async fn a_sleeping_plugin_does_not_stall_the_pipeline() {
     assert_eq!(health["state"], "suspended", "{health}");
 }
 
+/// Plugins run on threads apart from those that answer vendors: while
+/// spinning plugins hold every pipeline thread until their deadline, the
+/// host still answers requests — the answers come back before any of those
+/// calls has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_running_to_their_deadline_hold_no_thread_a_vendor_waits_on() {
+    let _turn = crate::support::heavy();
+    // As many spinning calls as the pipeline has threads (one per core),
+    // each on a door of its own so that they run at once.
+    let spinning = std::thread::available_parallelism().map_or(2, usize::from);
+    let spinner = PluginTable::new("spinner", "filter", "loop-forever")
+        .set("deadline", "5s")
+        .set("instances", spinning as i64)
+        .set("on_error", "skip")
+        // Once they time out, the requests below skip it: the test ends.
+        .set("suspend_after", spinning as i64)
+        .set("suspend_for", "1h");
+    let config = format!(
+        r#"
+        [admin]
+        token_file = "{{secret_file}}"
+
+        [[sources]]
+        name = "office"
+        vendor = "unifi-access"
+        secret_file = "{{secret_file}}"
+
+        {}
+        "#,
+        plugins(&[spinner])
+    );
+    let host = Host::start(&config).await;
+    for n in 0..spinning {
+        unlock(&host, &format!("Door {n}"), n).await;
+    }
+    // Time for the calls to start; the answers below must not wait for them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for n in 0..5 {
+        unlock(&host, "Front Door", spinning + n).await;
+    }
+    let health = status(&host).await["plugins"][0]["health"].clone();
+    assert_eq!(
+        health["failures"],
+        serde_json::json!({}),
+        "answered while every spinning call was still running: {health}"
+    );
+    host.stop().await;
+}
+
 /// SIGTERM while a plugin sleeps: the host stops cleanly, and what it had
 /// not processed runs at the next start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

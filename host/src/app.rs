@@ -112,14 +112,15 @@ impl App {
         let observer = self.observer;
         let Channels { mut rebinds, watch_set } = self.channels;
         let (stop_work, stopping) = watch::channel(false);
-        let dispatcher = tokio::spawn(dispatch::run(
+        let pipeline = Pipeline::start()?;
+        let dispatcher = pipeline.spawn(dispatch::run(
             self.feeds.events,
             self.live.clone(),
             journal.clone(),
             observer.clone(),
             stopping.clone(),
         ));
-        let outbox = tokio::spawn(outbox::run(
+        let outbox = pipeline.spawn(outbox::run(
             self.feeds.commands,
             self.live.clone(),
             journal.clone(),
@@ -181,9 +182,48 @@ impl App {
         let _ = stop_work.send(true);
         let _ = dispatcher.await;
         let _ = outbox.await;
+        drop(pipeline);
         journal.close().await;
         tracing::info!("Stopped.");
         Ok(())
+    }
+}
+
+/// The threads the pipeline runs on — the dispatcher with its plugin calls,
+/// and the outbox with its deliveries — apart from those that answer
+/// requests. A flood of requests cannot starve the events already accepted
+/// (each door's events wait in line behind only that door's), and a plugin
+/// that runs to its deadline holds no thread a vendor is waiting on. The
+/// operating system shares the cores between the two.
+struct Pipeline(Option<tokio::runtime::Runtime>);
+
+impl Pipeline {
+    fn start() -> std::io::Result<Pipeline> {
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("pipeline")
+            .enable_all()
+            .build()?;
+        Ok(Pipeline(Some(runtime)))
+    }
+
+    fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.as_ref().expect("running until dropped").spawn(task)
+    }
+}
+
+impl Drop for Pipeline {
+    /// Its tasks have ended or are abandoned by now; a runtime may not be
+    /// dropped from async code, only told to stop.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
