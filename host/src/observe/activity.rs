@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use crate::metrics::{DoorLabels, Metrics, SourceLabels};
+use prometheus_client::metrics::gauge::Gauge;
+
+use crate::metrics::{DoorLabels, Metrics, Seconds, SourceLabels};
 use crate::time::now_ms;
 
 /// The rate is counted over this many seconds.
@@ -40,6 +42,8 @@ struct Seen {
     /// Events per second over the last minute: (second, count), oldest first.
     seconds: VecDeque<(i64, u32)>,
     silent: bool,
+    /// Its last-event and silent gauges, looked up once: not per event.
+    gauges: Option<(Seconds, Gauge)>,
 }
 
 impl Seen {
@@ -103,7 +107,12 @@ impl Activity {
     /// returns the silences it ends.
     pub fn saw(&self, source: &str, door: &str, at: i64) -> Vec<Change> {
         let mut sources = self.lock();
-        let entry = sources.entry(source.to_string()).or_default();
+        // Looked up by `&str` first: the names are copied once per source
+        // and door, not once per event.
+        if !sources.contains_key(source) {
+            sources.insert(source.to_string(), Source::default());
+        }
+        let entry = sources.get_mut(source).expect("inserted above");
         let mut ended = Vec::new();
         let mut end = |seen: &mut Seen, door: Option<&str>| {
             if std::mem::take(&mut seen.silent) {
@@ -117,25 +126,34 @@ impl Activity {
         };
         end(&mut entry.seen, None);
         entry.seen.saw(at);
-        let labels = SourceLabels { source: source.into() };
-        self.metrics
-            .source_last_event
-            .get_or_create(&labels)
-            .set(at as f64 / 1000.0);
-        self.metrics.source_silent.get_or_create(&labels).set(0);
+        let (last, silent) = entry.seen.gauges.get_or_insert_with(|| {
+            let labels = SourceLabels { source: source.into() };
+            (
+                self.metrics.source_last_event.get_or_create_owned(&labels),
+                self.metrics.source_silent.get_or_create_owned(&labels),
+            )
+        });
+        last.set(at as f64 / 1000.0);
+        silent.set(0);
         if !door.is_empty() {
-            let seen = entry.doors.entry(door.to_string()).or_default();
+            if !entry.doors.contains_key(door) {
+                entry.doors.insert(door.to_string(), Seen::default());
+            }
+            let seen = entry.doors.get_mut(door).expect("inserted above");
             end(seen, Some(door));
             seen.saw(at);
-            let labels = DoorLabels {
-                source: source.into(),
-                door: door.into(),
-            };
-            self.metrics
-                .door_last_event
-                .get_or_create(&labels)
-                .set(at as f64 / 1000.0);
-            self.metrics.door_silent.get_or_create(&labels).set(0);
+            let (last, silent) = seen.gauges.get_or_insert_with(|| {
+                let labels = DoorLabels {
+                    source: source.into(),
+                    door: door.into(),
+                };
+                (
+                    self.metrics.door_last_event.get_or_create_owned(&labels),
+                    self.metrics.door_silent.get_or_create_owned(&labels),
+                )
+            });
+            last.set(at as f64 / 1000.0);
+            silent.set(0);
         }
         ended
     }
