@@ -1,7 +1,7 @@
 //! `cargo bench -p vestibule`: the whole benchmark suite in one run; results
 //! in `target/bench/` and `docs/benchmarks.md`. `-- --smoke` runs a tiny
 //! load that only proves the suite works; `-- --micro` only times one
-//! plugin call.
+//! plugin call; `-- --paced` only runs the fixed-rate rows.
 
 mod suite;
 
@@ -18,6 +18,14 @@ fn main() {
         return;
     }
     let smoke = std::env::args().any(|a| a == "--smoke");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if std::env::args().any(|a| a == "--paced") {
+        println!("{}", runtime.block_on(suite::paced_only()));
+        return;
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let options = suite::Options {
         smoke,
@@ -30,10 +38,6 @@ fn main() {
         }
         .into(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let report = runtime.block_on(suite::run(&options));
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
     eprintln!("Results in {}", options.out_dir.display());

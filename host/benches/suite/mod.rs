@@ -130,41 +130,13 @@ pub async fn run(options: &Options) -> Value {
     eprintln!("vestibule, three plugins and an HTTP sink…");
     let sink = servers::Sink::default();
     let sink_addr = sink.start().await;
-    let chain = [
-        (
-            "filter",
-            &plugins["door-filter"],
-            "[plugins.config]\ndoors = [\"Front Door\"]\n",
-        ),
-        ("enricher", &plugins["tag-enricher"], ""),
-        ("action", &plugins["echo-event"], "sinks = [\"echo\"]\n"),
-    ];
-    let (addr, stop, task) = start(config(dir.path(), &chain, Some(sink_addr), Some("chain"))).await;
+    let (addr, stop, task) = start(config(dir.path(), &chain(&plugins), Some(sink_addr), Some("chain"))).await;
     let mut with_plugins = measure(addr, "/ingest/bench", &events, &sizes).await;
     let closed_e2e = sink_latencies(&sink, &with_plugins.run).await;
     sink.arrivals.lock().unwrap().clear();
     // The paced row is the median of three runs by their p99 to the sink:
     // one run's tail on this shared machine says little.
-    let mut paced_runs = Vec::new();
-    let mut next = with_plugins.run.next;
-    for round in 1..=3 {
-        eprintln!("vestibule, three plugins, {} events/s, run {round} of 3…", sizes.rate);
-        sink.arrivals.lock().unwrap().clear();
-        let paced = load::fixed_rate(
-            addr,
-            "/ingest/bench",
-            events.clone(),
-            next,
-            sizes.rate,
-            8,
-            sizes.rate_duration,
-        )
-        .await;
-        next = paced.next;
-        let mut run = Summary::of(paced);
-        run.e2e = Some(sink_latencies(&sink, &run.run).await);
-        paced_runs.push(run);
-    }
+    let mut paced_runs = paced(addr, &sink, &events, with_plugins.run.next, &sizes).await;
     stop_host(stop, task).await;
     with_plugins.e2e = Some(closed_e2e);
     let p99s: Vec<u64> = paced_runs.iter().map(|r| r.e2e.map_or(0, |e| e.1)).collect();
@@ -311,6 +283,20 @@ async fn sink_latencies(sink: &servers::Sink, run: &load::Run) -> (u64, u64, u64
     )
 }
 
+/// The three plugins of the chain rows: `door-filter` keeping the Front
+/// Door, `tag-enricher`, and `echo-event` sending to the sink `echo`.
+fn chain(plugins: &std::collections::HashMap<String, PathBuf>) -> [(&'static str, &PathBuf, &'static str); 3] {
+    [
+        (
+            "filter",
+            &plugins["door-filter"],
+            "[plugins.config]\ndoors = [\"Front Door\"]\n",
+        ),
+        ("enricher", &plugins["tag-enricher"], ""),
+        ("action", &plugins["echo-event"], "sinks = [\"echo\"]\n"),
+    ]
+}
+
 /// A host config; `store` names a data folder (in `dir`) for a journal on
 /// disk, else the journal is in memory.
 fn config(
@@ -362,6 +348,67 @@ async fn start(config: Config) -> (std::net::SocketAddr, Stop, tokio::task::Join
 async fn stop_host(stop: Stop, task: tokio::task::JoinHandle<std::io::Result<()>>) {
     let _ = stop.send(());
     let _ = task.await;
+}
+
+/// Three runs at the fixed rate against the host at `addr`, its commands
+/// going to `sink`, starting with event `next` of `events`.
+async fn paced(
+    addr: std::net::SocketAddr,
+    sink: &servers::Sink,
+    events: &Arc<Vec<load::Prepared>>,
+    mut next: usize,
+    sizes: &Sizes,
+) -> Vec<Summary> {
+    let mut runs = Vec::new();
+    for round in 1..=3 {
+        eprintln!("vestibule, three plugins, {} events/s, run {round} of 3…", sizes.rate);
+        sink.arrivals.lock().unwrap().clear();
+        let run = load::fixed_rate(
+            addr,
+            "/ingest/bench",
+            events.clone(),
+            next,
+            sizes.rate,
+            8,
+            sizes.rate_duration,
+        )
+        .await;
+        next = run.next;
+        let mut run = Summary::of(run);
+        run.e2e = Some(sink_latencies(sink, &run.run).await);
+        runs.push(run);
+    }
+    runs
+}
+
+/// Only the fixed-rate rows (`cargo bench -p vestibule -- --paced`): three
+/// plugins and an HTTP sink, journal on disk, three runs; their latencies
+/// to the sink.
+pub async fn paced_only() -> Value {
+    let sizes = Options {
+        smoke: false,
+        out_dir: std::env::temp_dir(),
+        docs: None,
+        command: String::new(),
+    }
+    .sizes();
+    let plugins = wasm::plugins(&["door-filter", "tag-enricher", "echo-event"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+    let events = Arc::new(load::prepare(20_000, SECRET));
+    let sink = servers::Sink::default();
+    let sink_addr = sink.start().await;
+    let (addr, stop, task) = start(config(dir.path(), &chain(&plugins), Some(sink_addr), Some("chain"))).await;
+    let runs = paced(addr, &sink, &events, 0, &sizes).await;
+    stop_host(stop, task).await;
+    let to_sink: Vec<Value> = runs
+        .iter()
+        .map(|r| {
+            let (p50, p99, p999, _) = r.e2e.unwrap_or_default();
+            json!({ "p50_us": p50, "p99_us": p99, "p99_9_us": p999 })
+        })
+        .collect();
+    json!({ "rate_per_s": sizes.rate, "seconds": sizes.rate_duration.as_secs_f64(), "to_sink": to_sink })
 }
 
 /// Only the plugin-call micro-benchmark (`cargo bench -p vestibule -- --micro`).
