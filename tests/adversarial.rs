@@ -15,6 +15,18 @@ use vestibule::plugins::{PluginFailure, Runtime};
 
 use crate::support::config::{PluginTable, plugins};
 
+/// The admin token and the `office` UniFi Access source, both read from
+/// the test's secret file.
+const OFFICE: &str = r#"
+[admin]
+token_file = "{secret_file}"
+
+[[sources]]
+name = "office"
+vendor = "unifi-access"
+secret_file = "{secret_file}"
+"#;
+
 /// Every misbehaving plugin, with the well-behaved `stamp` enricher and
 /// `echo` action between them, and the `vault` sink nobody was granted.
 fn rogues_gallery(sink_url: &str) -> String {
@@ -41,15 +53,7 @@ fn rogues_gallery(sink_url: &str) -> String {
         r#"
         [store]
         path = "data"
-
-        [admin]
-        token_file = "{{secret_file}}"
-
-        [[sources]]
-        name = "office"
-        vendor = "unifi-access"
-        secret_file = "{{secret_file}}"
-
+        {OFFICE}
         {plugins}
         {echo}
 
@@ -447,20 +451,7 @@ async fn plugins_running_to_their_deadline_hold_no_thread_a_vendor_waits_on() {
         // Once they time out, the requests below skip it: the test ends.
         .set("suspend_after", spinning as i64)
         .set("suspend_for", "1h");
-    let config = format!(
-        r#"
-        [admin]
-        token_file = "{{secret_file}}"
-
-        [[sources]]
-        name = "office"
-        vendor = "unifi-access"
-        secret_file = "{{secret_file}}"
-
-        {}
-        "#,
-        plugins(&[spinner])
-    );
+    let config = format!("{OFFICE}\n{}", plugins(&[spinner]));
     let host = Host::start(&config).await;
     for n in 0..spinning {
         unlock(&host, &format!("Door {n}"), n).await;
@@ -476,7 +467,17 @@ async fn plugins_running_to_their_deadline_hold_no_thread_a_vendor_waits_on() {
         serde_json::json!({}),
         "answered while every spinning call was still running: {health}"
     );
+    // And they did run, each to its deadline.
+    let timed_out = serde_json::json!({ "timeout": spinning });
+    for _ in 0..300 {
+        if status(&host).await["plugins"][0]["health"]["failures"] == timed_out {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let health = status(&host).await["plugins"][0]["health"].clone();
     host.stop().await;
+    assert_eq!(health["failures"], timed_out, "{health}");
 }
 
 /// SIGTERM while a plugin sleeps: the host stops cleanly, and what it had

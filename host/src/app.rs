@@ -182,8 +182,11 @@ impl App {
         let _ = stop_work.send(true);
         let _ = dispatcher.await;
         let _ = outbox.await;
-        drop(pipeline);
+        // The cluster store records outcomes and deliveries in tasks the
+        // pipeline started: they finish while the journal closes, so the
+        // pipeline's threads stop only after it.
         journal.close().await;
+        drop(pipeline);
         tracing::info!("Stopped.");
         Ok(())
     }
