@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::stream::Stream;
 
-use super::journal::publish;
+use super::publish::publish;
 use super::wire::{self, CommandMsg, CommandState, DeadCommandMsg, DeadEventMsg, RunMsg, StateMsg};
 use super::{Cluster, missing};
 use crate::config::Config;

@@ -1,0 +1,252 @@
+//! The pull loops: each durable consumer of this node's partitions is
+//! pulled from until the node stops, and what arrives is handed to the
+//! dispatcher (events) or the outbox (commands).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{AckKind, Message};
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use super::held::{Held, HeldCommand, HeldEvent, Write, Writes};
+use super::publish::record_state;
+use super::wire::{self, CommandMsg, CommandState, StateMsg};
+use super::{Cluster, missing};
+use crate::event::Event;
+use crate::store::{PendingCommand, Queued};
+use crate::time::now_ms;
+
+/// One durable consumer, pulled from until the node stops; it is looked up
+/// again after any error (a server gone, a consumer leader moved).
+pub(super) struct Puller {
+    pub(super) cluster: Cluster,
+    pub(super) stream: String,
+    pub(super) consumer: String,
+    pub(super) stop: watch::Receiver<bool>,
+}
+
+impl Puller {
+    pub(super) async fn run<F, Fut>(mut self, mut take: F)
+    where
+        F: FnMut(Message) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let mut failures = 0u32;
+        while !*self.stop.borrow() {
+            let (js, stream, name) = (self.cluster.js.clone(), self.stream.clone(), self.consumer.clone());
+            let messages = async move {
+                let stream = js.get_stream_no_info(&stream).await.map_err(|e| e.to_string())?;
+                let consumer: PullConsumer = stream.get_consumer(&name).await.map_err(|e| e.to_string())?;
+                consumer
+                    .stream()
+                    .max_messages_per_batch(1)
+                    .heartbeat(Duration::from_secs(5))
+                    .expires(Duration::from_secs(30))
+                    .messages()
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            let messages = tokio::select! {
+                messages = messages => messages,
+                _ = self.stop.wait_for(|stop| *stop) => return,
+            };
+            let mut messages = match messages {
+                Ok(messages) => messages,
+                Err(error) => {
+                    failures += 1;
+                    if failures % 10 == 1 {
+                        tracing::warn!(consumer = %self.consumer, %error, "Cannot pull from the cluster; trying again.");
+                    }
+                    self.pause(failures).await;
+                    continue;
+                }
+            };
+            loop {
+                let next = tokio::select! {
+                    next = messages.next() => next,
+                    _ = self.stop.wait_for(|stop| *stop) => return,
+                };
+                match next {
+                    Some(Ok(message)) => {
+                        failures = 0;
+                        take(message).await;
+                    }
+                    Some(Err(error)) => {
+                        failures += 1;
+                        tracing::debug!(consumer = %self.consumer, %error, "Pulling interrupted; pulling again.");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            self.pause(failures).await;
+        }
+    }
+
+    async fn pause(&mut self, failures: u32) {
+        let wait = Duration::from_millis(100 * u64::from(failures.min(20)));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.stop.wait_for(|stop| *stop) => {}
+        }
+    }
+}
+
+/// Hands the events of this node's partitions to the dispatcher.
+pub(super) struct EventHandler {
+    pub(super) held: Arc<Held>,
+    pub(super) backlog: Arc<AtomicUsize>,
+    pub(super) feed: mpsc::UnboundedSender<Queued>,
+}
+
+impl EventHandler {
+    pub(super) fn take(&self, message: Message) -> std::future::Ready<()> {
+        let Ok(info) = message.info().map(|i| i.stream_sequence) else {
+            return std::future::ready(());
+        };
+        let seq = info as i64;
+        let event: Event = match wire::decode("event", &message.payload) {
+            Ok(event) => event,
+            Err(e) => {
+                // Written by a Vestibule of another version, or by hand:
+                // it cannot run, and must not hold its partition up.
+                tracing::error!(seq, error = %e, "An event in the cluster cannot be read; it is skipped.");
+                let message = Arc::new(message);
+                tokio::spawn(async move { message.ack_with(AckKind::Term).await });
+                return std::future::ready(());
+            }
+        };
+        let (run, origin) = wire::run_of(message.headers.as_ref(), seq);
+        let message = Arc::new(message);
+        self.held
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seq, HeldEvent { message, origin, run });
+        self.backlog.fetch_add(1, Ordering::Relaxed);
+        let _ = self.feed.send(Queued { seq, run, event });
+        std::future::ready(())
+    }
+}
+
+/// Hands commands to the outbox: those of this node's partitions, and
+/// delayed ones once they are due.
+pub(super) struct CommandHandler {
+    pub(super) cluster: Cluster,
+    pub(super) held: Arc<Held>,
+    pub(super) unattempted: Arc<AtomicUsize>,
+    pub(super) writes: Arc<Writes>,
+    pub(super) feed: mpsc::UnboundedSender<PendingCommand>,
+    pub(super) delayed: bool,
+}
+
+impl CommandHandler {
+    pub(super) async fn take(&self, message: Message) {
+        let Ok((seq, delivered)) = message.info().map(|i| (i.stream_sequence, i.delivered)) else {
+            return;
+        };
+        let command: CommandMsg = match wire::decode("command", &message.payload) {
+            Ok(command) => command,
+            Err(e) => {
+                tracing::error!(seq, error = %e, "A command in the cluster cannot be read; it is skipped.");
+                let _ = message.ack_with(AckKind::Term).await;
+                return;
+            }
+        };
+        // Handed out before: another node may have tried it, or finished.
+        let state = if delivered > 1 { self.state(seq).await } else { None };
+        if let Some(state) = &state
+            && state.state != CommandState::Retrying
+        {
+            let _ = message.double_ack().await;
+            return;
+        }
+        let attempts = state.as_ref().map_or(0, |s| s.attempts);
+        let next_at = state
+            .as_ref()
+            .map_or(command.received_at + command.delay_ms as i64, |s| s.next_at);
+        if self.delayed && attempts == 0 {
+            let wait = next_at - now_ms();
+            if wait > 20 {
+                // JetStream keeps it until it is due, on no node's clock.
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(Duration::from_millis(wait as u64))))
+                    .await;
+                return;
+            }
+            if self.superseded(&command, seq).await {
+                let _write = Write::start(&self.writes);
+                let superseded = StateMsg {
+                    state: CommandState::Superseded,
+                    attempts: 0,
+                    first_attempt_at: None,
+                    next_at: 0,
+                    error: None,
+                    at: now_ms(),
+                };
+                tracing::debug!(sink = %command.command.sink, key = %command.key, "Delayed command replaced by a later one.");
+                if record_state(&self.cluster, seq, &superseded).await.is_ok() {
+                    let _ = message.double_ack().await;
+                }
+                return;
+            }
+        }
+        let pending = PendingCommand {
+            id: seq as i64,
+            key: command.key.clone(),
+            plugin: command.plugin.clone(),
+            door: command.door.clone(),
+            command: command.command.clone(),
+            delay_ms: command.delay_ms,
+            received_at: command.received_at,
+            attempts,
+            first_attempt_at: state.as_ref().and_then(|s| s.first_attempt_at),
+            next_at,
+        };
+        self.held.commands.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            seq as i64,
+            HeldCommand {
+                message: Arc::new(message),
+                command,
+            },
+        );
+        self.unattempted.fetch_add(1, Ordering::Relaxed);
+        let _ = self.feed.send(pending);
+    }
+
+    async fn state(&self, seq: u64) -> Option<StateMsg> {
+        let stream = self.cluster.stream("STATE").await.ok()?;
+        match stream
+            .get_last_raw_message_by_subject(&self.cluster.layout().state_subject(seq))
+            .await
+        {
+            Ok(message) => wire::decode("state", &message.payload).ok(),
+            Err(e) if missing(&e) => None,
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "Cannot read a command's attempts; counting from zero.");
+                None
+            }
+        }
+    }
+
+    /// Whether a later delayed command took this one's (plugin, sink, door).
+    async fn superseded(&self, command: &CommandMsg, seq: u64) -> bool {
+        let Ok(stream) = self.cluster.stream("STATE").await else {
+            return false;
+        };
+        let slot = self
+            .cluster
+            .layout()
+            .slot_subject(&command.plugin, &command.command.sink, &command.door);
+        match stream.get_last_raw_message_by_subject(&slot).await {
+            Ok(last) => std::str::from_utf8(&last.payload)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|newest| newest > seq),
+            Err(_) => false,
+        }
+    }
+}
