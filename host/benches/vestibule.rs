@@ -1,7 +1,8 @@
 //! `cargo bench -p vestibule`: the whole benchmark suite in one run; results
 //! in `target/bench/` and `docs/benchmarks.md`. `-- --smoke` runs a tiny
 //! load that only proves the suite works; `-- --micro` only times one
-//! plugin call; `-- --paced` only runs the fixed-rate rows.
+//! plugin call; `-- --paced` only runs the fixed-rate rows; `-- --cluster`
+//! only the cluster store's rows.
 
 mod suite;
 
@@ -24,6 +25,10 @@ fn main() {
         .unwrap();
     if std::env::args().any(|a| a == "--paced") {
         println!("{}", runtime.block_on(suite::paced_only()));
+        return;
+    }
+    if std::env::args().any(|a| a == "--cluster") {
+        println!("{}", runtime.block_on(suite::cluster_only()));
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

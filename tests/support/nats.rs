@@ -59,6 +59,9 @@ struct Server {
     child: Option<Child>,
 }
 
+/// How long a server may take to say it is ready.
+const READY_WITHIN: Duration = Duration::from_secs(90);
+
 /// NATS servers with JetStream: `start(1)` a lone server, `start(3)` a
 /// cluster. Stopped when dropped.
 pub struct Nats {
@@ -78,9 +81,15 @@ impl Nats {
             for i in 0..n {
                 nats.spawn(i);
             }
+            // A server that exited most likely lost a port; one that never
+            // became ready may be waiting on a route another process took.
+            // Either way, other ports are worth a try; the servers of this
+            // attempt are stopped as `nats` is dropped.
             match (0..n).try_for_each(|i| nats.wait_ready(i)) {
                 Ok(()) => return nats,
-                Err(Failed::Exited(why)) if attempts < 3 => eprintln!("{why}; starting over on other ports"),
+                Err(Failed::Exited(why) | Failed::NotReady(why)) if attempts < 3 => {
+                    eprintln!("{why}\nstarting over on other ports")
+                }
                 Err(Failed::Exited(why) | Failed::NotReady(why)) => panic!("{why}"),
             }
         }
@@ -144,18 +153,24 @@ impl Nats {
     }
 
     /// Until `/healthz` says JetStream is ready: in a cluster, that a meta
-    /// leader was elected (`?js-enabled-only` would answer too early).
+    /// leader was elected (`?js-enabled-only` would answer too early). On
+    /// a two-core machine busy with a build beside the tests, three servers
+    /// have taken over 30 s to elect one.
     fn wait_ready(&mut self, i: usize) -> Result<(), Failed> {
         let server = &mut self.servers[i];
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + READY_WITHIN;
+        // What `/healthz` answered last, for the message if it never says yes.
+        let mut last_answer = String::from("nothing (the monitoring port never answered)");
         let said = |server: &Server| {
             let log = std::fs::read_to_string(&server.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         };
         loop {
-            if monitor(server.monitor, "/healthz").is_some_and(|(status, _)| status == 200) {
-                return Ok(());
+            match monitor(server.monitor, "/healthz") {
+                Some((200, _)) => return Ok(()),
+                Some((status, body)) => last_answer = format!("{status} {}", body.trim()),
+                None => {}
             }
             if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 return Err(Failed::Exited(format!(
@@ -166,8 +181,9 @@ impl Nats {
             }
             if Instant::now() >= deadline {
                 return Err(Failed::NotReady(format!(
-                    "nats server {} not ready within 30s:\n{}",
+                    "nats server {} not ready within {}s; /healthz said {last_answer}; its log ends:\n{}",
                     server.name,
+                    READY_WITHIN.as_secs(),
                     said(server)
                 )));
             }

@@ -249,20 +249,34 @@ async fn measure(addr: std::net::SocketAddr, path: &str, events: &Arc<Vec<load::
     Summary::of(load::closed_loop(addr, path, events.clone(), warm.next, sizes.connections, sizes.measure).await)
 }
 
-/// Wait until the sink stops receiving, then the send → sink latencies.
+/// Wait until the sink has every event of `run` (or stops receiving), then
+/// the send → sink latencies.
 async fn sink_latencies(sink: &servers::Sink, run: &load::Run) -> (u64, u64, u64, usize) {
-    // Until deliveries stop coming — given the pipeline up to 10 s to
-    // start delivering at all, on a loaded machine.
+    // Until every event of the run arrived, or none has for a while: a
+    // pipeline that stalls shows in the tail (or in the count delivered),
+    // rather than ending the wait with its slowest events left out. It is
+    // given up to 10 s to start delivering at all, on a loaded machine.
     let started = Instant::now();
-    let mut last = usize::MAX;
+    let mut last = (usize::MAX, Instant::now());
     loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = sink.arrivals.lock().unwrap().len();
-        let settled = now == last && (now > 0 || started.elapsed() > Duration::from_secs(10));
-        if settled {
+        let (now, all) = {
+            let arrivals = sink.arrivals.lock().unwrap();
+            (
+                arrivals.len(),
+                run.sent.iter().all(|(seq, _)| arrivals.contains_key(seq)),
+            )
+        };
+        if all {
             break;
         }
-        last = now;
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        let quiet = last.1.elapsed() > Duration::from_secs(5);
+        if quiet && (now > 0 || started.elapsed() > Duration::from_secs(10)) {
+            break;
+        }
     }
     let arrivals = sink.arrivals.lock().unwrap();
     let mut latencies: Vec<u64> = run
@@ -381,17 +395,22 @@ async fn paced(
     runs
 }
 
-/// Only the fixed-rate rows (`cargo bench -p vestibule -- --paced`): three
-/// plugins and an HTTP sink, journal on disk, three runs; their latencies
-/// to the sink.
-pub async fn paced_only() -> Value {
-    let sizes = Options {
+/// The sizes of a full run, for the runs of one part.
+fn full_sizes() -> Sizes {
+    Options {
         smoke: false,
         out_dir: std::env::temp_dir(),
         docs: None,
         command: String::new(),
     }
-    .sizes();
+    .sizes()
+}
+
+/// Only the fixed-rate rows (`cargo bench -p vestibule -- --paced`): three
+/// plugins and an HTTP sink, journal on disk, three runs; their latencies
+/// to the sink.
+pub async fn paced_only() -> Value {
+    let sizes = full_sizes();
     let plugins = wasm::plugins(&["door-filter", "tag-enricher", "echo-event"]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("secret"), SECRET).unwrap();
@@ -409,6 +428,32 @@ pub async fn paced_only() -> Value {
         })
         .collect();
     json!({ "rate_per_s": sizes.rate, "seconds": sizes.rate_duration.as_secs_f64(), "to_sink": to_sink })
+}
+
+/// Only the cluster rows (`cargo bench -p vestibule -- --cluster`): one node
+/// on one NATS server and two nodes on three, saturated and at a fixed
+/// rate, after bare hyper for their ratios.
+pub async fn cluster_only() -> Value {
+    let sizes = full_sizes();
+    let plugins = wasm::plugins(&["door-filter", "tag-enricher", "echo-event"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+    let pool = 200_000;
+    let events = Arc::new(load::prepare(pool, SECRET));
+    let baseline = measure(servers::bare_hyper().await, "/", &events, &sizes).await;
+    let rows = cluster::run(dir.path(), &plugins, &sizes, pool, &baseline).await;
+    let summary = |row: &Value| {
+        json!({
+            "requests_per_s": row["saturated"]["rps"],
+            "processed_per_s": row["saturated_processed_per_second"],
+            "paced": row["paced"],
+        })
+    };
+    json!({
+        "bare_hyper_rps": baseline.json(None)["rps"],
+        "one_node_one_server": summary(&rows["one_node_one_server"]),
+        "two_nodes_three_servers": summary(&rows["two_nodes_three_servers"]),
+    })
 }
 
 /// Only the plugin-call micro-benchmark (`cargo bench -p vestibule -- --micro`).
