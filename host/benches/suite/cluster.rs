@@ -14,7 +14,7 @@ use vestibule::Config;
 use super::nats::Nats;
 use super::{SECRET, Sizes, Summary, load, servers, sink_latencies, start, stop_host};
 
-const DOORS: [&str; 16] = [
+pub(super) const DOORS: [&str; 16] = [
     "Door 1", "Door 2", "Door 3", "Door 4", "Door 5", "Door 6", "Door 7", "Door 8", "Door 9", "Door 10", "Door 11",
     "Door 12", "Door 13", "Door 14", "Door 15", "Door 16",
 ];
@@ -41,32 +41,9 @@ pub(super) async fn run(
         let addrs: Vec<SocketAddr> = hosts.iter().map(|h| h.0).collect();
 
         let per_node = (sizes.connections / nodes).max(1);
-        let closed = |first: usize, duration| {
-            let events = events.clone();
-            let addrs = addrs.clone();
-            async move {
-                let mut runs = Vec::new();
-                for (i, addr) in addrs.iter().enumerate() {
-                    let events = events.clone();
-                    let start = first + i * events.len() / addrs.len();
-                    let addr = *addr;
-                    runs.push(tokio::spawn(async move {
-                        load::closed_loop(addr, "/ingest/bench", events, start, per_node, duration).await
-                    }));
-                }
-                let mut merged: Option<load::Run> = None;
-                for run in runs {
-                    let run = run.await.unwrap();
-                    merged = Some(match merged {
-                        Some(m) => m.merge(run),
-                        None => run,
-                    });
-                }
-                merged.unwrap()
-            }
-        };
-        let warm = closed(0, sizes.warmup).await;
-        let mut saturated = Summary::of(closed(warm.next, sizes.measure).await);
+        let (_, offset) = closed(&addrs, &events, 0, per_node, sizes.warmup).await;
+        let (run, offset) = closed(&addrs, &events, offset, per_node, sizes.measure).await;
+        let mut saturated = Summary::of(run);
         saturated.e2e = Some(sink_latencies(&sink, &saturated.run).await);
         let processed = processed_per_second(&sink, &saturated.run);
         sink.arrivals.lock().unwrap().clear();
@@ -75,7 +52,7 @@ pub(super) async fn run(
         let mut paced = Vec::new();
         for (i, addr) in addrs.iter().enumerate() {
             let events = events.clone();
-            let first = saturated.run.next + pool / 4 + i * events.len() / (2 * addrs.len());
+            let first = slice_start(events.len(), nodes, i, offset);
             let addr = *addr;
             let share = rate / nodes as u32;
             let duration = sizes.rate_duration;
@@ -110,6 +87,46 @@ pub(super) async fn run(
     Value::Object(rows)
 }
 
+/// Where node `i` of `nodes` starts sending, `offset` into its own slice of
+/// `events`: no event is sent by two nodes, nor in two phases of a run (a
+/// second copy would be answered as a duplicate, cheaply, and never reach
+/// the sink again).
+fn slice_start(events: usize, nodes: usize, i: usize, offset: usize) -> usize {
+    i * (events / nodes) + offset
+}
+
+/// A closed loop of `connections` per node against every node in `addrs`
+/// at once, each node sending from its own slice of `events`, `offset`
+/// into it. The run, and the offset the next phase starts at.
+pub(super) async fn closed(
+    addrs: &[SocketAddr],
+    events: &Arc<Vec<load::Prepared>>,
+    offset: usize,
+    connections: usize,
+    duration: std::time::Duration,
+) -> (load::Run, usize) {
+    let mut runs = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let events = events.clone();
+        let start = slice_start(events.len(), addrs.len(), i, offset);
+        let addr = *addr;
+        let run = tokio::spawn(async move {
+            load::closed_loop(addr, "/ingest/bench", events, start, connections, duration).await
+        });
+        runs.push((start, run));
+    }
+    let (mut merged, mut used): (Option<load::Run>, usize) = (None, 0);
+    for (start, run) in runs {
+        let run = run.await.unwrap();
+        used = used.max(run.next - start);
+        merged = Some(match merged {
+            Some(m) => m.merge(run),
+            None => run,
+        });
+    }
+    (merged.unwrap(), offset + used)
+}
+
 /// Events of `run` through the pipeline to the sink per second: from the
 /// first request sent to the last command received. Under a saturating
 /// load, ingest accepts more than the partitions process; the rest waits in
@@ -133,24 +150,38 @@ fn config(
     sink: SocketAddr,
     replicas: usize,
 ) -> PathBuf {
-    let doors: Vec<String> = DOORS.iter().map(|d| format!("{d:?}")).collect();
     let text = format!(
-        "[server]\nqueue = 65536\n\n\
-         [store]\nkind = \"nats\"\n{servers}\nreplicas = {replicas}\nstream_prefix = \"BENCH\"\n\n\
-         [[sources]]\nname = \"bench\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n\n\
-         [[plugins]]\nname = \"p0\"\nworld = \"filter\"\npath = \"{filter}\"\n[plugins.config]\ndoors = [{doors}]\n\n\
-         [[plugins]]\nname = \"p1\"\nworld = \"enricher\"\npath = \"{enricher}\"\n\n\
-         [[plugins]]\nname = \"p2\"\nworld = \"action\"\npath = \"{action}\"\nsinks = [\"echo\"]\n\n\
-         [[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"http://{sink}/events\"\n",
-        servers = nats.servers_toml(),
-        filter = plugins["door-filter"].display(),
-        enricher = plugins["tag-enricher"].display(),
-        action = plugins["echo-event"].display(),
-        doors = doors.join(", "),
+        "[server]\nqueue = 65536\n\n{}\n{}",
+        store_toml(nats, replicas, "BENCH"),
+        chain_toml(plugins, sink)
     );
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, text).unwrap();
     file
+}
+
+/// The `[store]` table of a node of the cluster `nats`.
+pub(super) fn store_toml(nats: &Nats, replicas: usize, prefix: &str) -> String {
+    format!(
+        "[store]\nkind = \"nats\"\n{servers}\nreplicas = {replicas}\nstream_prefix = \"{prefix}\"\n",
+        servers = nats.servers_toml(),
+    )
+}
+
+/// The source, the three plugins over [`DOORS`] and the HTTP sink at `sink`.
+pub(super) fn chain_toml(plugins: &std::collections::HashMap<String, PathBuf>, sink: SocketAddr) -> String {
+    let doors: Vec<String> = DOORS.iter().map(|d| format!("{d:?}")).collect();
+    format!(
+        "[[sources]]\nname = \"bench\"\nvendor = \"unifi-access\"\nsecret_file = \"secret\"\n\n\
+         [[plugins]]\nname = \"p0\"\nworld = \"filter\"\npath = \"{filter}\"\n[plugins.config]\ndoors = [{doors}]\n\n\
+         [[plugins]]\nname = \"p1\"\nworld = \"enricher\"\npath = \"{enricher}\"\n\n\
+         [[plugins]]\nname = \"p2\"\nworld = \"action\"\npath = \"{action}\"\nsinks = [\"echo\"]\n\n\
+         [[sinks]]\nname = \"echo\"\nkind = \"http\"\nurl = \"http://{sink}/events\"\n",
+        filter = plugins["door-filter"].display(),
+        enricher = plugins["tag-enricher"].display(),
+        action = plugins["echo-event"].display(),
+        doors = doors.join(", "),
+    )
 }
 
 /// The report's section on the cluster rows, with `row` the table row of a

@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod load;
 pub mod outside;
+mod quota;
 pub mod reload;
 pub mod servers;
 
@@ -146,6 +147,11 @@ pub async fn run(options: &Options) -> Value {
     let outside = outside::run(dir.path(), &plugins, &sizes.outside).await;
 
     let cluster = cluster::run(dir.path(), &plugins, &sizes, pool, &baseline).await;
+    let quota = if options.smoke {
+        json!({ "skipped": "a smoke run" })
+    } else {
+        quota::run(dir.path(), &plugins, &sizes, pool).await
+    };
 
     eprintln!(
         "reloading a plugin {} times under {} events/s…",
@@ -181,6 +187,7 @@ pub async fn run(options: &Options) -> Value {
         },
         "outside": outside,
         "cluster": cluster,
+        "cluster_quota": quota,
         "reload": reloads,
         "plugin_call": micro,
         "idle_rss_kib": { "plugins_1": rss_1, "plugins_20": rss_20 },
@@ -432,7 +439,8 @@ pub async fn paced_only() -> Value {
 
 /// Only the cluster rows (`cargo bench -p vestibule -- --cluster`): one node
 /// on one NATS server and two nodes on three, saturated and at a fixed
-/// rate, after bare hyper for their ratios.
+/// rate, after bare hyper for their ratios; then one node and two, each on
+/// a CPU quota of its own.
 pub async fn cluster_only() -> Value {
     let sizes = full_sizes();
     let plugins = wasm::plugins(&["door-filter", "tag-enricher", "echo-event"]);
@@ -442,6 +450,7 @@ pub async fn cluster_only() -> Value {
     let events = Arc::new(load::prepare(pool, SECRET));
     let baseline = measure(servers::bare_hyper().await, "/", &events, &sizes).await;
     let rows = cluster::run(dir.path(), &plugins, &sizes, pool, &baseline).await;
+    let quota = quota::run(dir.path(), &plugins, &sizes, pool).await;
     let summary = |row: &Value| {
         json!({
             "requests_per_s": row["saturated"]["rps"],
@@ -453,6 +462,7 @@ pub async fn cluster_only() -> Value {
         "bare_hyper_rps": baseline.json(None)["rps"],
         "one_node_one_server": summary(&rows["one_node_one_server"]),
         "two_nodes_three_servers": summary(&rows["two_nodes_three_servers"]),
+        "each_node_on_a_quota": quota,
     })
 }
 
@@ -732,7 +742,7 @@ fn markdown(r: &Value) -> String {
         overhead = p["overhead_us"],
         ratio = p["ratio"],
         reload = reload_markdown(&r["reload"]),
-        cluster = cluster::markdown(r, &row),
+        cluster = format!("{}{}", cluster::markdown(r, &row), quota::markdown(&r["cluster_quota"])),
         outside = outside::markdown(&r["outside"]),
         profile = include_str!("profile.md"),
         rss1 = rss["plugins_1"],

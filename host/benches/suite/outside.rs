@@ -122,10 +122,11 @@ fn with_cpu(mut row: Value, cpu: Value) -> Value {
     row
 }
 
-/// One `vestibule serve` process on its own data folder.
-struct Host {
+/// One `vestibule serve` process: on its own data folder (SQLite), or a
+/// node of a cluster.
+pub(super) struct Host {
     child: tokio::process::Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
     started: Instant,
 }
 
@@ -133,15 +134,21 @@ impl Host {
     async fn start(dir: &Path, name: &str, plugins: &[(&str, &PathBuf, &str)], sink: Option<SocketAddr>) -> Host {
         let data = dir.join(format!("outside-{name}"));
         let _ = std::fs::remove_dir_all(&data);
+        let store = format!("[store]\npath = \"{}\"\n", data.display());
+        Host::spawn(dir, name, &store, &super::config_body(plugins, sink)).await
+    }
+
+    /// `vestibule serve` on a config of `store` (its `[store]` table) and
+    /// `rest` (sources, plugins, sinks), listening on a free port; returns
+    /// once it listens.
+    pub(super) async fn spawn(dir: &Path, name: &str, store: &str, rest: &str) -> Host {
         // `/metrics` (for the WAL's bytes) needs the admin token.
         let token = dir.join("admin-token");
         std::fs::write(&token, ADMIN_TOKEN).unwrap();
         std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let text = format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nqueue = 65536\n\n[store]\npath = \"{}\"\n\n[admin]\ntoken_file = \"{}\"\n{}",
-            data.display(),
+            "[server]\nlisten = \"127.0.0.1:0\"\nqueue = 65536\n\n{store}\n[admin]\ntoken_file = \"{}\"\n{rest}",
             token.display(),
-            super::config_body(plugins, sink)
         );
         let config = dir.join(format!("outside-{name}.toml"));
         std::fs::write(&config, text).unwrap();
@@ -181,8 +188,13 @@ impl Host {
         }
     }
 
+    /// Its process id.
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     /// CPU seconds (user + system) it has used so far, all threads.
-    fn cpu_seconds(&self) -> f64 {
+    pub(super) fn cpu_seconds(&self) -> f64 {
         self.child
             .id()
             .map_or(0.0, |pid| cpu_by_thread(pid).iter().map(|(_, s)| s).sum())
@@ -190,7 +202,7 @@ impl Host {
 
     /// Stop it (SIGTERM, as systemd would); the CPU time it used, by thread
     /// name, while it ran.
-    async fn stop(mut self) -> Value {
+    pub(super) async fn stop(mut self) -> Value {
         let pid = self.child.id().unwrap();
         let cpu = cpu_by_thread(pid);
         let wal_bytes = metric(self.addr, "vestibule_journal_wal_written_bytes_total").await;

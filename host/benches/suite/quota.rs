@@ -1,0 +1,198 @@
+//! Does a second node add throughput? On one machine every node shares the
+//! same two cores, so two nodes could only ever split them. Here each
+//! `vestibule serve` node runs in a cgroup of its own (the v1 `cpu`
+//! controller) capped at the same CPU quota, as if each had a small machine
+//! of its own, while the three NATS servers, the load generator and the
+//! sink run outside any quota. One node, then two, on the same three-server
+//! cluster (3 replicas), each saturated with requests; what counts is how
+//! many events a second reach the sink while they are.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::cluster::{DOORS, chain_toml, closed, store_toml};
+use super::nats::Nats;
+use super::outside::Host;
+use super::{SECRET, Sizes, load, servers};
+
+/// Each node's share of a core.
+pub(super) const QUOTA_CORES: f64 = 0.4;
+
+/// The cgroup v1 `cpu` hierarchy (writable as root).
+const CPU_CGROUPS: &str = "/sys/fs/cgroup/cpu";
+
+/// The CFS period the quota is a part of, in µs.
+const PERIOD_US: u64 = 100_000;
+
+/// Long enough for the backlog in JetStream to build, so that what is
+/// measured after it is the pipeline at saturation.
+const WARM_UP: Duration = Duration::from_secs(2);
+
+/// A cgroup holding one node's process, removed when dropped.
+struct Group {
+    path: PathBuf,
+}
+
+impl Group {
+    fn create(name: &str) -> Result<Group, String> {
+        let path = Path::new(CPU_CGROUPS).join(name);
+        let _ = std::fs::remove_dir(&path);
+        std::fs::create_dir(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let group = Group { path };
+        group.write("cpu.cfs_period_us", &PERIOD_US.to_string())?;
+        let quota = (QUOTA_CORES * PERIOD_US as f64) as u64;
+        group.write("cpu.cfs_quota_us", &quota.to_string())?;
+        Ok(group)
+    }
+
+    /// Move process `pid` and all its threads into the group.
+    fn add(&self, pid: u32) -> Result<(), String> {
+        self.write("cgroup.procs", &pid.to_string())
+    }
+
+    fn write(&self, file: &str, value: &str) -> Result<(), String> {
+        let path = self.path.join(file);
+        std::fs::write(&path, value).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // Empty once its process has exited, which may take a moment.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.path).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// One node, then two, each on its quota: requests accepted and events
+/// processed per second. Without a writable `cpu` cgroup (not root, or
+/// cgroup v2 only) the rows are skipped, saying why.
+pub(super) async fn run(
+    dir: &Path,
+    plugins: &std::collections::HashMap<String, PathBuf>,
+    sizes: &Sizes,
+    pool: usize,
+) -> Value {
+    if let Err(why) = Group::create("vestibule-bench-probe") {
+        return json!({ "skipped": why });
+    }
+    eprintln!("vestibule on NATS JetStream, each node on {QUOTA_CORES} of a core: 1 node, then 2…");
+    let nats = tokio::task::block_in_place(|| Nats::start(3));
+    let events = Arc::new(load::prepare_doors(pool, SECRET, &DOORS));
+    let mut rows = serde_json::Map::new();
+    for nodes in [1usize, 2] {
+        let sink = servers::Sink::default();
+        let sink_addr = sink.start().await;
+        // Streams of their own: the first run's backlog is not the second's,
+        // nor are its events duplicates there.
+        let store = store_toml(&nats, 3, &format!("QUOTA{nodes}"));
+        let mut hosts = Vec::new();
+        let mut groups = Vec::new();
+        for i in 0..nodes {
+            let host = Host::spawn(
+                dir,
+                &format!("quota-{nodes}-{i}"),
+                &store,
+                &chain_toml(plugins, sink_addr),
+            )
+            .await;
+            let group = Group::create(&format!("vestibule-bench-node{i}")).and_then(|g| g.add(host.pid()).map(|()| g));
+            match group {
+                Ok(group) => groups.push(group),
+                Err(why) => return json!({ "skipped": why }),
+            }
+            hosts.push(host);
+        }
+        let addrs: Vec<SocketAddr> = hosts.iter().map(|h| h.addr).collect();
+        let per_node = (sizes.connections / 2).max(1);
+        let load = {
+            let (addrs, events) = (addrs.clone(), events.clone());
+            let duration = WARM_UP + sizes.measure;
+            tokio::spawn(async move { closed(&addrs, &events, 0, per_node, duration).await.0 })
+        };
+        tokio::time::sleep(WARM_UP).await;
+        let (arrived_before, cpu_before) = (sink.arrivals.lock().unwrap().len(), cpu(&hosts));
+        let started = Instant::now();
+        tokio::time::sleep(sizes.measure).await;
+        let (arrived, cpu_used) = (
+            sink.arrivals.lock().unwrap().len() - arrived_before,
+            cpu(&hosts) - cpu_before,
+        );
+        let seconds = started.elapsed().as_secs_f64();
+        let run = load.await.unwrap();
+        for host in hosts {
+            host.stop().await;
+        }
+        drop(groups);
+        rows.insert(
+            format!("nodes_{nodes}"),
+            json!({
+                "requests_per_s": run.rps().round() as u64,
+                "processed_per_s": (arrived as f64 / seconds).round() as u64,
+                // Each node's, averaged: at most the quota.
+                "cpu_cores_per_node": (cpu_used / seconds / nodes as f64 * 100.0).round() / 100.0,
+            }),
+        );
+    }
+    drop(nats);
+    let processed = |nodes: &str| rows[nodes]["processed_per_s"].as_f64().unwrap_or(0.0);
+    let ratio = processed("nodes_2") / processed("nodes_1").max(1.0);
+    json!({
+        "quota_cores": QUOTA_CORES,
+        "connections_per_node": (sizes.connections / 2).max(1),
+        "measure_seconds": sizes.measure.as_secs_f64(),
+        "rows": rows,
+        "two_vs_one_processed": (ratio * 100.0).round() / 100.0,
+    })
+}
+
+/// The CPU seconds all of `hosts` have used.
+fn cpu(hosts: &[Host]) -> f64 {
+    hosts.iter().map(Host::cpu_seconds).sum()
+}
+
+/// The report's section on these rows.
+pub(super) fn markdown(q: &Value) -> String {
+    if let Some(why) = q["skipped"].as_str() {
+        return format!("### A second node, each node on a CPU quota\n\nNot run: {why}.\n\n");
+    }
+    let row = |nodes: &str, label: &str| {
+        let r = &q["rows"][nodes];
+        format!(
+            "| {label} | {} | {} | {} |\n",
+            r["requests_per_s"], r["processed_per_s"], r["cpu_cores_per_node"]
+        )
+    };
+    format!(
+        "### A second node, each node on a CPU quota\n\n\
+         Each `vestibule serve` node runs in a cgroup of its own (cgroup v1 `cpu` controller, \
+         `cpu.cfs_quota_us` {quota_us} of every {PERIOD_US} µs: {cores} of a core), as if each \
+         had a small machine of its own; the three NATS servers (3 replicas), the load generator \
+         and the sink run outside any quota. One node, then two, each saturated by {conns} \
+         keep-alive connections of its own; after {warm} s for the backlog in JetStream to \
+         build, the events that reach the sink during {measure} s. The quota models CPU alone: \
+         the nodes still share the machine's memory bandwidth, caches and loopback with the \
+         servers, the load and the sink, and the servers are not capped, so this says whether \
+         a node's own CPU is what limits the cluster — not what two machines would do.\n\n\
+         | nodes | requests accepted/s | events processed/s while saturated | CPU used per node (cores) |\n\
+         |---|---|---|---|\n\
+         {one}{two}\n\
+         Two nodes process {ratio}× the events one does.\n\n",
+        quota_us = (QUOTA_CORES * PERIOD_US as f64) as u64,
+        cores = QUOTA_CORES,
+        conns = q["connections_per_node"],
+        warm = WARM_UP.as_secs(),
+        measure = q["measure_seconds"],
+        one = row("nodes_1", "1"),
+        two = row("nodes_2", "2"),
+        ratio = q["two_vs_one_processed"],
+    )
+}
