@@ -56,13 +56,15 @@ pub(super) async fn run(
             let addr = *addr;
             let share = rate / nodes as u32;
             let duration = sizes.rate_duration;
-            paced.push(tokio::spawn(async move {
+            let run = tokio::spawn(async move {
                 load::fixed_rate(addr, "/ingest/bench", events, first, share, 4, duration).await
-            }));
+            });
+            paced.push((first, run));
         }
         let mut merged: Option<load::Run> = None;
-        for run in paced {
-            let run = run.await.unwrap();
+        for (first, run) in paced {
+            let mut run = run.await.unwrap();
+            run.wrapped |= past_slice(events.len(), nodes, offset + run.next - first);
             merged = Some(match merged {
                 Some(m) => m.merge(run),
                 None => run,
@@ -95,6 +97,12 @@ fn slice_start(events: usize, nodes: usize, i: usize, offset: usize) -> usize {
     i * (events / nodes) + offset
 }
 
+/// Whether a node that went `end` into its slice went past it, into the
+/// next node's events: the run is then marked as sending events again.
+fn past_slice(events: usize, nodes: usize, end: usize) -> bool {
+    end > events / nodes
+}
+
 /// A closed loop of `connections` per node against every node in `addrs`
 /// at once, each node sending from its own slice of `events`, `offset`
 /// into it. The run, and the offset the next phase starts at.
@@ -117,8 +125,9 @@ pub(super) async fn closed(
     }
     let (mut merged, mut used): (Option<load::Run>, usize) = (None, 0);
     for (start, run) in runs {
-        let run = run.await.unwrap();
+        let mut run = run.await.unwrap();
         used = used.max(run.next - start);
+        run.wrapped |= past_slice(events.len(), addrs.len(), offset + run.next - start);
         merged = Some(match merged {
             Some(m) => m.merge(run),
             None => run,
