@@ -3,7 +3,7 @@
 //! on loopback. Nodes and servers are killed with SIGKILL while vendors
 //! post; what was acknowledged must still arrive, once per key, in order.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +34,7 @@ fn write_config(dir: &Path, nats: &Nats, sink_url: &str) -> PathBuf {
         replicas = 3
         partitions = 4
         ack_wait = "2s"
+        lease = "2s"
 
         [[sources]]
         name = "office"
@@ -124,6 +125,154 @@ fn deliveries(received: &[Received]) -> Vec<Delivery> {
         .collect()
 }
 
+/// What the sink got, against what the vendors had acknowledged.
+struct Verdict {
+    deliveries: usize,
+    distinct: usize,
+    /// Acknowledged events the sink never got.
+    missing: Vec<String>,
+    /// Events whose command came under more than one idempotency key.
+    two_keys: Vec<String>,
+    /// Doors whose events' first deliveries were not in the order sent.
+    out_of_order: Vec<(String, Vec<usize>)>,
+    doors: usize,
+}
+
+impl Verdict {
+    fn of(acknowledged: &BTreeSet<String>, received: &[Received]) -> Verdict {
+        let deliveries = deliveries(received);
+        let mut keys: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        let mut first_seen: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut seen = BTreeSet::new();
+        for d in &deliveries {
+            keys.entry(&d.id).or_default().insert(&d.key);
+            if seen.insert(&d.key) {
+                first_seen.entry(&d.door).or_default().push(d.seq);
+            }
+        }
+        Verdict {
+            deliveries: deliveries.len(),
+            distinct: seen.len(),
+            missing: acknowledged
+                .iter()
+                .filter(|id| !keys.contains_key(id.as_str()))
+                .cloned()
+                .collect(),
+            two_keys: keys
+                .iter()
+                .filter(|(_, k)| k.len() > 1)
+                .map(|(id, _)| id.to_string())
+                .collect(),
+            out_of_order: first_seen
+                .iter()
+                .filter(|(_, seqs)| seqs.windows(2).any(|w| w[0] >= w[1]))
+                .map(|(door, seqs)| (door.to_string(), seqs.clone()))
+                .collect(),
+            doors: first_seen.len(),
+        }
+    }
+
+    fn assert_holds(&self, doors: usize) {
+        assert!(
+            self.missing.is_empty(),
+            "acknowledged, never delivered: {:?}…",
+            &self.missing[..self.missing.len().min(10)]
+        );
+        assert!(
+            self.two_keys.is_empty(),
+            "events with commands under two keys: {:?}",
+            self.two_keys
+        );
+        assert!(
+            self.out_of_order.is_empty(),
+            "doors out of order: {:?}",
+            self.out_of_order
+        );
+        assert_eq!(self.doors, doors, "every door was delivered to");
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the sink got {} deliveries of {} distinct idempotency keys ({} repeats, each with its first key); \
+             acknowledged events missing at the sink: {}; events with commands under two keys: {}; \
+             doors out of order: {} of {}",
+            self.deliveries,
+            self.distinct,
+            self.deliveries - self.distinct,
+            self.missing.len(),
+            self.two_keys.len(),
+            self.out_of_order.len(),
+            self.doors,
+        )
+    }
+}
+
+/// What one vendor sends: the ids acknowledged, how many were answered
+/// `duplicate`, how many attempts were refused.
+type Sent = (Vec<String>, usize, usize);
+
+/// `senders` vendors, each posting to two doors of its own, one event
+/// after the other, to whichever node is up, until the flag turns true.
+fn send(
+    addrs: &Arc<Mutex<Vec<Option<SocketAddr>>>>,
+    senders: usize,
+) -> (Arc<AtomicBool>, Vec<tokio::task::JoinHandle<Sent>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = (0..senders)
+        .map(|s| {
+            let (addrs, stop) = (addrs.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut acknowledged = Vec::new();
+                let (mut duplicates, mut refused) = (0, 0);
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let door = format!("Door {s}-{}", n % 2);
+                    let body = body(&door, &format!("ev-{s}-{n}"), n);
+                    let (status, id, refusals) = post_until_acknowledged(&addrs, s + n, &body).await;
+                    duplicates += usize::from(status == "duplicate");
+                    refused += refusals;
+                    acknowledged.push(id);
+                    n += 1;
+                }
+                (acknowledged, duplicates, refused)
+            })
+        })
+        .collect();
+    (stop, tasks)
+}
+
+/// Stop the vendors, wait until the sink has every event they had
+/// acknowledged (or two minutes), stop the nodes: the verdict, and how
+/// many events were acknowledged, answered `duplicate`, refused.
+async fn finish(
+    stop: Arc<AtomicBool>,
+    senders: Vec<tokio::task::JoinHandle<Sent>>,
+    sink: &Sink,
+    nodes: impl IntoIterator<Item = Option<Process>>,
+) -> (Verdict, BTreeSet<String>, usize, usize) {
+    stop.store(true, Ordering::Relaxed);
+    let (mut acknowledged, mut duplicates, mut refused) = (BTreeSet::new(), 0, 0);
+    for sender in senders {
+        let (ids, d, r) = sender.await.unwrap();
+        acknowledged.extend(ids);
+        duplicates += d;
+        refused += r;
+    }
+    let received = sink
+        .wait_for(Duration::from_secs(120), |received| {
+            let ids: BTreeSet<String> = deliveries(received).into_iter().map(|d| d.id).collect();
+            acknowledged.iter().all(|id| ids.contains(id))
+        })
+        .await;
+    for node in nodes.into_iter().flatten() {
+        node.kill();
+    }
+    (Verdict::of(&acknowledged, &received), acknowledged, duplicates, refused)
+}
+
 fn start_node(config: &Path) -> Process {
     Process::start(config)
 }
@@ -146,26 +295,7 @@ async fn nodes_and_servers_die_and_nothing_acknowledged_is_lost() {
     let addrs = Arc::new(Mutex::new(nodes.iter().map(|n| Some(n.addr())).collect::<Vec<_>>()));
     let mut nodes = nodes.map(Some);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut senders = Vec::new();
-    for s in 0..SENDERS {
-        let (addrs, stop) = (addrs.clone(), stop.clone());
-        senders.push(tokio::spawn(async move {
-            let mut acknowledged = Vec::new();
-            let (mut duplicates, mut refused) = (0, 0);
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let door = format!("Door {s}-{}", n % 2);
-                let body = body(&door, &format!("ev-{s}-{n}"), n);
-                let (status, id, refusals) = post_until_acknowledged(&addrs, s + n, &body).await;
-                duplicates += usize::from(status == "duplicate");
-                refused += refusals;
-                acknowledged.push(id);
-                n += 1;
-            }
-            (acknowledged, duplicates, refused)
-        }));
-    }
+    let (stop, senders) = send(&addrs, SENDERS);
 
     let pause = |ms| tokio::time::sleep(Duration::from_millis(ms));
     pause(1500).await;
@@ -190,73 +320,139 @@ async fn nodes_and_servers_die_and_nothing_acknowledged_is_lost() {
     pause(3000).await;
     tokio::task::block_in_place(|| nats.restart(leader));
     pause(1500).await;
-    stop.store(true, Ordering::Relaxed);
-
-    let (mut acknowledged, mut duplicates, mut refused) = (BTreeSet::new(), 0, 0);
-    for sender in senders {
-        let (ids, d, r) = sender.await.unwrap();
-        acknowledged.extend(ids);
-        duplicates += d;
-        refused += r;
-    }
-    let received = sink
-        .wait_for(Duration::from_secs(120), |received| {
-            let ids: BTreeSet<String> = deliveries(received).into_iter().map(|d| d.id).collect();
-            acknowledged.iter().all(|id| ids.contains(id))
-        })
-        .await;
-    for node in nodes.into_iter().flatten() {
-        node.kill();
-    }
-
-    let deliveries = deliveries(&received);
-    let mut keys: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    let mut first_seen: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut seen = BTreeSet::new();
-    for d in &deliveries {
-        keys.entry(&d.id).or_default().insert(&d.key);
-        if seen.insert(&d.key) {
-            first_seen.entry(&d.door).or_default().push(d.seq);
-        }
-    }
-    let missing: Vec<&String> = acknowledged
-        .iter()
-        .filter(|id| !keys.contains_key(id.as_str()))
-        .collect();
-    let out_of_order: Vec<(&&str, &Vec<usize>)> = first_seen
-        .iter()
-        .filter(|(_, seqs)| seqs.windows(2).any(|w| w[0] >= w[1]))
-        .collect();
+    let (verdict, acknowledged, duplicates, refused) = finish(stop, senders, &sink, nodes).await;
     println!(
         "cluster kill test: {} events acknowledged by 2 nodes on 3 NATS servers ({duplicates} of them answered \
          `duplicate` to a vendor's retry, {refused} attempts refused while a node or server was down); \
-         1 node and the events stream's leader (NATS server n{}) killed with SIGKILL and restarted; the sink got {} deliveries of {} distinct \
-         idempotency keys ({} repeats, each with its first key); acknowledged events missing at the sink: {}; \
-         events with commands under two keys: {}; doors out of order: {}",
+         1 node and the events stream's leader (NATS server n{}) killed with SIGKILL and restarted; {verdict}",
         acknowledged.len(),
         leader + 1,
-        deliveries.len(),
-        seen.len(),
-        deliveries.len() - seen.len(),
-        missing.len(),
-        keys.values().filter(|k| k.len() > 1).count(),
-        out_of_order.len(),
     );
     assert!(
         acknowledged.len() >= 40,
         "too few events to prove anything: {}",
         acknowledged.len()
     );
-    assert!(
-        missing.is_empty(),
-        "acknowledged, never delivered: {:?}…",
-        &missing[..missing.len().min(10)]
-    );
-    for (id, k) in &keys {
-        assert_eq!(k.len(), 1, "event {id} produced commands under two keys: {k:?}");
+    verdict.assert_holds(SENDERS * 2);
+}
+
+/// The partitions `node` owns, as its `/admin/status` says; none if it
+/// does not answer.
+async fn owned_by(node: SocketAddr) -> Option<BTreeSet<u64>> {
+    let admin = [("authorization", format!("Bearer {ADMIN_TOKEN}"))];
+    let url = format!("http://{node}/admin/status");
+    let asked = crate::support::try_get(&url, &admin);
+    let (200, answer) = tokio::time::timeout(Duration::from_secs(5), asked).await.ok()?.ok()? else {
+        return None;
+    };
+    let answer: serde_json::Value = serde_json::from_str(&answer).ok()?;
+    answer["store"]["owns"]
+        .as_array()
+        .map(|owns| owns.iter().filter_map(serde_json::Value::as_u64).collect())
+}
+
+/// Wait until `nodes` own every one of `partitions` between them, each
+/// some and none twice; how long it took, and who owns what.
+async fn shared_by(nodes: &[SocketAddr], partitions: u64, within: Duration) -> (Duration, Vec<BTreeSet<u64>>) {
+    let started = std::time::Instant::now();
+    loop {
+        let mut owned = Vec::new();
+        for node in nodes {
+            owned.push(owned_by(*node).await.unwrap_or_default());
+        }
+        let all: BTreeSet<u64> = owned.iter().flatten().copied().collect();
+        let count: usize = owned.iter().map(BTreeSet::len).sum();
+        if all.len() as u64 == partitions && count as u64 == partitions && owned.iter().all(|o| !o.is_empty()) {
+            return (started.elapsed(), owned);
+        }
+        assert!(
+            started.elapsed() < within,
+            "the partitions were not shared within {within:?}: {owned:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(out_of_order.is_empty(), "doors out of order: {out_of_order:?}");
-    assert_eq!(first_seen.len(), SENDERS * 2, "every door was delivered to");
+}
+
+/// Ownership moves while four vendors post: a node stopped with SIGTERM
+/// hands its partitions over at once, one killed with SIGKILL loses them
+/// when its leases run out (`lease = "2s"`), and each node that comes
+/// back takes its share again. Nothing acknowledged is lost, each event's
+/// command has one idempotency key, and each door's events reach the sink
+/// in the order sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_move_to_the_other_node_and_back_in_order() {
+    let _turn = crate::support::heavy();
+    const SENDERS: usize = 4;
+    const PARTITIONS: u64 = 16;
+    let nats = Nats::start(3);
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &nats, &sink.url("/echo"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("partitions = 4", &format!("partitions = {PARTITIONS}")),
+    )
+    .unwrap();
+    let start = |config: &Path| {
+        let config = config.to_path_buf();
+        tokio::task::spawn_blocking(move || start_node(&config))
+    };
+    let mut nodes = [Some(start(&config).await.unwrap()), Some(start(&config).await.unwrap())];
+    let addr = |nodes: &[Option<Process>; 2], i: usize| nodes[i].as_ref().unwrap().addr();
+    let addrs = Arc::new(Mutex::new(vec![Some(addr(&nodes, 0)), Some(addr(&nodes, 1))]));
+    let within = Duration::from_secs(60);
+    let (_, at_first) = shared_by(&[addr(&nodes, 0), addr(&nodes, 1)], PARTITIONS, within).await;
+
+    let (stop, senders) = send(&addrs, SENDERS);
+    let pause = |ms| tokio::time::sleep(Duration::from_millis(ms));
+    pause(1500).await;
+
+    // SIGTERM: node 0 finishes what it holds and gives its leases up.
+    addrs.lock().unwrap()[0] = None;
+    let stopping = nodes[0].take().unwrap();
+    stopping.signal("TERM");
+    let (code, _) = tokio::task::spawn_blocking(move || stopping.wait_exit(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "node 0 stopped cleanly");
+    let (after_term, _) = shared_by(&[addr(&nodes, 1)], PARTITIONS, within).await;
+    pause(1000).await;
+
+    nodes[0] = Some(start(&config).await.unwrap());
+    addrs.lock().unwrap()[0] = Some(addr(&nodes, 0));
+    let (back_0, shares_0) = shared_by(&[addr(&nodes, 0), addr(&nodes, 1)], PARTITIONS, within).await;
+    pause(1500).await;
+
+    // SIGKILL: node 1's partitions wait out their leases.
+    addrs.lock().unwrap()[1] = None;
+    nodes[1].take().unwrap().kill();
+    let (after_kill, _) = shared_by(&[addr(&nodes, 0)], PARTITIONS, within).await;
+    pause(1000).await;
+
+    nodes[1] = Some(start(&config).await.unwrap());
+    addrs.lock().unwrap()[1] = Some(addr(&nodes, 1));
+    let (back_1, shares_1) = shared_by(&[addr(&nodes, 0), addr(&nodes, 1)], PARTITIONS, within).await;
+    pause(1500).await;
+    let (verdict, acknowledged, duplicates, refused) = finish(stop, senders, &sink, nodes).await;
+    let sizes = |shares: &[BTreeSet<u64>]| shares.iter().map(BTreeSet::len).collect::<Vec<_>>();
+    println!(
+        "hand-over test: {PARTITIONS} partitions, lease 2s, 2 nodes on 3 NATS servers; shares at start {:?}; \
+         node 0 stopped with SIGTERM: node 1 owned all {after_term:.1?} after it exited; node 0 restarted: \
+         shares {:?} {back_0:.1?} after it answered; node 1 killed with SIGKILL: node 0 owned all {after_kill:.1?} \
+         later; node 1 restarted: shares {:?} {back_1:.1?} after it answered; {} events acknowledged \
+         ({duplicates} answered `duplicate`, {refused} attempts refused); {verdict}",
+        sizes(&at_first),
+        sizes(&shares_0),
+        sizes(&shares_1),
+        acknowledged.len(),
+    );
+    assert!(
+        acknowledged.len() >= 40,
+        "too few events to prove anything: {}",
+        acknowledged.len()
+    );
+    verdict.assert_holds(SENDERS * 2);
 }
 
 /// A vendor's retry of an event to the other node is a duplicate there:

@@ -10,14 +10,14 @@
 //! from its first plugin to its last, however a reload swaps the pipeline
 //! meanwhile.
 
-use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures_util::FutureExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::lanes::Lanes;
 use crate::live::Live;
 use crate::observe::{Observer, Passed};
 use crate::outbox::idempotency_key;
@@ -32,17 +32,14 @@ pub const IN_FLIGHT: usize = 64;
 /// A door: the source and its lane (see [`crate::event::Event::lane`]).
 type Door = (String, String);
 
-/// Events waiting, by door. A door is here while a task of its own runs
-/// its events; the task leaves when its queue is empty.
-type Waiting = Arc<Mutex<HashMap<Door, VecDeque<Queued>>>>;
-
 /// What each door's task needs.
 #[derive(Clone)]
 struct Shared {
     live: Arc<Live>,
     journal: Arc<dyn Journal>,
     observer: Arc<Observer>,
-    waiting: Waiting,
+    /// Events waiting, by door; a task of its own runs each door's.
+    waiting: Lanes<Door, Queued>,
     running: Arc<Semaphore>,
 }
 
@@ -58,7 +55,7 @@ pub async fn run(
         live,
         journal,
         observer,
-        waiting: Waiting::default(),
+        waiting: Lanes::default(),
         running: Arc::new(Semaphore::new(IN_FLIGHT)),
     };
     let mut tasks = JoinSet::new();
@@ -71,16 +68,10 @@ pub async fn run(
             _ = stop.wait_for(|stop| *stop) => break,
         };
         let door = (queued.event.source.clone(), queued.event.lane());
-        let mut waiting = shared.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        match waiting.get_mut(&door) {
-            // Its task takes it after the ones before it.
-            Some(queue) => queue.push_back(queued),
-            None => {
-                waiting.insert(door.clone(), VecDeque::from([queued]));
-                tasks.spawn(run_door(door, shared.clone()));
-            }
+        // A door with a task already has it take this after the ones before.
+        if shared.waiting.push(door.clone(), queued) {
+            tasks.spawn(run_door(door, shared.clone()));
         }
-        drop(waiting);
         while tasks.try_join_next().is_some() {}
     }
     // Unprocessed events stay journaled for the next start.
@@ -91,15 +82,7 @@ pub async fn run(
 /// Run `door`'s events, one after the other, until none waits.
 async fn run_door(door: Door, shared: Shared) {
     loop {
-        let next = {
-            let mut waiting = shared.waiting.lock().unwrap_or_else(|e| e.into_inner());
-            let next = waiting.get_mut(&door).and_then(VecDeque::pop_front);
-            if next.is_none() {
-                waiting.remove(&door);
-            }
-            next
-        };
-        let Some(queued) = next else {
+        let Some(queued) = shared.waiting.next(&door) else {
             return;
         };
         let Ok(_running) = shared.running.acquire().await else {

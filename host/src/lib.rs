@@ -47,6 +47,7 @@ pub mod dispatch;
 pub mod event;
 pub mod files;
 pub mod ingest;
+pub mod lanes;
 pub mod live;
 pub mod metrics;
 pub mod observe;

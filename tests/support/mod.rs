@@ -264,9 +264,12 @@ pub async fn try_post(url: &str, headers: &[(&str, String)], body: impl Into<Byt
 
 /// GET `url` with `headers`; the status and the answer.
 pub async fn get(url: &str, headers: &[(&str, String)]) -> (u16, String) {
-    send(Request::get(url), headers, Bytes::new())
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    try_get(url, headers).await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// GET `url` with `headers`; the status and the answer, or why there was none.
+pub async fn try_get(url: &str, headers: &[(&str, String)]) -> Result<(u16, String), String> {
+    send(Request::get(url), headers, Bytes::new()).await
 }
 
 async fn send(

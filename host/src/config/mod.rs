@@ -278,7 +278,7 @@ mod tests {
             "/etc/vestibule/test.toml: line 3, column 3 (`retain = \"7d\"`): unknown field `retain`, \
              expected one of `kind`, `path`, `dedup_window`, `retention`, `servers`, `token_env`, \
              `token_file`, `user`, `password_env`, `password_file`, `creds_file`, `nkey_env`, `nkey_file`, \
-             `stream_prefix`, `replicas`, `partitions`, `ack_wait`, `node`"
+             `stream_prefix`, `replicas`, `partitions`, `ack_wait`, `lease`, `node`"
         );
     }
 

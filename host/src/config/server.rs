@@ -108,6 +108,10 @@ pub struct StoreConfig {
     /// `ack_wait`: how long a node may go silent on an event or command
     /// it holds before the cluster hands it to another node.
     pub ack_wait: Duration,
+    /// `lease`: how long a node owns its partitions without renewing
+    /// them. A node that dies unannounced has its partitions taken by the
+    /// others within about this long; one that stops hands them over at once.
+    pub lease: Duration,
     /// `node`: this node's name in `/admin/status` (default: host name
     /// and process id).
     pub node: Option<String>,
@@ -151,6 +155,7 @@ impl Default for StoreConfig {
             replicas: 1,
             partitions: 16,
             ack_wait: Duration(std::time::Duration::from_secs(30)),
+            lease: Duration(std::time::Duration::from_secs(6)),
             node: None,
         }
     }
@@ -174,6 +179,7 @@ impl StoreConfig {
             ("replicas", self.replicas != defaults.replicas),
             ("partitions", self.partitions != defaults.partitions),
             ("ack_wait", self.ack_wait.0 != defaults.ack_wait.0),
+            ("lease", self.lease.0 != defaults.lease.0),
             ("node", self.node.is_some()),
         ];
         set.into_iter().filter(|(_, set)| *set).map(|(key, _)| key).collect()
@@ -323,12 +329,13 @@ impl Config {
         match store.kind {
             StoreKind::Sqlite => format!("sqlite {:?}", store.path.as_ref().map(|p| self.resolve(p))),
             StoreKind::Nats => format!(
-                "nats {:?} {} {} {} {:?} {:?} {:?} {:?} {:?} {:?}",
+                "nats {:?} {} {} {} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
                 store.servers,
                 store.stream_prefix,
                 store.replicas,
                 store.partitions,
                 store.ack_wait.0,
+                store.lease.0,
                 store.dedup_window.0,
                 store.retention.0,
                 (
@@ -438,6 +445,9 @@ impl Config {
         }
         if store.ack_wait.0 < std::time::Duration::from_secs(1) {
             errors.push(self.error("store.ack_wait", "expected at least 1s"));
+        }
+        if store.lease.0 < std::time::Duration::from_secs(1) {
+            errors.push(self.error("store.lease", "expected at least 1s"));
         }
     }
 }

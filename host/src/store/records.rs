@@ -33,7 +33,7 @@ pub struct Step {
 pub type EventRun = (EventRow, String, Vec<CommandRow>);
 
 /// A command to store with its event's outcome.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct NewCommand {
     pub plugin: String,
     /// Its place among the commands this plugin emitted for this event.
@@ -94,7 +94,7 @@ impl PendingCommand {
 }
 
 /// What became of one delivery attempt.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum DeliveryUpdate {
     Delivered {
         attempts: u32,
@@ -245,7 +245,7 @@ pub enum Appended {
 }
 
 /// The outcome of running one event through the pipeline.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Processed {
     pub seq: i64,
     pub steps: Vec<Step>,

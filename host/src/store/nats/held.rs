@@ -17,12 +17,17 @@ pub(super) struct HeldEvent {
     pub(super) message: Arc<Message>,
     pub(super) origin: i64,
     pub(super) run: i64,
+    pub(super) partition: u32,
+    /// The event's (source, lane): its records are written in order.
+    pub(super) door: (String, String),
 }
 
 /// A command this node's outbox is delivering.
 pub(super) struct HeldCommand {
     pub(super) message: Arc<Message>,
     pub(super) command: CommandMsg,
+    /// None for a delayed command: those are no partition's.
+    pub(super) partition: Option<u32>,
 }
 
 #[derive(Default)]
@@ -31,6 +36,29 @@ pub(super) struct Held {
     pub(super) events: Mutex<HashMap<i64, HeldEvent>>,
     /// By `COMMANDS` sequence.
     pub(super) commands: Mutex<HashMap<i64, HeldCommand>>,
+}
+
+impl Held {
+    /// Whether anything of partition `p` is still held.
+    pub(super) fn holds(&self, p: u32) -> bool {
+        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        events.values().any(|h| h.partition == p) || commands.values().any(|h| h.partition == Some(p))
+    }
+
+    /// Let go of what is held of partition `p`, unacknowledged: its next
+    /// owner runs it again. Outcomes that arrive for it later are not
+    /// recorded. Returns how many events were let go.
+    pub(super) fn abandon(&self, p: u32) -> usize {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let before = events.len();
+        events.retain(|_, h| h.partition != p);
+        let abandoned = before - events.len();
+        drop(events);
+        let mut commands = self.commands.lock().unwrap_or_else(|e| e.into_inner());
+        commands.retain(|_, h| h.partition != Some(p));
+        abandoned
+    }
 }
 
 /// Writes started and not yet finished: close waits for them.

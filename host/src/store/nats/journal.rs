@@ -1,28 +1,33 @@
 //! The running host's side of the cluster store: ingest publishes events
 //! and waits for JetStream's acknowledgement (stored on a majority of the
-//! servers); pull loops hand this node the events and commands of the
-//! partitions it wins, one at a time per partition; what the pipeline and
-//! the outbox did is published before the message is acknowledged, so a
-//! node that dies mid-way leaves the message to be handed to another after
-//! `ack_wait`, which runs it again with the same idempotency keys.
+//! servers); this node pulls the events and commands of the partitions it
+//! owns (see `owner`), many at a time, and the dispatcher and the outbox
+//! keep each door's in order. What the pipeline and the outbox did is
+//! published, one door's outcomes in order, before the message is
+//! acknowledged: a node that dies mid-way leaves its partitions, with
+//! what it had not acknowledged, to another node, which runs that again
+//! under the same idempotency keys.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::AckKind;
+use async_nats::jetstream::{AckKind, Message};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::held::{Held, Write, Writes, keep_alive};
+use super::held::{Held, HeldEvent, Write, Writes, keep_alive};
+use super::owner::{Ownership, Starter};
 use super::publish::{publish, record, record_delivery};
 use super::pull::{CommandHandler, EventHandler, Puller};
 use super::wire;
 use super::{Cluster, Layout, STARTUP_PATIENCE};
 use crate::event::{Event, IdKey};
-use crate::store::{
-    Appended, DeliveryUpdate, Journal, JournalFeeds, Pending, PendingCommand, Processed, Settings, StoreError,
-};
+use crate::lanes::Lanes;
+use crate::store::{Appended, DeliveryUpdate, Journal, JournalFeeds, Pending, Processed, Settings, StoreError};
+
+/// A door's outcome waiting to be written, and the write close waits for.
+type Outcome = (HeldEvent, Processed, Write);
 
 /// The handle the rest of the host writes through. Cheap to share.
 pub struct NatsJournal {
@@ -32,6 +37,9 @@ pub struct NatsJournal {
     backlog: Arc<AtomicUsize>,
     unattempted: Arc<AtomicUsize>,
     writes: Arc<Writes>,
+    ownership: Arc<Ownership>,
+    /// Outcomes by door, written one after the other.
+    outcomes: Lanes<(String, String), Outcome>,
     /// Turns true when the node stops taking work.
     stop: watch::Sender<bool>,
     /// Turns true when the journal closes: what it holds is let go.
@@ -41,9 +49,12 @@ pub struct NatsJournal {
     commits: crate::metrics::Commits,
 }
 
+/// Messages a partition's puller asks for at once.
+const PARTITION_BATCH: usize = 64;
+
 impl NatsJournal {
     /// Connect, create or update the streams and consumers, and start
-    /// pulling work.
+    /// taking this node's share of the partitions.
     pub async fn start(
         cluster: Cluster,
         _settings: Settings,
@@ -52,13 +63,13 @@ impl NatsJournal {
         // A node may start with the cluster, before it has elected its
         // leaders: keep trying for a while, saying why.
         let deadline = tokio::time::Instant::now() + STARTUP_PATIENCE;
-        let id_key = loop {
+        let (id_key, owners) = loop {
             let ready = async {
                 cluster.ensure().await?;
-                cluster.id_key().await
+                Ok::<_, StoreError>((cluster.id_key().await?, cluster.owners().await?))
             };
             match ready.await {
-                Ok(key) => break key,
+                Ok(ready) => break ready,
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     tracing::warn!(error = %e, "The cluster is not ready; trying again.");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -70,123 +81,148 @@ impl NatsJournal {
         let (commands_out, commands) = mpsc::unbounded_channel();
         let (stop, stopping) = watch::channel(false);
         let (closed, closing) = watch::channel(false);
+        let held = Arc::<Held>::default();
+        let backlog = Arc::<AtomicUsize>::default();
+        let unattempted = Arc::<AtomicUsize>::default();
+        let writes = Arc::<Writes>::default();
+        let command_handler = {
+            let (cluster, held, unattempted, writes) =
+                (cluster.clone(), held.clone(), unattempted.clone(), writes.clone());
+            move |partition, recheck_through| {
+                Arc::new(CommandHandler {
+                    cluster: cluster.clone(),
+                    held: held.clone(),
+                    unattempted: unattempted.clone(),
+                    writes: writes.clone(),
+                    feed: commands_out.clone(),
+                    partition,
+                    recheck_through,
+                })
+            }
+        };
+        let puller = {
+            let cluster = cluster.clone();
+            move |stream: &str, consumer: String, batch: usize, stop: watch::Receiver<bool>| Puller {
+                cluster: cluster.clone(),
+                stream: cluster.layout().stream(stream),
+                consumer,
+                batch,
+                stop,
+            }
+        };
+        let delayed = puller("COMMANDS", Layout::DELAYED_CONSUMER.into(), 1, stopping.clone());
+        let delayed_handler = command_handler(None, 0);
+        let start: Starter = {
+            let (held, backlog) = (held.clone(), backlog.clone());
+            Box::new(move |p, recheck_through, stop| {
+                let events = EventHandler {
+                    partition: p,
+                    held: held.clone(),
+                    backlog: backlog.clone(),
+                    feed: events_out.clone(),
+                };
+                let commands = command_handler(Some(p), recheck_through);
+                vec![
+                    tokio::spawn(
+                        puller("EVENTS", Layout::event_consumer(p), PARTITION_BATCH, stop.clone())
+                            .run(move |message| events.take(message)),
+                    ),
+                    tokio::spawn(
+                        puller("COMMANDS", Layout::command_consumer(p), PARTITION_BATCH, stop).run(move |message| {
+                            let commands = commands.clone();
+                            async move { commands.take(message).await }
+                        }),
+                    ),
+                ]
+            })
+        };
+        let ownership = Arc::new(Ownership::new(
+            cluster.clone(),
+            owners,
+            held.clone(),
+            backlog.clone(),
+            start,
+        ));
+        let mut tasks = JoinSet::new();
+        tasks.spawn(ownership.clone().run(stopping.clone(), closing.clone()));
+        tasks.spawn(delayed.run(move |message| {
+            let handler = delayed_handler.clone();
+            async move { handler.take(message).await }
+        }));
+        tasks.spawn(keep_alive(held.clone(), cluster.settings.ack_wait, closing));
         let journal = NatsJournal {
             cluster,
             id_key,
-            held: Arc::default(),
-            backlog: Arc::default(),
-            unattempted: Arc::default(),
-            writes: Arc::default(),
+            held,
+            backlog,
+            unattempted,
+            writes,
+            ownership,
+            outcomes: Lanes::default(),
             stop,
             closed,
-            tasks: Mutex::new(JoinSet::new()),
+            tasks: Mutex::new(tasks),
             commits,
         };
-        {
-            let mut tasks = journal.tasks.lock().unwrap_or_else(|e| e.into_inner());
-            let layout = journal.cluster.layout().clone();
-            let events_stream = layout.stream("EVENTS");
-            let commands_stream = layout.stream("COMMANDS");
-            for p in 0..layout.partitions {
-                let puller = journal.puller(&events_stream, Layout::event_consumer(p), stopping.clone());
-                let handler = EventHandler {
-                    held: journal.held.clone(),
-                    backlog: journal.backlog.clone(),
-                    feed: events_out.clone(),
-                };
-                tasks.spawn(puller.run(move |message| handler.take(message)));
-            }
-            for p in 0..layout.partitions {
-                let puller = journal.puller(&commands_stream, Layout::command_consumer(p), stopping.clone());
-                let handler = journal.command_handler(&commands_out, false);
-                tasks.spawn(puller.run(move |message| {
-                    let handler = handler.clone();
-                    async move { handler.take(message).await }
-                }));
-            }
-            let puller = journal.puller(&commands_stream, Layout::DELAYED_CONSUMER.into(), stopping.clone());
-            let handler = journal.command_handler(&commands_out, true);
-            tasks.spawn(puller.run(move |message| {
-                let handler = handler.clone();
-                async move { handler.take(message).await }
-            }));
-            tasks.spawn(keep_alive(
-                journal.held.clone(),
-                journal.cluster.settings.ack_wait,
-                closing,
-            ));
-        }
         Ok((journal, JournalFeeds { events, commands }))
     }
+}
 
-    fn puller(&self, stream: &str, consumer: String, stop: watch::Receiver<bool>) -> Puller {
-        Puller {
-            cluster: self.cluster.clone(),
-            stream: stream.to_string(),
-            consumer,
-            stop,
-        }
-    }
-
-    fn command_handler(&self, feed: &mpsc::UnboundedSender<PendingCommand>, delayed: bool) -> Arc<CommandHandler> {
-        Arc::new(CommandHandler {
-            cluster: self.cluster.clone(),
-            held: self.held.clone(),
-            unattempted: self.unattempted.clone(),
-            writes: self.writes.clone(),
-            feed: feed.clone(),
-            delayed,
+/// Write `door`'s outcomes, one after the other, until none waits.
+async fn write_outcomes(
+    door: (String, String),
+    outcomes: Lanes<(String, String), Outcome>,
+    cluster: Cluster,
+    ownership: Arc<Ownership>,
+    backlog: Arc<AtomicUsize>,
+) {
+    while let Some((held, processed, _write)) = outcomes.next(&door) {
+        settle(&held.message, Some(held.partition), &ownership, || {
+            record(&cluster, &held, &processed)
         })
+        .await;
+        backlog.fetch_sub(1, Ordering::Relaxed);
     }
+}
 
-    /// What `/admin/status` shows of the cluster: this node, the server it
-    /// talks to, every stream and every consumer's backlog.
-    async fn cluster_status(&self) -> serde_json::Value {
-        let info = self.cluster.client.server_info();
-        let mut streams = Vec::new();
-        for wanted in self.cluster.wanted_streams() {
-            let entry = match self.cluster.js.get_stream(&wanted.name).await {
-                Ok(mut stream) => match stream.info().await {
-                    Ok(info) => serde_json::json!({
-                        "name": wanted.name,
-                        "messages": info.state.messages,
-                        "replicas": info.config.num_replicas,
-                        "leader": info.cluster.as_ref().and_then(|c| c.leader.clone()),
-                    }),
-                    Err(e) => serde_json::json!({ "name": wanted.name, "error": e.to_string() }),
-                },
-                Err(e) => serde_json::json!({ "name": wanted.name, "error": e.to_string() }),
-            };
-            streams.push(entry);
+/// Write what `write` writes, then acknowledge `message` (a plain ack: one
+/// that is lost only has the message run again, stored once). A write
+/// that fails is tried again while this node owns the partition, since
+/// nothing of its door may be written before it; once another node owns
+/// it, that node runs the message again. A delayed command, in no
+/// partition, is handed back to be tried later.
+async fn settle<F, Fut>(message: &Message, partition: Option<u32>, ownership: &Ownership, mut write: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let mut wait = Duration::from_millis(200);
+    loop {
+        let error = match write().await {
+            Ok(()) => {
+                if let Err(e) = message.ack().await {
+                    tracing::warn!(error = %e, "Acknowledging failed; what it was for runs again.");
+                }
+                return;
+            }
+            Err(e) => e,
+        };
+        match partition {
+            Some(p) if ownership.owns(p) => {
+                tracing::error!(error = %error, "Writing to the cluster failed; trying again.");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Some(_) => {
+                tracing::warn!(error = %error, "Writing to the cluster failed and the partition has another owner now; it runs this again.");
+                return;
+            }
+            None => {
+                tracing::error!(error = %error, "Writing to the cluster failed; the command will be tried again.");
+                let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                return;
+            }
         }
-        let mut consumers = Vec::new();
-        for (stream, config) in self.cluster.wanted_consumers() {
-            let name = config.durable_name.unwrap_or_default();
-            let entry = match self.cluster.js.get_stream_no_info(&stream).await {
-                Ok(handle) => match handle.consumer_info(&name).await {
-                    Ok(info) => serde_json::json!({
-                        "stream": stream,
-                        "name": name,
-                        "pending": info.num_pending,
-                        "ack_pending": info.num_ack_pending,
-                        "redelivered": info.num_redelivered,
-                    }),
-                    Err(e) => serde_json::json!({ "stream": stream, "name": name, "error": e.to_string() }),
-                },
-                Err(e) => serde_json::json!({ "stream": stream, "name": name, "error": e.to_string() }),
-            };
-            consumers.push(entry);
-        }
-        serde_json::json!({
-            "backend": "nats",
-            "node": self.cluster.settings.node,
-            "server": { "name": info.server_name, "version": info.version, "cluster": info.cluster },
-            "connection": format!("{:?}", self.cluster.client.connection_state()),
-            "replicas": self.cluster.settings.replicas,
-            "partitions": self.cluster.layout().partitions,
-            "streams": streams,
-            "consumers": consumers,
-        })
     }
 }
 
@@ -211,40 +247,31 @@ impl Journal for NatsJournal {
     }
 
     fn processed(&self, processed: Processed) {
-        let Some(held) = self
+        let held = self
             .held
             .events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&processed.seq)
-        else {
-            tracing::warn!(
+            .remove(&processed.seq);
+        let Some(held) = held else {
+            // Its partition went to another node meanwhile, which runs it.
+            tracing::debug!(
                 seq = processed.seq,
-                "An outcome for an event this node does not hold; ignored."
+                "An outcome for an event this node no longer holds; not written."
             );
             return;
         };
+        let door = held.door.clone();
         let write = Write::start(&self.writes);
-        let cluster = self.cluster.clone();
-        let backlog = self.backlog.clone();
-        tokio::spawn(async move {
-            let _write = write;
-            let message = held.message.clone();
-            match record(&cluster, &held, processed).await {
-                Ok(()) => {
-                    if let Err(e) = message.double_ack().await {
-                        // Handed out again after `ack_wait`, and run again
-                        // with the same keys: stored once.
-                        tracing::warn!(error = %e, "Acknowledging an event failed; it will run again.");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "Recording an outcome failed; the event will run again.");
-                    let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
-                }
-            }
-            backlog.fetch_sub(1, Ordering::Relaxed);
-        });
+        if self.outcomes.push(door.clone(), (held, processed, write)) {
+            tokio::spawn(write_outcomes(
+                door,
+                self.outcomes.clone(),
+                self.cluster.clone(),
+                self.ownership.clone(),
+                self.backlog.clone(),
+            ));
+        }
     }
 
     fn delivery(&self, id: i64, update: DeliveryUpdate) {
@@ -252,19 +279,29 @@ impl Journal for NatsJournal {
         let held = {
             let mut commands = self.held.commands.lock().unwrap_or_else(|e| e.into_inner());
             if finished {
-                commands.remove(&id).map(|h| (h.message, h.command))
+                commands.remove(&id).map(|h| (h.message, h.command, h.partition))
             } else {
-                commands.get(&id).map(|h| (h.message.clone(), h.command.clone()))
+                commands
+                    .get(&id)
+                    .map(|h| (h.message.clone(), h.command.clone(), h.partition))
             }
         };
-        let Some((message, command)) = held else {
+        let Some((message, command, partition)) = held else {
             return;
         };
         let write = Write::start(&self.writes);
         let cluster = self.cluster.clone();
+        let ownership = self.ownership.clone();
         tokio::spawn(async move {
             let _write = write;
-            record_delivery(&cluster, &message, command, id as u64, update).await;
+            let record = || record_delivery(&cluster, &command, id as u64, &update);
+            if finished {
+                settle(&message, partition, &ownership, record).await;
+            } else if let Err(e) = record().await {
+                // The outbox still holds it and tries again; only another
+                // node taking it over would start the count again.
+                tracing::warn!(error = %e, "Recording a retry failed.");
+            }
         });
     }
 
@@ -298,7 +335,7 @@ impl Journal for NatsJournal {
     }
 
     fn status(&self) -> Pending<'_, serde_json::Value> {
-        Box::pin(self.cluster_status())
+        Box::pin(self.cluster.status(self.ownership.owned()))
     }
 
     fn close(&self) -> Pending<'_, ()> {
@@ -317,28 +354,22 @@ impl Journal for NatsJournal {
                     break;
                 }
             }
-            // What this node still holds goes to another node now, not
-            // after `ack_wait`.
-            let events: Vec<_> = self
-                .held
-                .events
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .drain()
-                .collect();
-            let commands: Vec<_> = self
-                .held
-                .commands
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .drain()
-                .collect();
-            for (_, held) in events {
+            // Delayed commands still held go back to any node now, not
+            // after `ack_wait`; the partitions go to the other nodes with
+            // what is held of them.
+            let delayed: Vec<_> = {
+                let mut commands = self.held.commands.lock().unwrap_or_else(|e| e.into_inner());
+                let keys: Vec<i64> = commands
+                    .iter()
+                    .filter(|(_, h)| h.partition.is_none())
+                    .map(|(k, _)| *k)
+                    .collect();
+                keys.into_iter().filter_map(|k| commands.remove(&k)).collect()
+            };
+            for held in delayed {
                 let _ = held.message.ack_with(AckKind::Nak(None)).await;
             }
-            for (_, held) in commands {
-                let _ = held.message.ack_with(AckKind::Nak(None)).await;
-            }
+            self.ownership.release_all().await;
             let _ = self.cluster.client.flush().await;
         })
     }

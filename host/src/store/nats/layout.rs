@@ -88,7 +88,7 @@ impl Layout {
     }
 }
 
-fn hash(parts: &[&str]) -> [u8; 32] {
+pub(super) fn hash(parts: &[&str]) -> [u8; 32] {
     let mut hash = Sha256::new();
     for part in parts {
         hash.update((part.len() as u64).to_le_bytes());

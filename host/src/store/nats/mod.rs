@@ -20,18 +20,20 @@
 //! - `DEAD`: dead letters, commands and events; kept until retried or dropped.
 //! - `META`: the key derived event ids are made with, shared by every node.
 //!
-//! Each partition has a durable pull consumer that lets one message out at
-//! a time (`max_ack_pending = 1`): whichever node pulls it works on it, and
-//! the next event of that door is handed out only once it is acknowledged.
-//! That is what keeps one door's events, and one door's commands to one
-//! sink, in order across the cluster. It uses nothing a 2.10 server lacks.
+//! And a key-value bucket, `<prefix>_OWNERS`: each partition is owned by
+//! one node at a time, by a lease there (see `owner`), and only its owner
+//! pulls the partition's consumers, many messages at a time; the dispatcher
+//! and the outbox keep each door's in order. A node that dies has its
+//! partitions taken by the others when its leases run out.
 
 mod held;
 mod journal;
 mod layout;
+mod owner;
 mod publish;
 mod pull;
 mod records;
+mod status;
 mod streams;
 mod wire;
 
@@ -62,6 +64,7 @@ pub struct ClusterSettings {
     pub layout: Layout,
     pub replicas: usize,
     pub ack_wait: Duration,
+    pub lease: Duration,
     pub dedup_window: Duration,
     pub retention: Duration,
     pub node: String,
@@ -77,6 +80,7 @@ impl ClusterSettings {
             },
             replicas: store.replicas,
             ack_wait: store.ack_wait.0,
+            lease: store.lease.0,
             dedup_window: store.dedup_window.0,
             retention: store.retention.0,
             node: store.node.clone().unwrap_or_else(default_node),

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::context::PublishError;
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::{AckKind, Message, context::PublishError};
 use bytes::Bytes;
 
 use super::held::HeldEvent;
@@ -17,98 +17,135 @@ use crate::event::Event;
 use crate::store::{DeliveryUpdate, Processed, StoreError};
 use crate::time::now_ms;
 
-fn report(result: Result<(), StoreError>) {
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "Recording a retry failed; another node would start the count again.");
-    }
-}
-
 /// Store what a run did: its commands (each once, by idempotency key), a
-/// dead event if a plugin stopped it, and the run itself.
-pub(super) async fn record(cluster: &Cluster, held: &HeldEvent, processed: Processed) -> Result<(), StoreError> {
+/// dead event if a plugin stopped it, and the run itself. The writes go out
+/// together and are waited for together, in two rounds: the run names its
+/// commands' sequences, so it follows them.
+pub(super) async fn record(cluster: &Cluster, held: &HeldEvent, processed: &Processed) -> Result<(), StoreError> {
     let layout = cluster.layout();
     let message_seq = held.message.info().map(|i| i.stream_sequence).unwrap_or(0);
     let created_at = now_ms();
-    let mut commands = Vec::with_capacity(processed.commands.len());
-    for c in processed.commands {
+    let mut first = Vec::with_capacity(processed.commands.len() + 1);
+    for c in &processed.commands {
         let subject = if c.delay_ms > 0 {
             layout.delayed_subject(&c.plugin, &c.command.sink, &c.door)
         } else {
             layout.command_subject(&c.command.sink, &c.door)
         };
-        let body = c.command.body.clone();
-        let sink = c.command.sink.clone();
-        let slot = layout.slot_subject(&c.plugin, &sink, &c.door);
         let stored = CommandMsg {
             event_seq: held.origin,
             key: c.key.clone(),
             plugin: c.plugin.clone(),
             door: c.door.clone(),
-            command: c.command,
+            command: c.command.clone(),
             delay_ms: c.delay_ms,
             received_at: processed.received_at,
             created_at,
         };
-        let ack = publish(cluster, subject, &c.key, None, wire::encode("command", &stored)?).await?;
-        if c.delay_ms > 0 {
-            // This one replaces any earlier delayed command of its slot.
-            publish(
-                cluster,
-                slot,
-                &format!("slot:{}", ack.sequence),
-                None,
-                ack.sequence.to_string().into(),
-            )
-            .await?;
-        }
-        commands.push(RunCommand {
-            seq: ack.sequence,
-            key: c.key,
-            plugin: c.plugin,
-            sink,
-            door: c.door,
-            body,
-            due_at: processed.received_at + c.delay_ms as i64,
-        });
+        first.push(Write::new(subject, c.key.clone(), wire::encode("command", &stored)?));
     }
-    if let Some(dead) = processed.dead_letter {
+    if let Some(dead) = &processed.dead_letter {
         let event: Event = wire::decode("event", &held.message.payload)?;
         let stored = DeadEventMsg {
             event_seq: held.origin,
             run: held.run,
             event,
-            plugin: dead.plugin,
+            plugin: dead.plugin.clone(),
             reason: dead.reason.to_string(),
-            error: dead.error,
+            error: dead.error.clone(),
             at: now_ms(),
         };
-        publish(
-            cluster,
+        first.push(Write::new(
             layout.dead_event_subject(held.origin),
-            &format!("dead-event:{message_seq}"),
-            None,
+            format!("dead-event:{message_seq}"),
             wire::encode("dead event", &stored)?,
-        )
-        .await?;
+        ));
+    }
+    let sequences = publish_all(cluster, first).await?;
+
+    let mut second = Vec::new();
+    let mut commands = Vec::with_capacity(processed.commands.len());
+    for (c, &seq) in processed.commands.iter().zip(&sequences) {
+        if c.delay_ms > 0 {
+            // This one replaces any earlier delayed command of its slot.
+            second.push(Write::new(
+                layout.slot_subject(&c.plugin, &c.command.sink, &c.door),
+                format!("slot:{seq}"),
+                seq.to_string().into(),
+            ));
+        }
+        commands.push(RunCommand {
+            seq,
+            key: c.key.clone(),
+            plugin: c.plugin.clone(),
+            sink: c.command.sink.clone(),
+            door: c.door.clone(),
+            body: c.command.body.clone(),
+            due_at: processed.received_at + c.delay_ms as i64,
+        });
     }
     let run = RunMsg {
         event_seq: held.origin,
         message_seq,
         run: held.run,
-        steps: processed.steps,
+        steps: processed.steps.clone(),
         commands,
         processed_at: now_ms(),
         node: cluster.settings.node.clone(),
     };
-    publish(
-        cluster,
+    second.push(Write::new(
         layout.run_subject(held.origin),
-        &format!("run:{message_seq}"),
-        None,
+        format!("run:{message_seq}"),
         wire::encode("run", &run)?,
-    )
-    .await?;
+    ));
+    publish_all(cluster, second).await?;
     Ok(())
+}
+
+/// One message to publish, with its `Nats-Msg-Id`.
+struct Write {
+    subject: String,
+    msg_id: String,
+    payload: Bytes,
+}
+
+impl Write {
+    fn new(subject: String, msg_id: String, payload: Bytes) -> Write {
+        Write {
+            subject,
+            msg_id,
+            payload,
+        }
+    }
+}
+
+/// Publish `writes` and wait for all their acknowledgements; their
+/// sequences, in the order given. Writes to one subject go one after the
+/// other, in order (a door's commands to one sink, a slot's newest); other
+/// subjects' go out beside them.
+async fn publish_all(cluster: &Cluster, writes: Vec<Write>) -> Result<Vec<u64>, StoreError> {
+    let mut by_subject: Vec<(String, Vec<(usize, Write)>)> = Vec::new();
+    for (i, write) in writes.into_iter().enumerate() {
+        match by_subject.iter_mut().find(|(subject, _)| *subject == write.subject) {
+            Some((_, queue)) => queue.push((i, write)),
+            None => by_subject.push((write.subject.clone(), vec![(i, write)])),
+        }
+    }
+    let rounds = by_subject.into_iter().map(|(_, queue)| async move {
+        let mut done = Vec::with_capacity(queue.len());
+        for (i, write) in queue {
+            let ack = publish(cluster, write.subject, &write.msg_id, None, write.payload).await?;
+            done.push((i, ack.sequence));
+        }
+        Ok::<_, StoreError>(done)
+    });
+    let mut sequences: Vec<(usize, u64)> = futures_util::future::try_join_all(rounds)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    sequences.sort_unstable();
+    Ok(sequences.into_iter().map(|(_, seq)| seq).collect())
 }
 
 pub(super) async fn record_state(cluster: &Cluster, seq: u64, state: &StateMsg) -> Result<(), StoreError> {
@@ -164,17 +201,14 @@ fn retryable(error: &PublishError) -> bool {
     )
 }
 
-/// Store what became of a command's delivery, then acknowledge the
-/// command, or hand it back to be tried again if that failed. A retry's
-/// state is only recorded: the outbox still holds the command.
+/// Store what became of a command's delivery (a retry's attempts, or how
+/// it ended: the caller then acknowledges the command).
 pub(super) async fn record_delivery(
     cluster: &Cluster,
-    message: &Message,
-    command: CommandMsg,
+    command: &CommandMsg,
     seq: u64,
-    update: DeliveryUpdate,
-) {
-    let layout = cluster.layout();
+    update: &DeliveryUpdate,
+) -> Result<(), StoreError> {
     let state = |state, attempts, first_attempt_at, next_at, error| StateMsg {
         state,
         attempts,
@@ -183,7 +217,7 @@ pub(super) async fn record_delivery(
         error,
         at: now_ms(),
     };
-    let result = match update {
+    match update.clone() {
         DeliveryUpdate::Retry {
             attempts,
             first_attempt_at,
@@ -197,9 +231,7 @@ pub(super) async fn record_delivery(
                 next_at,
                 Some(error),
             );
-            // Kept: the outbox waits and tries again; the state is
-            // what another node continues from if this one dies.
-            return report(record_state(cluster, seq, &retrying).await);
+            record_state(cluster, seq, &retrying).await
         }
         DeliveryUpdate::Delivered { attempts } => {
             record_state(cluster, seq, &state(CommandState::Delivered, attempts, None, 0, None)).await
@@ -214,42 +246,21 @@ pub(super) async fn record_delivery(
         } => {
             let dead = DeadCommandMsg {
                 command_seq: seq,
-                command,
+                command: command.clone(),
                 attempts,
                 reason,
                 error: error.clone(),
                 at: now_ms(),
             };
-            let stored = match wire::encode("dead letter", &dead) {
-                Ok(payload) => publish(
-                    &cluster,
-                    layout.dead_command_subject(seq),
-                    &format!("dead:{seq}"),
-                    None,
-                    payload,
-                )
-                .await
-                .map(drop),
-                Err(e) => Err(e),
-            };
-            match stored {
-                Ok(()) => {
-                    let dead = state(CommandState::Dead, attempts, None, 0, Some(error));
-                    record_state(cluster, seq, &dead).await
-                }
-                Err(e) => Err(e),
-            }
-        }
-    };
-    match result {
-        Ok(()) => {
-            if let Err(e) = message.double_ack().await {
-                tracing::warn!(error = %e, "Acknowledging a command failed; it may be tried again.");
-            }
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "Recording a delivery failed; the command will be tried again.");
-            let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+            publish(
+                cluster,
+                cluster.layout().dead_command_subject(seq),
+                &format!("dead:{seq}"),
+                None,
+                wire::encode("dead letter", &dead)?,
+            )
+            .await?;
+            record_state(cluster, seq, &state(CommandState::Dead, attempts, None, 0, Some(error))).await
         }
     }
 }

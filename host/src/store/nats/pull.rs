@@ -25,6 +25,9 @@ pub(super) struct Puller {
     pub(super) cluster: Cluster,
     pub(super) stream: String,
     pub(super) consumer: String,
+    /// Messages asked for at once: one for the consumer every node shares,
+    /// more for a partition's, which only its owner pulls.
+    pub(super) batch: usize,
     pub(super) stop: watch::Receiver<bool>,
 }
 
@@ -37,12 +40,13 @@ impl Puller {
         let mut failures = 0u32;
         while !*self.stop.borrow() {
             let (js, stream, name) = (self.cluster.js.clone(), self.stream.clone(), self.consumer.clone());
+            let batch = self.batch;
             let messages = async move {
                 let stream = js.get_stream_no_info(&stream).await.map_err(|e| e.to_string())?;
                 let consumer: PullConsumer = stream.get_consumer(&name).await.map_err(|e| e.to_string())?;
                 consumer
                     .stream()
-                    .max_messages_per_batch(1)
+                    .max_messages_per_batch(batch)
                     .heartbeat(Duration::from_secs(5))
                     .expires(Duration::from_secs(30))
                     .messages()
@@ -97,6 +101,7 @@ impl Puller {
 
 /// Hands the events of this node's partitions to the dispatcher.
 pub(super) struct EventHandler {
+    pub(super) partition: u32,
     pub(super) held: Arc<Held>,
     pub(super) backlog: Arc<AtomicUsize>,
     pub(super) feed: mpsc::UnboundedSender<Queued>,
@@ -120,12 +125,18 @@ impl EventHandler {
             }
         };
         let (run, origin) = wire::run_of(message.headers.as_ref(), seq);
-        let message = Arc::new(message);
+        let held = HeldEvent {
+            message: Arc::new(message),
+            origin,
+            run,
+            partition: self.partition,
+            door: (event.source.clone(), event.lane()),
+        };
         self.held
             .events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(seq, HeldEvent { message, origin, run });
+            .insert(seq, held);
         self.backlog.fetch_add(1, Ordering::Relaxed);
         let _ = self.feed.send(Queued { seq, run, event });
         std::future::ready(())
@@ -140,7 +151,11 @@ pub(super) struct CommandHandler {
     pub(super) unattempted: Arc<AtomicUsize>,
     pub(super) writes: Arc<Writes>,
     pub(super) feed: mpsc::UnboundedSender<PendingCommand>,
-    pub(super) delayed: bool,
+    /// None for the delayed commands.
+    pub(super) partition: Option<u32>,
+    /// Commands up to this sequence may have been delivered by the
+    /// partition's last owner: their state is read first.
+    pub(super) recheck_through: u64,
 }
 
 impl CommandHandler {
@@ -157,18 +172,22 @@ impl CommandHandler {
             }
         };
         // Handed out before: another node may have tried it, or finished.
-        let state = if delivered > 1 { self.state(seq).await } else { None };
+        let state = if delivered > 1 || seq <= self.recheck_through {
+            self.state(seq).await
+        } else {
+            None
+        };
         if let Some(state) = &state
             && state.state != CommandState::Retrying
         {
-            let _ = message.double_ack().await;
+            let _ = message.ack().await;
             return;
         }
         let attempts = state.as_ref().map_or(0, |s| s.attempts);
         let next_at = state
             .as_ref()
             .map_or(command.received_at + command.delay_ms as i64, |s| s.next_at);
-        if self.delayed && attempts == 0 {
+        if self.partition.is_none() && attempts == 0 {
             let wait = next_at - now_ms();
             if wait > 20 {
                 // JetStream keeps it until it is due, on no node's clock.
@@ -189,7 +208,7 @@ impl CommandHandler {
                 };
                 tracing::debug!(sink = %command.command.sink, key = %command.key, "Delayed command replaced by a later one.");
                 if record_state(&self.cluster, seq, &superseded).await.is_ok() {
-                    let _ = message.double_ack().await;
+                    let _ = message.ack().await;
                 }
                 return;
             }
@@ -211,6 +230,7 @@ impl CommandHandler {
             HeldCommand {
                 message: Arc::new(message),
                 command,
+                partition: self.partition,
             },
         );
         self.unattempted.fetch_add(1, Ordering::Relaxed);

@@ -4,13 +4,18 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, consumer, kv, stream};
 
 use super::{Cluster, Layout};
 use crate::store::StoreError;
 
 /// How delayed commands may wait at once, cluster-wide.
 const DELAYED_IN_FLIGHT: i64 = 100_000;
+
+/// How many of a partition's events (or commands) its owner may hold
+/// unacknowledged: enough that its doors run side by side and its writes
+/// overlap, few enough that a hand-over runs little again.
+const PARTITION_IN_FLIGHT: i64 = 256;
 
 impl Cluster {
     /// The streams the store keeps, with the settings it wants.
@@ -78,39 +83,68 @@ impl Cluster {
 
     /// The consumers the nodes pull from, by stream.
     pub fn wanted_consumers(&self) -> Vec<(String, consumer::pull::Config)> {
-        let s = &self.settings;
-        let layout = &s.layout;
-        let one_at_a_time = |name: String, filter: String| consumer::pull::Config {
-            durable_name: Some(name),
-            filter_subject: filter,
-            ack_policy: consumer::AckPolicy::Explicit,
-            ack_wait: s.ack_wait,
-            max_deliver: -1,
-            max_ack_pending: 1,
-            num_replicas: s.replicas,
-            ..Default::default()
-        };
-        let mut wanted = Vec::new();
-        for p in 0..layout.partitions {
-            wanted.push((
-                layout.stream("EVENTS"),
-                one_at_a_time(Layout::event_consumer(p), format!("{}.events.{p}", layout.prefix)),
-            ));
-        }
-        for p in 0..layout.partitions {
-            wanted.push((
-                layout.stream("COMMANDS"),
-                one_at_a_time(Layout::command_consumer(p), format!("{}.commands.{p}", layout.prefix)),
-            ));
-        }
+        let layout = &self.settings.layout;
+        let mut wanted: Vec<_> = (0..layout.partitions)
+            .flat_map(|p| self.partition_consumers(p))
+            .collect();
         wanted.push((
             layout.stream("COMMANDS"),
             consumer::pull::Config {
                 max_ack_pending: DELAYED_IN_FLIGHT,
-                ..one_at_a_time(Layout::DELAYED_CONSUMER.into(), format!("{}.delayed.*", layout.prefix))
+                ..self.consumer(Layout::DELAYED_CONSUMER.into(), format!("{}.delayed.*", layout.prefix))
             },
         ));
         wanted
+    }
+
+    /// The consumers of partition `p`, its events' and its commands',
+    /// pulled only by the node that owns it.
+    fn partition_consumers(&self, p: u32) -> [(String, consumer::pull::Config); 2] {
+        let layout = &self.settings.layout;
+        [
+            (
+                layout.stream("EVENTS"),
+                self.consumer(Layout::event_consumer(p), format!("{}.events.{p}", layout.prefix)),
+            ),
+            (
+                layout.stream("COMMANDS"),
+                self.consumer(Layout::command_consumer(p), format!("{}.commands.{p}", layout.prefix)),
+            ),
+        ]
+    }
+
+    fn consumer(&self, name: String, filter: String) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(name),
+            filter_subject: filter,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: self.settings.ack_wait,
+            max_deliver: -1,
+            max_ack_pending: PARTITION_IN_FLIGHT,
+            num_replicas: self.settings.replicas,
+            ..Default::default()
+        }
+    }
+
+    /// The bucket of the partitions' leases (see `owner`).
+    fn owners_config(&self) -> kv::Config {
+        kv::Config {
+            bucket: self.layout().stream("OWNERS"),
+            description: "Vestibule: which node owns which partition".into(),
+            history: 1,
+            max_age: self.settings.lease,
+            num_replicas: self.settings.replicas,
+            storage: stream::StorageType::File,
+            ..Default::default()
+        }
+    }
+
+    pub(super) async fn owners(&self) -> Result<kv::Store, StoreError> {
+        let bucket = self.layout().stream("OWNERS");
+        self.js
+            .get_key_value(&bucket)
+            .await
+            .map_err(|e| StoreError::Cluster(format!("bucket {bucket}: {e}")))
     }
 
     /// Create the streams and consumers, or bring their settings to what
@@ -124,19 +158,74 @@ impl Cluster {
                 .await
                 .map_err(|e| StoreError::Cluster(format!("stream {name}: {e}")))?;
         }
-        for (stream, config) in self.wanted_consumers() {
+        let owners = self.owners_config();
+        let bucket = owners.bucket.clone();
+        self.js
+            .create_or_update_key_value(owners)
+            .await
+            .map_err(|e| StoreError::Cluster(format!("bucket {bucket}: {e}")))?;
+        for (stream, mut config) in self.wanted_consumers() {
             let name = config.durable_name.clone().unwrap_or_default();
             let handle = self
                 .js
                 .get_stream_no_info(&stream)
                 .await
                 .map_err(|e| StoreError::Cluster(format!("stream {stream}: {e}")))?;
+            // A partition's consumer made again by a new owner starts where
+            // the last one's acknowledgements ended; that start stays.
+            if let Ok(info) = handle.consumer_info(&name).await {
+                config.deliver_policy = info.config.deliver_policy;
+            }
             handle
                 .create_consumer(config)
                 .await
                 .map_err(|e| StoreError::Cluster(format!("consumer {name} on {stream}: {e}")))?;
         }
         Ok(())
+    }
+
+    /// Make partition `p`'s consumers ready for a new owner: one that still
+    /// has messages handed out and unacknowledged (its last owner died or
+    /// let go mid-way) is made again from its acknowledged floor, so that
+    /// those come first, in order. What they ran is run again, under the
+    /// same idempotency keys. Returns the highest command sequence the
+    /// last owner was handed: those may be delivered already, so their
+    /// state is read before they are tried.
+    pub(super) async fn take_over(&self, p: u32) -> Result<u64, StoreError> {
+        let mut recheck = 0;
+        for (stream, mut config) in self.partition_consumers(p) {
+            let name = config.durable_name.clone().unwrap_or_default();
+            let failed = |e: &dyn std::fmt::Display| StoreError::Cluster(format!("consumer {name} on {stream}: {e}"));
+            let handle = self.js.get_stream_no_info(&stream).await.map_err(|e| failed(&e))?;
+            let info = match handle.consumer_info(&name).await {
+                Ok(info) => info,
+                Err(_) => {
+                    handle.create_consumer(config).await.map_err(|e| failed(&e))?;
+                    continue;
+                }
+            };
+            if info.num_ack_pending == 0 {
+                continue;
+            }
+            // The commands stream keeps only what is not acknowledged: all
+            // of it is the rest. The events stream keeps everything.
+            config.deliver_policy = if stream == self.layout().stream("EVENTS") {
+                consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: info.ack_floor.stream_sequence + 1,
+                }
+            } else {
+                recheck = info.delivered.stream_sequence;
+                consumer::DeliverPolicy::All
+            };
+            tracing::info!(
+                consumer = %name,
+                unacknowledged = info.num_ack_pending,
+                "The last owner left messages unacknowledged; they are handed out again, in order."
+            );
+            handle.delete_consumer(&name).await.map_err(|e| failed(&e))?;
+            handle.create_consumer(config).await.map_err(|e| failed(&e))?;
+        }
+        Ok(recheck)
     }
 
     /// What `vestibule check` says about the cluster: one line per stream,
@@ -200,7 +289,8 @@ impl Cluster {
                 Err(e) => return Err(StoreError::Cluster(format!("stream {}: {e}", wanted.name))),
             }
         }
-        let needed = self.wanted_streams().len() as i64;
+        // The streams, and the leases' bucket.
+        let needed = self.wanted_streams().len() as i64 + 1;
         if let Some(max) = account.limits.max_streams.filter(|max| *max >= 0 && *max < needed) {
             problems.push(format!(
                 "the account may have {max} stream(s); the store needs {needed}"

@@ -1,0 +1,422 @@
+//! Which node works on which partition. Each partition is owned by one
+//! node at a time, by a lease in the key-value bucket `<prefix>_OWNERS`:
+//! the key `owner.<partition>` names the node, and only that node pulls
+//! the partition's events and commands. The bucket forgets a key that was
+//! not renewed for `[store] lease`, so the partitions of a node that died
+//! are free again after that long; a node that stops deletes its keys, and
+//! the others take them at their next look.
+//!
+//! Every node also keeps `node.<id>` alive in the bucket. From the nodes it
+//! sees, each computes the same even shares (see [`shares`]), claims the
+//! free partitions of its own, and hands back the ones of another node's
+//! share — so a node that joins or comes back gets its share, and little
+//! else moves. A partition nobody claims for two looks is taken by
+//! whoever sees it first.
+//!
+//! A new owner first looks at the partition's consumers: if the last owner
+//! left messages handed out and unacknowledged, each consumer is made
+//! again from its acknowledged floor, so those messages come first and in
+//! order — not after `ack_wait`, behind newer ones of the same door.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+use futures_util::TryStreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Cluster;
+use super::held::Held;
+use super::layout::hash;
+
+/// Starts the pullers of a partition, which stop when the receiver turns
+/// true.
+/// The second argument is the highest command sequence the last owner may
+/// have delivered (see [`Cluster::take_over`]).
+pub(super) type Starter = Box<dyn Fn(u32, u64, watch::Receiver<bool>) -> Vec<JoinHandle<()>> + Send + Sync>;
+
+pub(super) struct Ownership {
+    cluster: Cluster,
+    kv: kv::Store,
+    /// This node's key in the bucket.
+    me: String,
+    lease: Duration,
+    held: Arc<Held>,
+    backlog: Arc<AtomicUsize>,
+    start: Starter,
+    state: tokio::sync::Mutex<State>,
+    /// What this node owns now: outcomes of anything else are not written.
+    owned: Mutex<BTreeSet<u32>>,
+}
+
+#[derive(Default)]
+struct State {
+    owned: BTreeMap<u32, Owned>,
+    /// Partitions seen free, and how many looks in a row.
+    free: HashMap<u32, u32>,
+    closed: bool,
+}
+
+struct Owned {
+    revision: u64,
+    /// When the last renewal that was stored was sent.
+    renewed: Instant,
+    stop: watch::Sender<bool>,
+    pullers: Vec<JoinHandle<()>>,
+}
+
+impl Ownership {
+    pub(super) fn new(
+        cluster: Cluster,
+        kv: kv::Store,
+        held: Arc<Held>,
+        backlog: Arc<AtomicUsize>,
+        start: Starter,
+    ) -> Ownership {
+        let me = node_key(&cluster.settings.node);
+        let lease = cluster.settings.lease;
+        Ownership {
+            cluster,
+            kv,
+            me,
+            lease,
+            held,
+            backlog,
+            start,
+            state: Default::default(),
+            owned: Default::default(),
+        }
+    }
+
+    /// How often a node renews and looks: often enough that two looks fit
+    /// in a lease with room for a slow answer.
+    fn every(&self) -> Duration {
+        self.lease / 4
+    }
+
+    /// Whether this node owns partition `p` now.
+    pub(super) fn owns(&self, p: u32) -> bool {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner()).contains(&p)
+    }
+
+    pub(super) fn owned(&self) -> Vec<u32> {
+        self.owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .collect()
+    }
+
+    /// Renew, look and balance until `stop` turns true; from then on only
+    /// renew what this node owns, pulling no more, until `closed` (the
+    /// journal's close gives the leases up once what it holds is written).
+    pub(super) async fn run(self: Arc<Self>, stop: watch::Receiver<bool>, mut closed: watch::Receiver<bool>) {
+        let mut failures = 0u32;
+        loop {
+            let result = if *stop.borrow() {
+                self.keep().await
+            } else {
+                self.look().await
+            };
+            match result {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    if failures % 10 == 1 {
+                        tracing::warn!(%error, "Cannot see the partitions' owners; trying again.");
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.every()) => {}
+                _ = closed.wait_for(|closed| *closed) => return,
+            }
+        }
+    }
+
+    /// Stopping: pull no more, leave the shares to the other nodes, keep
+    /// the leases while what is held is written.
+    async fn keep(&self) -> Result<(), String> {
+        let mut state = self.state.lock().await;
+        if state.closed {
+            return Ok(());
+        }
+        for owned in state.owned.values() {
+            let _ = owned.stop.send(true);
+        }
+        let _ = self.kv.delete(&self.me).await;
+        self.renew(&mut state).await;
+        Ok(())
+    }
+
+    async fn look(&self) -> Result<(), String> {
+        let mut state = self.state.lock().await;
+        if state.closed {
+            return Ok(());
+        }
+        self.kv
+            .put(&self.me, self.cluster.settings.node.clone().into())
+            .await
+            .map_err(|e| format!("renewing {}: {e}", self.me))?;
+        self.renew(&mut state).await;
+
+        let keys: Vec<String> = self
+            .kv
+            .keys()
+            .await
+            .map_err(|e| e.to_string())?
+            .try_collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut nodes: Vec<&str> = keys
+            .iter()
+            .filter(|k| k.starts_with("node."))
+            .map(String::as_str)
+            .collect();
+        if !nodes.contains(&self.me.as_str()) {
+            nodes.push(&self.me);
+        }
+        let taken: BTreeSet<u32> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix("owner.")?.parse().ok())
+            .collect();
+
+        nodes.sort_unstable();
+        let shares = shares(&nodes, self.cluster.layout().partitions);
+        let mut hand_back = Vec::new();
+        let mut claim = Vec::new();
+        for (p, share) in (0..).zip(shares) {
+            if state.owned.contains_key(&p) {
+                if share != self.me {
+                    hand_back.push(p);
+                }
+                continue;
+            }
+            if taken.contains(&p) {
+                state.free.remove(&p);
+                continue;
+            }
+            let looks = state.free.entry(p).or_insert(0);
+            *looks += 1;
+            if share == self.me || *looks > 2 {
+                claim.push(p);
+            }
+        }
+        if !hand_back.is_empty() {
+            self.hand_back(&mut state, &hand_back, self.every() / 2).await;
+        }
+        // Side by side: taking over a consumer is a few round trips to its
+        // replicas, and a dead node leaves many partitions at once.
+        let claimed = futures_util::future::join_all(claim.into_iter().map(|p| self.claim(p))).await;
+        for (p, revision, renewed, recheck) in claimed.into_iter().flatten() {
+            state.free.remove(&p);
+            let (stop, stopping) = watch::channel(false);
+            let pullers = (self.start)(p, recheck, stopping);
+            self.owned.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
+            state.owned.insert(
+                p,
+                Owned {
+                    revision,
+                    renewed,
+                    stop,
+                    pullers,
+                },
+            );
+            tracing::info!(partition = p, node = %self.cluster.settings.node, "This node owns a partition.");
+        }
+        Ok(())
+    }
+
+    /// Renew every lease this node holds; one that another node took, or
+    /// that could not be renewed for most of a lease, is lost.
+    async fn renew(&self, state: &mut State) {
+        let mut lost = Vec::new();
+        for (&p, owned) in state.owned.iter_mut() {
+            let sent = Instant::now();
+            match self
+                .kv
+                .update(owner_key(p), self.me.clone().into(), owned.revision)
+                .await
+            {
+                Ok(revision) => {
+                    owned.revision = revision;
+                    owned.renewed = sent;
+                }
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => lost.push(p),
+                Err(e) => {
+                    if owned.renewed.elapsed() > self.lease * 2 / 3 {
+                        lost.push(p);
+                    } else {
+                        tracing::debug!(partition = p, error = %e, "Renewing a lease failed; trying again.");
+                    }
+                }
+            }
+        }
+        for p in lost {
+            tracing::warn!(
+                partition = p,
+                "Lost this node's lease on a partition; another node runs what it held."
+            );
+            if let Some(owned) = state.owned.remove(&p) {
+                let _ = owned.stop.send(true);
+            }
+            self.forget(p);
+        }
+    }
+
+    fn forget(&self, p: u32) {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
+        let abandoned = self.held.abandon(p);
+        self.backlog.fetch_sub(abandoned, Ordering::Relaxed);
+    }
+
+    /// Take partition `p`'s lease and make its consumers ready; its lease's
+    /// revision, when it was taken, and the commands to read the state of
+    /// first (see [`Cluster::take_over`]).
+    async fn claim(&self, p: u32) -> Option<(u32, u64, Instant, u64)> {
+        let revision = match self.kv.create(owner_key(p), self.me.clone().into()).await {
+            Ok(revision) => revision,
+            // Another node was quicker.
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => return None,
+            Err(e) => {
+                tracing::debug!(partition = p, error = %e, "Claiming a partition failed.");
+                return None;
+            }
+        };
+        let renewed = Instant::now();
+        match self.cluster.take_over(p).await {
+            Ok(recheck) => Some((p, revision, renewed, recheck)),
+            Err(e) => {
+                tracing::warn!(partition = p, error = %e, "Cannot take over a partition's consumers; letting it go.");
+                let _ = self.kv.delete_expect_revision(owner_key(p), Some(revision)).await;
+                None
+            }
+        }
+    }
+
+    /// Stop pulling `partitions`, give what is held of them up to `within`
+    /// to be written, and delete their leases for their next owner.
+    async fn hand_back(&self, state: &mut State, partitions: &[u32], within: Duration) {
+        let mut handed = Vec::new();
+        for p in partitions {
+            if let Some(owned) = state.owned.remove(p) {
+                let _ = owned.stop.send(true);
+                handed.push((*p, owned));
+            }
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        for (_, owned) in &mut handed {
+            for puller in owned.pullers.drain(..) {
+                let _ = tokio::time::timeout_at(deadline, puller).await;
+            }
+        }
+        while handed.iter().any(|(p, _)| self.held.holds(*p)) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for (p, owned) in handed {
+            self.forget(p);
+            let _ = self.kv.delete_expect_revision(owner_key(p), Some(owned.revision)).await;
+            tracing::info!(partition = p, "Handed a partition back for another node's share.");
+        }
+    }
+
+    /// Give up every lease and this node's key, once what it held is
+    /// written (the journal's close): the others take over at their next
+    /// look, not after a lease.
+    pub(super) async fn release_all(&self) {
+        let mut state = self.state.lock().await;
+        state.closed = true;
+        let owned: Vec<u32> = state.owned.keys().copied().collect();
+        self.hand_back(&mut state, &owned, Duration::ZERO).await;
+        let _ = self.kv.delete(&self.me).await;
+    }
+}
+
+fn owner_key(p: u32) -> String {
+    format!("owner.{p}")
+}
+
+/// A node's key: its name where the bucket allows, and a hash of it so
+/// that two names that read alike stay two keys.
+fn node_key(node: &str) -> String {
+    let readable: String = node
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .take(48)
+        .collect();
+    format!("node.{readable}-{}", hex::encode(&hash(&[node])[..4]))
+}
+
+/// Whose share each partition is: the same answer on every node that sees
+/// the same nodes. Each partition goes to the node ranked first for it by
+/// a hash of both (so a node keeps most of its partitions when another
+/// comes or goes), unless that node already has its even share, then to
+/// the next: the shares differ by one at most.
+fn shares<'a>(nodes: &[&'a str], partitions: u32) -> Vec<&'a str> {
+    let even = (partitions as usize).div_ceil(nodes.len().max(1));
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    (0..partitions)
+        .map(|p| {
+            let p = p.to_string();
+            let mut ranked: Vec<(u64, &'a str)> = nodes
+                .iter()
+                .map(|node| {
+                    let digest = hash(&[node, &p]);
+                    (u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")), *node)
+                })
+                .collect();
+            ranked.sort_unstable_by(|a, b| b.cmp(a));
+            let node = ranked
+                .iter()
+                .map(|(_, node)| *node)
+                .find(|node| counts.get(node).copied().unwrap_or(0) < even)
+                .unwrap_or_default();
+            *counts.entry(node).or_default() += 1;
+            node
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_even_and_mostly_stay_when_a_node_joins() {
+        let two = ["node.a-1", "node.b-2"];
+        let three = ["node.a-1", "node.b-2", "node.c-3"];
+        let count = |shares: &[&str], node: &str| shares.iter().filter(|n| **n == node).count();
+        for partitions in [1, 2, 7, 16, 1024] {
+            let before = shares(&two, partitions);
+            let after = shares(&three, partitions);
+            let even = |n: usize| (partitions as usize).div_ceil(n);
+            for node in two {
+                assert!(count(&before, node) <= even(2), "{partitions}: {before:?}");
+            }
+            for node in three {
+                assert!(count(&after, node) <= even(3), "{partitions}: {after:?}");
+            }
+            // Every node sees the same.
+            assert_eq!(before, shares(&["node.b-2", "node.a-1"], partitions));
+        }
+        let (before, after) = (shares(&two, 1024), shares(&three, 1024));
+        let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
+        let to_new = after.iter().filter(|n| **n == "node.c-3").count();
+        // The new node's share moves, and little besides.
+        assert!((341..=342).contains(&to_new), "{to_new}");
+        assert!(moved < to_new + 100, "{moved} of 1024 moved for a share of {to_new}");
+    }
+
+    #[test]
+    fn node_keys_are_valid_bucket_keys_and_distinct() {
+        let a = node_key("gate house/1 ✓");
+        let b = node_key("gate house 1 ✓");
+        assert!(a.starts_with("node.gatehouse1-"), "{a}");
+        assert_ne!(a, b);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
+    }
+}
