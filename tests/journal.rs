@@ -19,7 +19,7 @@ struct Backend {
     name: &'static str,
     config: Config,
     _dir: tempfile::TempDir,
-    _nats: Option<Nats>,
+    nats: Option<Nats>,
 }
 
 impl Backend {
@@ -47,7 +47,7 @@ impl Backend {
             name,
             config,
             _dir: dir,
-            _nats: nats,
+            nats,
         }
     }
 
@@ -59,6 +59,14 @@ impl Backend {
 
     fn records(&self) -> Box<dyn Records> {
         store::records(&self.config).unwrap()
+    }
+}
+
+/// The lone nats-server's URL, for a test that writes to it as an earlier
+/// version did.
+impl Backend {
+    fn nats_url(&self) -> String {
+        self.nats.as_ref().expect("a NATS backend").urls()[0].clone()
     }
 }
 
@@ -439,4 +447,44 @@ async fn a_data_folder_of_the_previous_schema_is_upgraded_in_place() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.received().len(), 12);
     host.kill();
+}
+
+/// An event an earlier version journaled, on `<prefix>.events.<partition>`
+/// without an id subject, is still handed out after an upgrade, and
+/// `events show` finds it by its id once it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_an_earlier_version_journaled_is_processed_and_found() {
+    let backend = Backend::nats();
+    let (journal, mut feeds) = backend.start().await;
+    let client = async_nats::connect(backend.nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let legacy = event("legacy-1", "Lobby");
+    for p in 0..2 {
+        // One on each partition's subject of the earlier layout.
+        let mut copy = legacy.clone();
+        copy.id = format!("legacy-{p}");
+        let payload = serde_json::to_vec(&copy).unwrap();
+        js.publish(format!("VESTIBULE.events.{p}"), payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let mut handed = Vec::new();
+    for _ in 0..2 {
+        let queued = next(&mut feeds.events, "event journaled by an earlier version", "nats").await;
+        journal.processed(outcome(queued.seq, queued.event.received_at, Vec::new()));
+        handed.push(queued.event.id);
+    }
+    handed.sort();
+    assert_eq!(handed, ["legacy-0", "legacy-1"]);
+    let records = backend.records();
+    let shown = eventually("nats", "the legacy event shown as done", || {
+        let runs = tokio::task::block_in_place(|| records.event("legacy-1")).ok()?;
+        (runs.first()?.0.state == "done").then_some(runs)
+    })
+    .await;
+    assert_eq!(shown[0].0.event_id, "legacy-1");
+    assert_eq!(shown[0].0.door, "Lobby");
+    journal.close().await;
 }

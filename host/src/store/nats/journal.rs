@@ -231,7 +231,7 @@ impl Journal for NatsJournal {
         Box::pin(async move {
             let payload = wire::encode("event", &event)?;
             let layout = self.cluster.layout();
-            let subject = layout.event_subject(&event.source, &event.lane());
+            let subject = layout.event_subject(&event.source, &event.lane(), &event.id);
             let id = Layout::event_msg_id(&event.source, &event.id);
             let started = std::time::Instant::now();
             let ack = publish(&self.cluster, subject, &id, None, payload).await?;

@@ -22,8 +22,33 @@ impl Layout {
         (n % u64::from(self.partitions)) as u32
     }
 
-    pub fn event_subject(&self, source: &str, lane: &str) -> String {
-        format!("{}.events.{}", self.prefix, self.partition(&[source, lane]))
+    /// An event's subject: its partition, by (source, door), then its id,
+    /// hashed, so that `events show ID` finds it without reading the stream.
+    pub fn event_subject(&self, source: &str, lane: &str, id: &str) -> String {
+        format!(
+            "{}.events.{}.{}",
+            self.prefix,
+            self.partition(&[source, lane]),
+            Self::id_token(id)
+        )
+    }
+
+    /// The subjects an event with `id` may be on, in any partition.
+    pub fn event_id_subjects(&self, id: &str) -> String {
+        format!("{}.events.*.{}", self.prefix, Self::id_token(id))
+    }
+
+    /// Partition `p`'s events: those with an id token, and those an
+    /// earlier version journaled without one.
+    pub fn partition_events(&self, p: u32) -> Vec<String> {
+        vec![
+            format!("{}.events.{p}.*", self.prefix),
+            format!("{}.events.{p}", self.prefix),
+        ]
+    }
+
+    fn id_token(id: &str) -> String {
+        hex::encode(&hash(&[id])[..10])
     }
 
     pub fn command_subject(&self, sink: &str, door: &str) -> String {

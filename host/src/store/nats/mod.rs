@@ -4,10 +4,10 @@
 //!
 //! Six streams, named `<prefix>_…` (see [`Layout`]):
 //!
-//! - `EVENTS`: every accepted event, on `<prefix>.events.<partition>`, the
-//!   partition a hash of (source, door). Its `Nats-Msg-Id` is the (source,
-//!   event id) key, so a vendor's retry to any node within `dedup_window` is
-//!   a duplicate. Kept for `retention`.
+//! - `EVENTS`: every accepted event, on `<prefix>.events.<partition>.<id>`,
+//!   the partition a hash of (source, door), the id a hash of the event id.
+//!   Its `Nats-Msg-Id` is the (source, event id) key, so a vendor's retry to
+//!   any node within `dedup_window` is a duplicate. Kept for `retention`.
 //! - `RUNS`: what the pipeline did with each run of an event (the steps and
 //!   the commands), on `<prefix>.runs.<event seq>`.
 //! - `COMMANDS`: commands to deliver, a work queue: on
@@ -32,6 +32,7 @@ mod layout;
 mod owner;
 mod publish;
 mod pull;
+mod read;
 mod records;
 mod status;
 mod streams;

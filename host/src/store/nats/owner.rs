@@ -158,11 +158,12 @@ impl Ownership {
         if state.closed {
             return Ok(());
         }
+        // The leases first: a slow or failed look must not cost them.
+        self.renew(&mut state).await;
         self.kv
             .put(&self.me, self.cluster.settings.node.clone().into())
             .await
             .map_err(|e| format!("renewing {}: {e}", self.me))?;
-        self.renew(&mut state).await;
 
         let keys: Vec<String> = self
             .kv

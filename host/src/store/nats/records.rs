@@ -8,30 +8,23 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::consumer::DeliverPolicy;
 
+use super::Cluster;
 use super::publish::publish;
-use super::wire::{self, CommandMsg, CommandState, DeadCommandMsg, DeadEventMsg, RunMsg, StateMsg};
-use super::{Cluster, missing};
+use super::read::dead_letter_row;
+use super::wire::{self, CommandMsg};
 use crate::config::Config;
 use crate::event::Event;
 use crate::store::{CommandRow, DeadEventRow, EventRow, EventRun, Records, StoreError};
 
 /// The store's records in the cluster `config` names.
 pub struct NatsRecords {
-    cluster: Cluster,
+    pub(super) cluster: Cluster,
 }
 
 fn block<F: std::future::Future>(future: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
-}
-
-/// A stored message, by sequence, in stream order.
-struct Stored {
-    seq: u64,
-    subject: String,
-    headers: Option<async_nats::HeaderMap>,
-    payload: bytes::Bytes,
 }
 
 impl NatsRecords {
@@ -42,98 +35,6 @@ impl NatsRecords {
             Ok::<_, StoreError>(cluster)
         })?;
         Ok(NatsRecords { cluster })
-    }
-
-    /// Every message of stream `which` whose subject starts with `prefix`,
-    /// oldest first, or newest first when `newest_first`, until `enough`.
-    async fn scan(
-        &self,
-        which: &str,
-        prefix: &str,
-        newest_first: bool,
-        mut enough: impl FnMut(&Stored) -> bool,
-    ) -> Result<Vec<Stored>, StoreError> {
-        let stream = self.cluster.stream(which).await?;
-        let state = stream
-            .get_info()
-            .await
-            .map_err(|e| StoreError::Cluster(format!("stream {}: {e}", self.cluster.layout().stream(which))))?
-            .state;
-        let mut found = Vec::new();
-        if state.messages == 0 {
-            return Ok(found);
-        }
-        let seqs: Box<dyn Iterator<Item = u64>> = if newest_first {
-            Box::new((state.first_sequence..=state.last_sequence).rev())
-        } else {
-            Box::new(state.first_sequence..=state.last_sequence)
-        };
-        for seq in seqs {
-            let Some(message) = get(&stream, seq).await? else {
-                continue;
-            };
-            if !message.subject.starts_with(prefix) {
-                continue;
-            }
-            let stop = enough(&message);
-            found.push(message);
-            if stop {
-                break;
-            }
-        }
-        Ok(found)
-    }
-
-    /// Every run recorded for the event with journal number `event_seq`.
-    async fn runs(&self, event_seq: i64) -> Result<Vec<RunMsg>, StoreError> {
-        let subject = self.cluster.layout().run_subject(event_seq);
-        let stream = self.cluster.stream("RUNS").await?;
-        let mut runs = Vec::new();
-        let mut from = 0;
-        loop {
-            let next = stream
-                .raw_message_builder()
-                .sequence(from)
-                .next_by_subject(subject.clone());
-            match next.send().await {
-                Ok(message) => {
-                    from = message.sequence + 1;
-                    runs.push(wire::decode::<RunMsg>("run", &message.payload)?);
-                }
-                Err(e) if missing(&e) => return Ok(runs),
-                Err(e) => return Err(StoreError::Cluster(format!("stream RUNS: {e}"))),
-            }
-        }
-    }
-
-    async fn state(&self, command_seq: u64) -> Result<Option<StateMsg>, StoreError> {
-        let stream = self.cluster.stream("STATE").await?;
-        match stream
-            .get_last_raw_message_by_subject(&self.cluster.layout().state_subject(command_seq))
-            .await
-        {
-            Ok(message) => Ok(Some(wire::decode("state", &message.payload)?)),
-            Err(e) if missing(&e) => Ok(None),
-            Err(e) => Err(StoreError::Cluster(format!("stream STATE: {e}"))),
-        }
-    }
-
-    async fn dead_commands(&self) -> Result<Vec<(u64, DeadCommandMsg)>, StoreError> {
-        let prefix = format!("{}.dead.commands.", self.cluster.layout().prefix);
-        self.scan("DEAD", &prefix, false, |_| false)
-            .await?
-            .into_iter()
-            .map(|m| Ok((m.seq, wire::decode("dead letter", &m.payload)?)))
-            .collect()
-    }
-
-    async fn dead_events_stored(&self) -> Result<Vec<(u64, DeadEventMsg)>, StoreError> {
-        let prefix = format!("{}.dead.events.", self.cluster.layout().prefix);
-        self.scan("DEAD", &prefix, false, |_| false)
-            .await?
-            .into_iter()
-            .map(|m| Ok((m.seq, wire::decode("dead event", &m.payload)?)))
-            .collect()
     }
 
     async fn delete(&self, which: &str, seq: u64) -> Result<(), StoreError> {
@@ -158,96 +59,6 @@ impl NatsRecords {
         }
         Ok(n)
     }
-
-    /// The row `events list` shows for an `EVENTS` message.
-    async fn event_row(&self, message: &Stored) -> Result<(EventRow, Event), StoreError> {
-        let event: Event = wire::decode("event", &message.payload)?;
-        let (run, origin) = wire::run_of(message.headers.as_ref(), message.seq as i64);
-        let done = self
-            .runs(origin)
-            .await?
-            .into_iter()
-            .rfind(|r| r.message_seq == message.seq);
-        let row = EventRow {
-            seq: message.seq as i64,
-            source: event.source.clone(),
-            event_id: event.id.clone(),
-            run,
-            kind: event.kind.clone(),
-            door: event.lane(),
-            received_at: event.received_at,
-            state: if done.is_some() { "done" } else { "pending" }.into(),
-            steps: done.map(|r| r.steps).unwrap_or_default(),
-        };
-        Ok((row, event))
-    }
-
-    async fn command_rows(&self, run: &RunMsg) -> Result<Vec<CommandRow>, StoreError> {
-        let dead: HashMap<u64, DeadCommandMsg> = self
-            .dead_commands()
-            .await?
-            .into_iter()
-            .map(|(_, d)| (d.command_seq, d))
-            .collect();
-        let mut rows = Vec::new();
-        for c in &run.commands {
-            let state = self.state(c.seq).await?;
-            let dead = dead.get(&c.seq);
-            rows.push(CommandRow {
-                id: c.seq as i64,
-                seq: run.message_seq as i64,
-                plugin: c.plugin.clone(),
-                sink: c.sink.clone(),
-                door: c.door.clone(),
-                idempotency_key: c.key.clone(),
-                body: c.body.clone(),
-                state: state.as_ref().map_or("pending", |s| s.state.as_str()).into(),
-                attempts: state.as_ref().map_or(0, |s| i64::from(s.attempts)),
-                last_error: state.as_ref().and_then(|s| s.error.clone()),
-                dead_reason: dead.map(|d| d.reason),
-                created_at: run.processed_at,
-                done_at: state
-                    .as_ref()
-                    .filter(|s| s.state != CommandState::Retrying)
-                    .map(|s| s.at),
-                due_at: c.due_at,
-            });
-        }
-        Ok(rows)
-    }
-}
-
-async fn get(stream: &Stream<()>, seq: u64) -> Result<Option<Stored>, StoreError> {
-    match stream.get_raw_message(seq).await {
-        Ok(message) => Ok(Some(Stored {
-            seq: message.sequence,
-            subject: message.subject.to_string(),
-            headers: Some(message.headers),
-            payload: message.payload,
-        })),
-        Err(e) if missing(&e) => Ok(None),
-        Err(e) => Err(StoreError::Cluster(format!("reading message {seq}: {e}"))),
-    }
-}
-
-fn dead_letter_row(seq: u64, dead: &DeadCommandMsg) -> CommandRow {
-    let c = &dead.command;
-    CommandRow {
-        id: seq as i64,
-        seq: c.event_seq,
-        plugin: c.plugin.clone(),
-        sink: c.command.sink.clone(),
-        door: c.door.clone(),
-        idempotency_key: c.key.clone(),
-        body: c.command.body.clone(),
-        state: "dead".into(),
-        attempts: i64::from(dead.attempts),
-        last_error: Some(dead.error.clone()),
-        dead_reason: Some(dead.reason),
-        created_at: c.created_at,
-        done_at: Some(dead.at),
-        due_at: c.received_at + c.delay_ms as i64,
-    }
 }
 
 /// Whether `seq` is one of `chosen` (all when none are chosen).
@@ -258,41 +69,48 @@ fn chosen(chosen: &[i64], seq: i64) -> bool {
 impl Records for NatsRecords {
     fn events(&self, source: Option<&str>, limit: usize) -> Result<Vec<EventRow>, StoreError> {
         block(async {
-            let prefix = format!("{}.events.", self.cluster.layout().prefix);
-            let mut rows = Vec::new();
-            let mut wanted = |m: &Stored| {
-                let matches = source
-                    .is_none_or(|source| wire::decode::<Event>("event", &m.payload).is_ok_and(|e| e.source == source));
-                if matches {
-                    rows.push(m.seq);
+            let filter = format!("{}.events.>", self.cluster.layout().prefix);
+            let state = self
+                .cluster
+                .stream("EVENTS")
+                .await?
+                .get_info()
+                .await
+                .map_err(|e| StoreError::Cluster(format!("stream EVENTS: {e}")))?
+                .state;
+            // The newest first: read a window at the end, then a wider one
+            // before it, until there are enough.
+            let mut wanted = Vec::new();
+            let (mut before, mut window) = (state.last_sequence + 1, (limit as u64 * 4).max(256));
+            while wanted.len() < limit && before > state.first_sequence && state.messages > 0 {
+                let from = before.saturating_sub(window).max(state.first_sequence);
+                let start = DeliverPolicy::ByStartSequence { start_sequence: from };
+                let read = self.cluster.read("EVENTS", &filter, start).await?;
+                for message in read.into_iter().filter(|m| m.seq < before).rev() {
+                    let matches = source.is_none_or(|source| {
+                        wire::decode::<Event>("event", &message.payload).is_ok_and(|e| e.source == source)
+                    });
+                    if matches && wanted.len() < limit {
+                        wanted.push(message);
+                    }
                 }
-                rows.len() >= limit
-            };
-            let messages = self.scan("EVENTS", &prefix, true, &mut wanted).await?;
-            let mut found = Vec::new();
-            for message in messages.iter().filter(|m| rows.contains(&m.seq)) {
-                found.push(self.event_row(message).await?.0);
+                before = from;
+                window *= 4;
             }
-            Ok(found)
+            let mut rows = Vec::new();
+            for message in &wanted {
+                rows.push(self.event_row(message).await?.0);
+            }
+            Ok(rows)
         })
     }
 
     fn event(&self, id: &str) -> Result<Vec<EventRun>, StoreError> {
         block(async {
-            let prefix = format!("{}.events.", self.cluster.layout().prefix);
-            let by_seq = id.parse::<u64>().ok();
-            let found = self
-                .scan("EVENTS", &prefix, true, |m| {
-                    by_seq == Some(m.seq)
-                        || wire::decode::<Event>("event", &m.payload).is_ok_and(|e| e.id == id)
-                            && wire::run_of(m.headers.as_ref(), m.seq as i64).0 == 0
-                })
-                .await?;
-            let Some(message) = found.last().filter(|m| {
-                by_seq == Some(m.seq) || wire::decode::<Event>("event", &m.payload).is_ok_and(|e| e.id == id)
-            }) else {
+            let Some(found) = self.find_event(id).await? else {
                 return Err(StoreError::NotFound(format!("no event with id or number `{id}`")));
             };
+            let message = &found;
             let (row, event) = self.event_row(message).await?;
             let json = serde_json::to_string(&event).unwrap_or_default();
             let origin = wire::run_of(message.headers.as_ref(), message.seq as i64).1;
@@ -360,7 +178,7 @@ impl Records for NatsRecords {
                 let headers = wire::run_headers(dead.run, dead.event_seq);
                 publish(
                     &self.cluster,
-                    layout.event_subject(&dead.event.source, &dead.event.lane()),
+                    layout.event_subject(&dead.event.source, &dead.event.lane(), &dead.event.id),
                     &format!("retry-event:{dead_seq}"),
                     Some(headers),
                     wire::encode("event", &dead.event)?,
@@ -421,8 +239,13 @@ impl Records for NatsRecords {
     fn replay(&mut self, since_ms: i64, source: Option<&str>) -> Result<usize, StoreError> {
         block(async {
             let layout = self.cluster.layout().clone();
-            let prefix = format!("{}.events.", layout.prefix);
-            let messages = self.scan("EVENTS", &prefix, false, |_| false).await?;
+            // From a minute early: the stream's clock is the servers', the
+            // events' `received_at` the nodes'.
+            let start = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(since_ms - 60_000) * 1_000_000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            let filter = format!("{}.events.>", layout.prefix);
+            let from = DeliverPolicy::ByStartTime { start_time: start };
+            let messages = self.cluster.read("EVENTS", &filter, from).await?;
             let mut last_run: HashMap<i64, i64> = HashMap::new();
             let mut originals = Vec::new();
             for message in &messages {
@@ -442,7 +265,7 @@ impl Records for NatsRecords {
                 let run = last_run.get(&origin).copied().unwrap_or(0) + 1;
                 publish(
                     &self.cluster,
-                    layout.event_subject(&event.source, &event.lane()),
+                    layout.event_subject(&event.source, &event.lane(), &event.id),
                     &format!("replay:{origin}:{run}"),
                     Some(wire::run_headers(run, origin)),
                     wire::encode("event", &event)?,

@@ -38,7 +38,7 @@ impl Cluster {
                 max_age: s.retention,
                 duplicate_window: s.dedup_window,
                 description: Some("Vestibule: accepted events".into()),
-                ..base("EVENTS", vec![format!("{prefix}.events.*")])
+                ..base("EVENTS", vec![format!("{prefix}.events.>")])
             },
             stream::Config {
                 max_age: s.retention,
@@ -104,7 +104,10 @@ impl Cluster {
         [
             (
                 layout.stream("EVENTS"),
-                self.consumer(Layout::event_consumer(p), format!("{}.events.{p}", layout.prefix)),
+                consumer::pull::Config {
+                    filter_subjects: layout.partition_events(p),
+                    ..self.consumer(Layout::event_consumer(p), String::new())
+                },
             ),
             (
                 layout.stream("COMMANDS"),
