@@ -224,8 +224,8 @@ pub(super) fn markdown(r: &Value, row: &dyn Fn(&str, &Value) -> String) -> Strin
          the plugins in cluster mode: while saturated, the pipeline took {one_processed} events/s \
          (one node) and {two_processed} events/s (two nodes) from the sent request to the command \
          at the sink, and the rest waited in JetStream — which is what the saturated rows' \
-         \"to sink\" times are. Each partition takes its next event only once the last one's \
-         commands and run are stored, a few round trips to JetStream per event.\n\n",
+         \"to sink\" times are. Each partition is worked on by the one node that owns it, up to \
+         256 of its events at once, each door's one after the other.\n\n",
         version = NATS_VERSION,
         one_saturated = row("1 node, 1 NATS server: 3 plugins + HTTP sink", &one["saturated"]),
         one_paced = row(

@@ -119,12 +119,14 @@ pub(super) async fn run(
             tokio::spawn(async move { closed(&addrs, &events, 0, per_node, duration).await.0 })
         };
         tokio::time::sleep(WARM_UP).await;
-        let (arrived_before, cpu_before) = (sink.arrivals.lock().unwrap().len(), cpu(&hosts));
+        let (arrived_before, cpu_before, machine_before) =
+            (sink.arrivals.lock().unwrap().len(), cpu(&hosts), machine_busy());
         let started = Instant::now();
         tokio::time::sleep(sizes.measure).await;
-        let (arrived, cpu_used) = (
+        let (arrived, cpu_used, machine_used) = (
             sink.arrivals.lock().unwrap().len() - arrived_before,
             cpu(&hosts) - cpu_before,
+            machine_busy() - machine_before,
         );
         let seconds = started.elapsed().as_secs_f64();
         let run = load.await.unwrap();
@@ -139,6 +141,10 @@ pub(super) async fn run(
                 "processed_per_s": (arrived as f64 / seconds).round() as u64,
                 // Each node's, averaged: at most the quota.
                 "cpu_cores_per_node": (cpu_used / seconds / nodes as f64 * 100.0).round() / 100.0,
+                // Everything on the machine: the nodes, the servers, the
+                // load and the sink. At the number of cores, the machine
+                // and not the nodes' quota is what limits.
+                "machine_busy_cores": (machine_used / seconds * 100.0).round() / 100.0,
             }),
         );
     }
@@ -159,6 +165,27 @@ fn cpu(hosts: &[Host]) -> f64 {
     hosts.iter().map(Host::cpu_seconds).sum()
 }
 
+/// The CPU seconds the whole machine has been busy (not idle, not waiting
+/// on a disk), from `/proc/stat`; zero where it cannot be read.
+fn machine_busy() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let ticks: Vec<f64> = line.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal, then guest time,
+    // already counted in user.
+    let busy: f64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    // USER_HZ is 100 on Linux.
+    busy / 100.0
+}
+
 /// The report's section on these rows.
 pub(super) fn markdown(q: &Value) -> String {
     if let Some(why) = q["skipped"].as_str() {
@@ -167,8 +194,8 @@ pub(super) fn markdown(q: &Value) -> String {
     let row = |nodes: &str, label: &str| {
         let r = &q["rows"][nodes];
         format!(
-            "| {label} | {} | {} | {} |\n",
-            r["requests_per_s"], r["processed_per_s"], r["cpu_cores_per_node"]
+            "| {label} | {} | {} | {} | {} |\n",
+            r["requests_per_s"], r["processed_per_s"], r["cpu_cores_per_node"], r["machine_busy_cores"]
         )
     };
     format!(
@@ -182,8 +209,8 @@ pub(super) fn markdown(q: &Value) -> String {
          the nodes still share the machine's memory bandwidth, caches and loopback with the \
          servers, the load and the sink, and the servers are not capped, so this says whether \
          a node's own CPU is what limits the cluster — not what two machines would do.\n\n\
-         | nodes | requests accepted/s | events processed/s while saturated | CPU used per node (cores) |\n\
-         |---|---|---|---|\n\
+         | nodes | requests accepted/s | events processed/s while saturated | CPU used per node (cores) | the whole machine busy (cores of {machine}) |\n\
+         |---|---|---|---|---|\n\
          {one}{two}\n\
          Two nodes process {ratio}× the events one does.\n\n",
         quota_us = (QUOTA_CORES * PERIOD_US as f64) as u64,
@@ -194,5 +221,6 @@ pub(super) fn markdown(q: &Value) -> String {
         one = row("nodes_1", "1"),
         two = row("nodes_2", "2"),
         ratio = q["two_vs_one_processed"],
+        machine = std::thread::available_parallelism().map_or(0, |n| n.get()),
     )
 }
