@@ -14,9 +14,10 @@
 //! whoever sees it first.
 //!
 //! A new owner first looks at the partition's consumers: if the last owner
-//! left messages handed out and unacknowledged, each consumer is made
-//! again from its acknowledged floor, so those messages come first and in
-//! order — not after `ack_wait`, behind newer ones of the same door.
+//! left messages handed out and unacknowledged, or pulls waiting, each
+//! consumer is made again from its acknowledged floor, so those messages
+//! come first and in order — not after `ack_wait`, behind newer ones of the
+//! same door — and none goes to the last owner.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};

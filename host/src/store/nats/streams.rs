@@ -189,8 +189,9 @@ impl Cluster {
 
     /// Make partition `p`'s consumers ready for a new owner: one that still
     /// has messages handed out and unacknowledged (its last owner died or
-    /// let go mid-way) is made again from its acknowledged floor, so that
-    /// those come first, in order. What they ran is run again, under the
+    /// let go mid-way), or pulls of the last owner waiting, is made again
+    /// from its acknowledged floor, so that those messages come first, in
+    /// order, and no later one goes to the last owner. What they ran is run again, under the
     /// same idempotency keys. Returns the highest command sequence the
     /// last owner was handed: those may be delivered already, so their
     /// state is read before they are tried.
@@ -207,7 +208,9 @@ impl Cluster {
                     continue;
                 }
             };
-            if info.num_ack_pending == 0 {
+            // Pulls the last owner left waiting would take the next messages
+            // to a node that no longer reads them: made again, none is left.
+            if info.num_ack_pending == 0 && info.num_waiting == 0 {
                 continue;
             }
             // The commands stream keeps only what is not acknowledged: all
@@ -223,7 +226,8 @@ impl Cluster {
             tracing::info!(
                 consumer = %name,
                 unacknowledged = info.num_ack_pending,
-                "The last owner left messages unacknowledged; they are handed out again, in order."
+                waiting = info.num_waiting,
+                "Taking over a partition's consumer from its acknowledged floor."
             );
             handle.delete_consumer(&name).await.map_err(|e| failed(&e))?;
             handle.create_consumer(config).await.map_err(|e| failed(&e))?;
