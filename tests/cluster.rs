@@ -455,6 +455,72 @@ async fn partitions_move_to_the_other_node_and_back_in_order() {
     verdict.assert_holds(SENDERS * 2);
 }
 
+/// A node retrying commands while their sink is down hands half of its
+/// partitions to a node that joins: it stops retrying the commands of those
+/// (its log says so) and the new owner goes on with them, so that once the
+/// sink is back every command arrives, each door's in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_takes_over_the_retries_of_its_share() {
+    let _turn = crate::support::heavy();
+    const DOORS: usize = 16;
+    const PARTITIONS: u64 = 16;
+    let nats = Nats::start(3);
+    let sink_addr = free_addr();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &nats, &format!("http://{sink_addr}/echo"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("partitions = 4", &format!("partitions = {PARTITIONS}")),
+    )
+    .unwrap();
+    let first = start_node(&config);
+    shared_by(&[first.addr()], PARTITIONS, Duration::from_secs(60)).await;
+    let addrs = Mutex::new(vec![Some(first.addr())]);
+    let mut acknowledged = BTreeSet::new();
+    for n in 0..2 {
+        for door in 0..DOORS {
+            let body = body(&format!("Door {door}"), &format!("ev-join-{door}-{n}"), n);
+            let (status, id, _) = post_until_acknowledged(&addrs, 0, &body).await;
+            assert_eq!(status, "accepted");
+            acknowledged.insert(id);
+        }
+    }
+    // A few retries on the first node (backoff 100–400 ms).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || start_node(&config)
+    })
+    .await
+    .unwrap();
+    let (_, shares) = shared_by(&[first.addr(), second.addr()], PARTITIONS, Duration::from_secs(60)).await;
+    const RELEASED: &str = "now another node's to deliver";
+    tokio::task::block_in_place(|| first.wait_for_log(RELEASED, Duration::from_secs(30)));
+    // The others' next retries come within the backoff.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let released = first.log().iter().filter(|l| l.contains(RELEASED)).count();
+
+    let sink = Sink::start_at(sink_addr).await;
+    let received = sink
+        .wait_for(Duration::from_secs(60), |received| {
+            let ids: BTreeSet<String> = deliveries(received).into_iter().map(|d| d.id).collect();
+            acknowledged.iter().all(|id| ids.contains(id))
+        })
+        .await;
+    let verdict = Verdict::of(&acknowledged, &received);
+    println!(
+        "joining node test: {} events to {DOORS} doors while the sink was down; a second node joined, shares {:?}; \
+         the first node stopped {released} command(s) now the second's; {verdict}",
+        acknowledged.len(),
+        shares.iter().map(BTreeSet::len).collect::<Vec<_>>(),
+    );
+    assert!(released >= 1, "the first node stopped retrying what it handed over");
+    verdict.assert_holds(DOORS);
+    first.kill();
+    second.kill();
+}
+
 /// A vendor's retry of an event to the other node is a duplicate there:
 /// answered `duplicate`, and the sink sees one command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

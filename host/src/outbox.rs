@@ -216,6 +216,11 @@ async fn deliver(
             continue;
         }
 
+        if !journal.holds(command.id) {
+            release(&mut counted);
+            tracing::info!(%sink, key = %command.key, "Command now another node's to deliver; this node stops.");
+            return DeliveryUpdate::Released;
+        }
         let started = std::time::Instant::now();
         let result = sinks.deliver(&command.command, &command.key).await;
         let shown = result.as_ref().map(|_| ()).map_err(ToString::to_string);

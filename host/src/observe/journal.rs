@@ -62,10 +62,14 @@ impl Journal for ObservedJournal {
         self.inner.processed(processed)
     }
 
+    fn holds(&self, id: i64) -> bool {
+        self.inner.holds(id)
+    }
+
     fn delivery(&self, id: i64, update: DeliveryUpdate) {
         match &update {
             DeliveryUpdate::Retry { .. } => {}
-            DeliveryUpdate::Delivered { .. } | DeliveryUpdate::Superseded => {
+            DeliveryUpdate::Delivered { .. } | DeliveryUpdate::Superseded | DeliveryUpdate::Released => {
                 self.observer.deliveries.finished(id, None)
             }
             DeliveryUpdate::Dead { reason, .. } => self.observer.deliveries.finished(id, Some(reason.as_str())),

@@ -93,6 +93,13 @@ pub trait Journal: Send + Sync {
     /// Record the result of a delivery attempt.
     fn delivery(&self, id: i64, update: DeliveryUpdate);
 
+    /// Whether command `id` is still this node's to deliver. In a cluster
+    /// its partition may go to another node while it waits for a retry;
+    /// that node goes on with it, and this one stops.
+    fn holds(&self, _id: i64) -> bool {
+        true
+    }
+
     /// Behave by `settings` from now on (a reload changed the config).
     fn configure(&self, settings: Settings);
 

@@ -115,6 +115,9 @@ pub enum DeliveryUpdate {
         reason: DeadReason,
         error: String,
     },
+    /// No longer this node's to deliver: its partition went to another
+    /// node, which goes on with it. Nothing is recorded.
+    Released,
 }
 
 /// Why a plugin stopped an event (`on_error = "dead-letter"`).

@@ -305,6 +305,14 @@ impl Journal for NatsJournal {
         });
     }
 
+    fn holds(&self, id: i64) -> bool {
+        self.held
+            .commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+    }
+
     fn configure(&self, _settings: Settings) {
         // The streams' windows are set at start; the reloader says a
         // changed [store] needs a restart.

@@ -239,6 +239,7 @@ pub(super) async fn record_delivery(
         DeliveryUpdate::Superseded => {
             record_state(cluster, seq, &state(CommandState::Superseded, 0, None, 0, None)).await
         }
+        DeliveryUpdate::Released => Ok(()),
         DeliveryUpdate::Dead {
             attempts,
             reason,

@@ -131,6 +131,8 @@ pub(super) fn record_processed(
 pub(super) fn record_delivery(tx: &Connection, id: i64, update: &DeliveryUpdate) -> Result<(), StoreError> {
     let now = now_ms();
     match update {
+        // One machine keeps every command it has.
+        DeliveryUpdate::Released => return Ok(()),
         DeliveryUpdate::Delivered { attempts } => tx
             .prepare_cached(
                 "INSERT INTO deliveries (id, state, attempts, done_at) VALUES (?1, 'delivered', ?2, ?3)
