@@ -8,7 +8,7 @@
 //! what it had not acknowledged, to another node, which runs that again
 //! under the same idempotency keys.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::held::{Held, HeldEvent, Write, Writes, keep_alive};
-use super::owner::{Ownership, Starter};
+use super::owner::{Leases, Ownership, Starter};
 use super::publish::{publish, record, record_delivery};
 use super::pull::{CommandHandler, EventHandler, Puller};
 use super::wire;
@@ -96,21 +96,24 @@ impl NatsJournal {
                     writes: writes.clone(),
                     feed: commands_out.clone(),
                     partition,
-                    recheck_through,
+                    recheck_through: Arc::new(AtomicU64::new(recheck_through)),
                 })
             }
         };
+        let leases = Arc::<Leases>::default();
         let puller = {
-            let cluster = cluster.clone();
-            move |stream: &str, consumer: String, batch: usize, stop: watch::Receiver<bool>| Puller {
+            let (cluster, leases) = (cluster.clone(), leases.clone());
+            move |stream: &str, consumer: String, partition: Option<u32>, stop: watch::Receiver<bool>| Puller {
                 cluster: cluster.clone(),
                 stream: cluster.layout().stream(stream),
                 consumer,
-                batch,
+                batch: if partition.is_some() { PARTITION_BATCH } else { 1 },
                 stop,
+                owner: partition.map(|p| (leases.clone(), p)),
+                recheck: None,
             }
         };
-        let delayed = puller("COMMANDS", Layout::DELAYED_CONSUMER.into(), 1, stopping.clone());
+        let delayed = puller("COMMANDS", Layout::DELAYED_CONSUMER.into(), None, stopping.clone());
         let delayed_handler = command_handler(None, 0);
         let start: Starter = {
             let (held, backlog) = (held.clone(), backlog.clone());
@@ -122,23 +125,26 @@ impl NatsJournal {
                     feed: events_out.clone(),
                 };
                 let commands = command_handler(Some(p), recheck_through);
+                let commands_puller = Puller {
+                    recheck: Some(commands.recheck_through.clone()),
+                    ..puller("COMMANDS", Layout::command_consumer(p), Some(p), stop.clone())
+                };
                 vec![
                     tokio::spawn(
-                        puller("EVENTS", Layout::event_consumer(p), PARTITION_BATCH, stop.clone())
+                        puller("EVENTS", Layout::event_consumer(p), Some(p), stop.clone())
                             .run(move |message| events.take(message)),
                     ),
-                    tokio::spawn(
-                        puller("COMMANDS", Layout::command_consumer(p), PARTITION_BATCH, stop).run(move |message| {
-                            let commands = commands.clone();
-                            async move { commands.take(message).await }
-                        }),
-                    ),
+                    tokio::spawn(commands_puller.run(move |message| {
+                        let commands = commands.clone();
+                        async move { commands.take(message).await }
+                    })),
                 ]
             })
         };
         let ownership = Arc::new(Ownership::new(
             cluster.clone(),
             owners,
+            leases,
             held.clone(),
             backlog.clone(),
             start,
@@ -177,8 +183,9 @@ async fn write_outcomes(
     backlog: Arc<AtomicUsize>,
 ) {
     while let Some((held, processed, _write)) = outcomes.next(&door) {
+        let owned = || ownership.owns(held.partition);
         settle(&held.message, Some(held.partition), &ownership, || {
-            record(&cluster, &held, &processed)
+            record(&cluster, &held, &processed, &owned)
         })
         .await;
         backlog.fetch_sub(1, Ordering::Relaxed);
@@ -198,6 +205,19 @@ where
 {
     let mut wait = Duration::from_millis(200);
     loop {
+        if let Some(p) = partition
+            && !ownership.owns(p)
+        {
+            if !ownership.keeps(p) {
+                // Its next owner runs it again; writing now could land
+                // after what that owner writes of the same door.
+                tracing::debug!(partition = p, "Not writing for a partition this node no longer owns.");
+                return;
+            }
+            // A renewal is late: wait for it, or for the lease to be lost.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         let error = match write().await {
             Ok(()) => {
                 if let Err(e) = message.ack().await {
@@ -306,11 +326,10 @@ impl Journal for NatsJournal {
     }
 
     fn holds(&self, id: i64) -> bool {
-        self.held
-            .commands
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&id)
+        let commands = self.held.commands.lock().unwrap_or_else(|e| e.into_inner());
+        commands
+            .get(&id)
+            .is_some_and(|held| held.partition.is_none_or(|p| self.ownership.keeps(p)))
     }
 
     fn configure(&self, _settings: Settings) {

@@ -49,8 +49,8 @@ pub(super) struct Ownership {
     backlog: Arc<AtomicUsize>,
     start: Starter,
     state: tokio::sync::Mutex<State>,
-    /// What this node owns now: outcomes of anything else are not written.
-    owned: Mutex<BTreeSet<u32>>,
+    /// What this node owns now.
+    owned: Arc<Leases>,
 }
 
 #[derive(Default)]
@@ -73,6 +73,7 @@ impl Ownership {
     pub(super) fn new(
         cluster: Cluster,
         kv: kv::Store,
+        owned: Arc<Leases>,
         held: Arc<Held>,
         backlog: Arc<AtomicUsize>,
         start: Starter,
@@ -88,7 +89,7 @@ impl Ownership {
             backlog,
             start,
             state: Default::default(),
-            owned: Default::default(),
+            owned,
         }
     }
 
@@ -98,18 +99,23 @@ impl Ownership {
         self.lease / 4
     }
 
-    /// Whether this node owns partition `p` now.
     pub(super) fn owns(&self, p: u32) -> bool {
-        self.owned.lock().unwrap_or_else(|e| e.into_inner()).contains(&p)
+        self.owned.owns(p)
+    }
+
+    pub(super) fn keeps(&self, p: u32) -> bool {
+        self.owned.keeps(p)
     }
 
     pub(super) fn owned(&self) -> Vec<u32> {
-        self.owned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .copied()
-            .collect()
+        self.owned.owned()
+    }
+
+    /// A renewal sent at `renewed` was stored: this node surely owns `p`
+    /// for two thirds of a lease from then (the lease lapses a whole lease
+    /// after it, and only then may another node take it).
+    fn owned_until(&self, p: u32, renewed: Instant) {
+        self.owned.until(p, renewed + self.lease * 2 / 3);
     }
 
     /// Renew, look and balance until `stop` turns true; from then on only
@@ -161,19 +167,24 @@ impl Ownership {
         }
         // The leases first: a slow or failed look must not cost them.
         self.renew(&mut state).await;
-        self.kv
-            .put(&self.me, self.cluster.settings.node.clone().into())
+        let bound = self.every();
+        let put = self.kv.put(&self.me, self.cluster.settings.node.clone().into());
+        tokio::time::timeout(bound, put)
             .await
+            .map_err(|_| format!("renewing {}: no answer within {bound:?}", self.me))?
             .map_err(|e| format!("renewing {}: {e}", self.me))?;
-
-        let keys: Vec<String> = self
-            .kv
-            .keys()
+        let keys = async {
+            self.kv
+                .keys()
+                .await?
+                .try_collect::<Vec<String>>()
+                .await
+                .map_err(Into::into)
+        };
+        let keys: Vec<String> = tokio::time::timeout(bound, keys)
             .await
-            .map_err(|e| e.to_string())?
-            .try_collect()
-            .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| format!("listing the bucket: no answer within {bound:?}"))?
+            .map_err(|e: async_nats::Error| e.to_string())?;
         let mut nodes: Vec<&str> = keys
             .iter()
             .filter(|k| k.starts_with("node."))
@@ -217,8 +228,8 @@ impl Ownership {
         for (p, revision, renewed, recheck) in claimed.into_iter().flatten() {
             state.free.remove(&p);
             let (stop, stopping) = watch::channel(false);
+            self.owned_until(p, renewed);
             let pullers = (self.start)(p, recheck, stopping);
-            self.owned.lock().unwrap_or_else(|e| e.into_inner()).insert(p);
             state.owned.insert(
                 p,
                 Owned {
@@ -233,27 +244,34 @@ impl Ownership {
         Ok(())
     }
 
-    /// Renew every lease this node holds; one that another node took, or
-    /// that could not be renewed for most of a lease, is lost.
+    /// Renew every lease this node holds, all at once, waiting at most
+    /// until the next look; one that another node took, or that could not
+    /// be renewed for two thirds of a lease, is lost.
     async fn renew(&self, state: &mut State) {
-        let mut lost = Vec::new();
-        for (&p, owned) in state.owned.iter_mut() {
+        let bound = self.every();
+        let renewals = state.owned.iter().map(|(&p, owned)| async move {
             let sent = Instant::now();
-            match self
-                .kv
-                .update(owner_key(p), self.me.clone().into(), owned.revision)
-                .await
-            {
-                Ok(revision) => {
+            let update = self.kv.update(owner_key(p), self.me.clone().into(), owned.revision);
+            (p, sent, tokio::time::timeout(bound, update).await)
+        });
+        let mut lost = Vec::new();
+        for (p, sent, result) in futures_util::future::join_all(renewals).await {
+            let Some(owned) = state.owned.get_mut(&p) else {
+                continue;
+            };
+            match result {
+                Ok(Ok(revision)) => {
                     owned.revision = revision;
                     owned.renewed = sent;
+                    self.owned_until(p, sent);
                 }
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => lost.push(p),
-                Err(e) => {
+                Ok(Err(e)) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => lost.push(p),
+                failed => {
                     if owned.renewed.elapsed() > self.lease * 2 / 3 {
                         lost.push(p);
                     } else {
-                        tracing::debug!(partition = p, error = %e, "Renewing a lease failed; trying again.");
+                        let error = failed.map_or_else(|_| "no answer".to_string(), |r| format!("{:?}", r.err()));
+                        tracing::debug!(partition = p, %error, "Renewing a lease failed; trying again.");
                     }
                 }
             }
@@ -271,7 +289,7 @@ impl Ownership {
     }
 
     fn forget(&self, p: u32) {
-        self.owned.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
+        self.owned.remove(p);
         let abandoned = self.held.abandon(p);
         self.backlog.fetch_sub(abandoned, Ordering::Relaxed);
     }
@@ -335,6 +353,46 @@ impl Ownership {
         let owned: Vec<u32> = state.owned.keys().copied().collect();
         self.hand_back(&mut state, &owned, Duration::ZERO).await;
         let _ = self.kv.delete(&self.me).await;
+    }
+}
+
+/// Until when this node surely owns each of its partitions. Past that, a
+/// lease not renewed may be another node's soon: nothing more of the
+/// partition is pulled or written, whatever a renewal still on its way
+/// answers.
+#[derive(Default)]
+pub(super) struct Leases(Mutex<BTreeMap<u32, Instant>>);
+
+impl Leases {
+    /// Whether `p` is still this node's: not lost, not handed back. It may
+    /// not be surely owned at this moment (see [`Leases::owns`]) while a
+    /// renewal is late.
+    pub(super) fn keeps(&self, p: u32) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&p)
+    }
+
+    /// Whether this node surely owns `p` now: work on it may go on.
+    pub(super) fn owns(&self, p: u32) -> bool {
+        let owned = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        owned.get(&p).is_some_and(|until| Instant::now() < *until)
+    }
+
+    fn owned(&self) -> Vec<u32> {
+        let owned = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        owned
+            .iter()
+            .filter(|(_, until)| now < **until)
+            .map(|(p, _)| *p)
+            .collect()
+    }
+
+    fn until(&self, p: u32, until: Instant) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(p, until);
+    }
+
+    fn remove(&self, p: u32) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
     }
 }
 

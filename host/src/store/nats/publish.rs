@@ -21,7 +21,12 @@ use crate::time::now_ms;
 /// dead event if a plugin stopped it, and the run itself. The writes go out
 /// together and are waited for together, in two rounds: the run names its
 /// commands' sequences, so it follows them.
-pub(super) async fn record(cluster: &Cluster, held: &HeldEvent, processed: &Processed) -> Result<(), StoreError> {
+pub(super) async fn record(
+    cluster: &Cluster,
+    held: &HeldEvent,
+    processed: &Processed,
+    owned: &Owned<'_>,
+) -> Result<(), StoreError> {
     let layout = cluster.layout();
     let message_seq = held.message.info().map(|i| i.stream_sequence).unwrap_or(0);
     let created_at = now_ms();
@@ -61,7 +66,7 @@ pub(super) async fn record(cluster: &Cluster, held: &HeldEvent, processed: &Proc
             wire::encode("dead event", &stored)?,
         ));
     }
-    let sequences = publish_all(cluster, first).await?;
+    let sequences = publish_all(cluster, first, owned).await?;
 
     let mut second = Vec::new();
     let mut commands = Vec::with_capacity(processed.commands.len());
@@ -98,7 +103,7 @@ pub(super) async fn record(cluster: &Cluster, held: &HeldEvent, processed: &Proc
         format!("run:{message_seq}"),
         wire::encode("run", &run)?,
     ));
-    publish_all(cluster, second).await?;
+    publish_all(cluster, second, owned).await?;
     Ok(())
 }
 
@@ -123,7 +128,7 @@ impl Write {
 /// sequences, in the order given. Writes to one subject go one after the
 /// other, in order (a door's commands to one sink, a slot's newest); other
 /// subjects' go out beside them.
-async fn publish_all(cluster: &Cluster, writes: Vec<Write>) -> Result<Vec<u64>, StoreError> {
+async fn publish_all(cluster: &Cluster, writes: Vec<Write>, owned: &Owned<'_>) -> Result<Vec<u64>, StoreError> {
     let mut by_subject: Vec<(String, Vec<(usize, Write)>)> = Vec::new();
     for (i, write) in writes.into_iter().enumerate() {
         match by_subject.iter_mut().find(|(subject, _)| *subject == write.subject) {
@@ -134,7 +139,7 @@ async fn publish_all(cluster: &Cluster, writes: Vec<Write>) -> Result<Vec<u64>, 
     let rounds = by_subject.into_iter().map(|(_, queue)| async move {
         let mut done = Vec::with_capacity(queue.len());
         for (i, write) in queue {
-            let ack = publish(cluster, write.subject, &write.msg_id, None, write.payload).await?;
+            let ack = publish_while(cluster, write.subject, &write.msg_id, None, write.payload, owned).await?;
             done.push((i, ack.sequence));
         }
         Ok::<_, StoreError>(done)
@@ -171,9 +176,30 @@ pub(super) async fn publish(
     headers: Option<HeaderMap>,
     payload: Bytes,
 ) -> Result<async_nats::jetstream::publish::PublishAck, StoreError> {
+    publish_while(cluster, subject, msg_id, headers, payload, &|| true).await
+}
+
+/// Whether this node may still write for what it is writing: a partition's
+/// outcomes are written only while it surely owns the partition.
+pub(super) type Owned<'a> = dyn Fn() -> bool + Send + Sync + 'a;
+
+/// [`publish`], each attempt only while `owned` holds.
+async fn publish_while(
+    cluster: &Cluster,
+    subject: String,
+    msg_id: &str,
+    headers: Option<HeaderMap>,
+    payload: Bytes,
+    owned: &Owned<'_>,
+) -> Result<async_nats::jetstream::publish::PublishAck, StoreError> {
     let deadline = tokio::time::Instant::now() + PUBLISH_PATIENCE;
     let mut wait = Duration::from_millis(50);
     loop {
+        if !owned() {
+            return Err(StoreError::Cluster(format!(
+                "not publishing to {subject}: the partition may no longer be this node's"
+            )));
+        }
         let publish = PublishMessage::build()
             .payload(payload.clone())
             .headers(headers.clone().unwrap_or_default())

@@ -3,7 +3,7 @@
 //! dispatcher (events) or the outbox (commands).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use super::held::{Held, HeldCommand, HeldEvent, Write, Writes};
+use super::owner::Leases;
 use super::publish::record_state;
 use super::wire::{self, CommandMsg, CommandState, StateMsg};
 use super::{Cluster, missing};
@@ -29,6 +30,13 @@ pub(super) struct Puller {
     /// more for a partition's, which only its owner pulls.
     pub(super) batch: usize,
     pub(super) stop: watch::Receiver<bool>,
+    /// A partition's puller stops as soon as this node no longer surely
+    /// owns the partition, before its lease is found lost.
+    pub(super) owner: Option<(Arc<Leases>, u32)>,
+    /// Commands up to this sequence may have been delivered already (see
+    /// [`CommandHandler::recheck_through`]): raised when the consumer is
+    /// made again.
+    pub(super) recheck: Option<Arc<AtomicU64>>,
 }
 
 impl Puller {
@@ -38,7 +46,11 @@ impl Puller {
         Fut: std::future::Future<Output = ()>,
     {
         let mut failures = 0u32;
-        while !*self.stop.borrow() {
+        // The consumer's delivery count of the last message taken: one
+        // that skips some means a pull was cut off with messages on their
+        // way, which would come back only after `ack_wait`.
+        let mut last_delivery = 0u64;
+        while self.owned().await {
             let (js, stream, name) = (self.cluster.js.clone(), self.stream.clone(), self.consumer.clone());
             let batch = self.batch;
             let messages = async move {
@@ -74,8 +86,32 @@ impl Puller {
                     _ = self.stop.wait_for(|stop| *stop) => return,
                 };
                 match next {
+                    // Not handed on: the next owner gets it again, first.
+                    Some(Ok(_)) if !self.owned().await => return,
                     Some(Ok(message)) => {
                         failures = 0;
+                        let delivery = message.info().map_or(0, |i| i.consumer_sequence);
+                        if let Some((_, p)) = &self.owner
+                            && last_delivery != 0
+                            && delivery != last_delivery + 1
+                        {
+                            // Taken from the floor again, in order; what
+                            // was taken since runs again, stored once.
+                            tracing::info!(consumer = %self.consumer, last_delivery, delivery, "Deliveries went missing.");
+                            match self.cluster.restart_consumer(*p, &self.consumer).await {
+                                Ok(recheck) => {
+                                    if let Some(r) = &self.recheck {
+                                        r.fetch_max(recheck, Ordering::Relaxed);
+                                    }
+                                    last_delivery = 0;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(consumer = %self.consumer, error = %e, "Cannot make the consumer again.")
+                                }
+                            }
+                            break;
+                        }
+                        last_delivery = delivery;
                         take(message).await;
                     }
                     Some(Err(error)) => {
@@ -87,6 +123,23 @@ impl Puller {
                 }
             }
             self.pause(failures).await;
+        }
+    }
+
+    /// Whether to go on: not stopped, and the partition surely this
+    /// node's — waiting while a renewal is late, so that nothing is taken
+    /// out of turn; false once it is lost.
+    async fn owned(&mut self) -> bool {
+        loop {
+            if *self.stop.borrow() {
+                return false;
+            }
+            match &self.owner {
+                None => return true,
+                Some((leases, p)) if leases.owns(*p) => return true,
+                Some((leases, p)) if !leases.keeps(*p) => return false,
+                Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
         }
     }
 
@@ -154,8 +207,9 @@ pub(super) struct CommandHandler {
     /// None for the delayed commands.
     pub(super) partition: Option<u32>,
     /// Commands up to this sequence may have been delivered by the
-    /// partition's last owner: their state is read first.
-    pub(super) recheck_through: u64,
+    /// partition's last owner, or by this node before its consumer was
+    /// made again: their state is read first.
+    pub(super) recheck_through: Arc<AtomicU64>,
 }
 
 impl CommandHandler {
@@ -172,7 +226,7 @@ impl CommandHandler {
             }
         };
         // Handed out before: another node may have tried it, or finished.
-        let state = if delivered > 1 || seq <= self.recheck_through {
+        let state = if delivered > 1 || seq <= self.recheck_through.load(Ordering::Relaxed) {
             self.state(seq).await
         } else {
             None

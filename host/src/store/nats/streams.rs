@@ -197,41 +197,67 @@ impl Cluster {
     /// state is read before they are tried.
     pub(super) async fn take_over(&self, p: u32) -> Result<u64, StoreError> {
         let mut recheck = 0;
-        for (stream, mut config) in self.partition_consumers(p) {
-            let name = config.durable_name.clone().unwrap_or_default();
-            let failed = |e: &dyn std::fmt::Display| StoreError::Cluster(format!("consumer {name} on {stream}: {e}"));
-            let handle = self.js.get_stream_no_info(&stream).await.map_err(|e| failed(&e))?;
-            let info = match handle.consumer_info(&name).await {
-                Ok(info) => info,
-                Err(_) => {
-                    handle.create_consumer(config).await.map_err(|e| failed(&e))?;
-                    continue;
-                }
-            };
-            // Pulls the last owner left waiting would take the next messages
-            // to a node that no longer reads them: made again, none is left.
-            if info.num_ack_pending == 0 && info.num_waiting == 0 {
-                continue;
-            }
-            // The commands stream keeps only what is not acknowledged: all
-            // of it is the rest. The events stream keeps everything.
-            config.deliver_policy = if stream == self.layout().stream("EVENTS") {
-                consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: info.ack_floor.stream_sequence + 1,
-                }
-            } else {
-                recheck = info.delivered.stream_sequence;
-                consumer::DeliverPolicy::All
-            };
-            tracing::info!(
-                consumer = %name,
-                unacknowledged = info.num_ack_pending,
-                waiting = info.num_waiting,
-                "Taking over a partition's consumer from its acknowledged floor."
-            );
-            handle.delete_consumer(&name).await.map_err(|e| failed(&e))?;
-            handle.create_consumer(config).await.map_err(|e| failed(&e))?;
+        for (stream, config) in self.partition_consumers(p) {
+            recheck = recheck.max(self.take_over_consumer(&stream, config, false).await?);
         }
+        Ok(recheck)
+    }
+
+    /// Make one of partition `p`'s consumers again from its acknowledged
+    /// floor, now: its owner saw a delivery go missing (a pull cut off
+    /// while messages were on their way), which would otherwise come back
+    /// only after `ack_wait`, behind later ones.
+    pub(super) async fn restart_consumer(&self, p: u32, name: &str) -> Result<u64, StoreError> {
+        let Some((stream, config)) = self
+            .partition_consumers(p)
+            .into_iter()
+            .find(|(_, config)| config.durable_name.as_deref() == Some(name))
+        else {
+            return Ok(0);
+        };
+        self.take_over_consumer(&stream, config, true).await
+    }
+
+    async fn take_over_consumer(
+        &self,
+        stream: &str,
+        mut config: consumer::pull::Config,
+        always: bool,
+    ) -> Result<u64, StoreError> {
+        let name = config.durable_name.clone().unwrap_or_default();
+        let failed = |e: &dyn std::fmt::Display| StoreError::Cluster(format!("consumer {name} on {stream}: {e}"));
+        let handle = self.js.get_stream_no_info(stream).await.map_err(|e| failed(&e))?;
+        let info = match handle.consumer_info(&name).await {
+            Ok(info) => info,
+            Err(_) => {
+                handle.create_consumer(config).await.map_err(|e| failed(&e))?;
+                return Ok(0);
+            }
+        };
+        // Pulls the last owner left waiting would take the next messages
+        // to a node that no longer reads them: made again, none is left.
+        if !always && info.num_ack_pending == 0 && info.num_waiting == 0 {
+            return Ok(0);
+        }
+        let mut recheck = 0;
+        // The commands stream keeps only what is not acknowledged: all
+        // of it is the rest. The events stream keeps everything.
+        config.deliver_policy = if stream == self.layout().stream("EVENTS") {
+            consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: info.ack_floor.stream_sequence + 1,
+            }
+        } else {
+            recheck = info.delivered.stream_sequence;
+            consumer::DeliverPolicy::All
+        };
+        tracing::info!(
+            consumer = %name,
+            unacknowledged = info.num_ack_pending,
+            waiting = info.num_waiting,
+            "Making a partition's consumer again from its acknowledged floor."
+        );
+        handle.delete_consumer(&name).await.map_err(|e| failed(&e))?;
+        handle.create_consumer(config).await.map_err(|e| failed(&e))?;
         Ok(recheck)
     }
 
