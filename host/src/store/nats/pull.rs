@@ -185,12 +185,17 @@ impl EventHandler {
             partition: self.partition,
             door: (event.source.clone(), event.lane()),
         };
-        self.held
+        let again = self
+            .held
             .events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(seq, held);
-        self.backlog.fetch_add(1, Ordering::Relaxed);
+        // Handed out again while held (its consumer made again): one
+        // outcome is written for both, so it counts once.
+        if again.is_none() {
+            self.backlog.fetch_add(1, Ordering::Relaxed);
+        }
         let _ = self.feed.send(Queued { seq, run, event });
         std::future::ready(())
     }

@@ -103,22 +103,26 @@ impl NatsRecords {
     }
 
     pub(super) async fn dead_commands(&self) -> Result<Vec<(u64, DeadCommandMsg)>, StoreError> {
-        let filter = format!("{}.dead.commands.*", self.cluster.layout().prefix);
-        self.cluster
-            .read("DEAD", &filter, DeliverPolicy::All)
-            .await?
-            .into_iter()
-            .map(|m| Ok((m.seq, wire::decode("dead letter", &m.payload)?)))
-            .collect()
+        self.dead("commands", "dead letter").await
     }
 
     pub(super) async fn dead_events_stored(&self) -> Result<Vec<(u64, DeadEventMsg)>, StoreError> {
-        let filter = format!("{}.dead.events.*", self.cluster.layout().prefix);
+        self.dead("events", "dead event").await
+    }
+
+    /// Every dead letter of one kind (`commands` or `events`), by its
+    /// sequence in `DEAD`.
+    async fn dead<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        what: &'static str,
+    ) -> Result<Vec<(u64, T)>, StoreError> {
+        let filter = format!("{}.dead.{kind}.*", self.cluster.layout().prefix);
         self.cluster
             .read("DEAD", &filter, DeliverPolicy::All)
             .await?
             .into_iter()
-            .map(|m| Ok((m.seq, wire::decode("dead event", &m.payload)?)))
+            .map(|m| Ok((m.seq, wire::decode(what, &m.payload)?)))
             .collect()
     }
 
