@@ -5,7 +5,11 @@
 use std::path::Path;
 
 fn main() {
-    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/events");
+    // Read when the script runs, not when it was compiled: a build script
+    // compiled for one checkout may be run for another sharing its target
+    // folder.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    let events = Path::new(&manifest).join("../examples/events");
     println!("cargo::rerun-if-changed={}", events.display());
     let out = std::env::var("OUT_DIR").unwrap();
     for vendor in [

@@ -455,6 +455,62 @@ async fn partitions_move_to_the_other_node_and_back_in_order() {
     verdict.assert_holds(SENDERS * 2);
 }
 
+/// A node killed right after writing what its events did leaves a floor
+/// kept at its last renewal, behind what it wrote: the next owner looks up
+/// the runs past it and runs none of those events again (its plugin is
+/// called for the one new event only), and the sink has each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_owner_does_not_run_again_what_a_killed_node_wrote() {
+    let _turn = crate::support::heavy();
+    const EVENTS: usize = 40;
+    let nats = Nats::start(3);
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &nats, &sink.url("/echo"));
+    // Floors kept every 2 s: the kill lands well before the next keep.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("lease = \"2s\"", "lease = \"8s\"")).unwrap();
+    let first = start_node(&config);
+    shared_by(&[first.addr()], 4, Duration::from_secs(60)).await;
+    let addrs = Mutex::new(vec![Some(first.addr())]);
+    for i in 0..EVENTS {
+        let body = body(&format!("Door {}", i % 8), &format!("ev-kill-{i}"), i);
+        let (status, _, _) = post_until_acknowledged(&addrs, 0, &body).await;
+        assert_eq!(status, "accepted");
+    }
+    let received = sink.wait_for(Duration::from_secs(30), |r| r.len() >= EVENTS).await;
+    assert_eq!(received.len(), EVENTS, "every event reached the sink before the kill");
+    first.kill();
+
+    let second = start_node(&config);
+    shared_by(&[second.addr()], 4, Duration::from_secs(60)).await;
+    let addrs = Mutex::new(vec![Some(second.addr())]);
+    let (status, _, _) = post_until_acknowledged(&addrs, 0, &body("Door 0", "ev-after", EVENTS)).await;
+    assert_eq!(status, "accepted");
+    let received = sink.wait_for(Duration::from_secs(30), |r| r.len() > EVENTS).await;
+    assert_eq!(
+        received.len(),
+        EVENTS + 1,
+        "the new event, and nothing twice: {received:?}"
+    );
+
+    let (_, metrics) = crate::support::get(
+        &format!("http://{}/metrics", second.addr()),
+        &[("authorization", format!("Bearer {ADMIN_TOKEN}"))],
+    )
+    .await;
+    let calls: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("vestibule_plugin_calls_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(
+        calls, 1,
+        "the second node called the plugin for the new event only:\n{metrics}"
+    );
+    second.kill();
+}
+
 /// A node retrying commands while their sink is down hands half of its
 /// partitions to a node that joins: it stops retrying the commands of those
 /// (its log says so) and the new owner goes on with them, so that once the
@@ -671,10 +727,37 @@ async fn the_command_line_and_status_speak_to_the_cluster() {
     let consumers = store["consumers"].as_array().unwrap();
     assert_eq!(
         consumers.len(),
-        4 + 4 + 1,
-        "a consumer per partition, and the delayed one: {consumers:?}"
+        4 + 1,
+        "a commands consumer per partition, and the delayed one: {consumers:?}"
     );
     assert!(consumers.iter().all(|c| c["pending"].is_u64()), "{consumers:?}");
+    // The lone node owns all four partitions; the one event's (sequence 1)
+    // is written up to it, and nothing is read past it.
+    let floors = store["floors"].as_array().unwrap();
+    assert_eq!(floors.len(), 4, "{floors:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, answer) = crate::support::get(
+            &format!("http://{}/admin/status", node.addr()),
+            &[("authorization", format!("Bearer {ADMIN_TOKEN}"))],
+        )
+        .await;
+        let status: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        let floors: Vec<(u64, bool)> = status["store"]["floors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["floor"].as_u64().unwrap(), f["clean"].as_bool().unwrap()))
+            .collect();
+        if floors.contains(&(1, true)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no partition's floor reached the event: {floors:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A reload applies what it can; the cluster's settings wait for a restart.
     let text = std::fs::read_to_string(&config).unwrap();

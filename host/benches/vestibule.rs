@@ -2,7 +2,8 @@
 //! in `target/bench/` and `docs/benchmarks.md`. `-- --smoke` runs a tiny
 //! load that only proves the suite works; `-- --micro` only times one
 //! plugin call; `-- --paced` only runs the fixed-rate rows; `-- --cluster`
-//! only the cluster store's rows.
+//! only the cluster store's rows; `-- --quota` only its rows with each node
+//! on a CPU quota.
 
 mod suite;
 
@@ -25,6 +26,10 @@ fn main() {
         .unwrap();
     if std::env::args().any(|a| a == "--paced") {
         println!("{}", runtime.block_on(suite::paced_only()));
+        return;
+    }
+    if std::env::args().any(|a| a == "--quota") {
+        println!("{}", runtime.block_on(suite::quota_only()));
         return;
     }
     if std::env::args().any(|a| a == "--cluster") {

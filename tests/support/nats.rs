@@ -192,6 +192,15 @@ impl Nats {
     }
 
     /// `nats://…` for every server, as `[store] servers` lists them.
+    /// The process ids of the servers running now.
+    #[allow(dead_code)]
+    pub fn pids(&self) -> Vec<u32> {
+        self.servers
+            .iter()
+            .filter_map(|s| s.child.as_ref().map(Child::id))
+            .collect()
+    }
+
     pub fn urls(&self) -> Vec<String> {
         self.servers.iter().map(|s| format!("nats://{}", s.client)).collect()
     }

@@ -466,6 +466,16 @@ pub async fn cluster_only() -> Value {
     })
 }
 
+/// Only the rows with each node on a CPU quota (`cargo bench -p vestibule
+/// -- --quota`): one node, then two, on a three-server cluster.
+pub async fn quota_only() -> Value {
+    let sizes = full_sizes();
+    let plugins = wasm::plugins(&["door-filter", "tag-enricher", "echo-event"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), SECRET).unwrap();
+    quota::run(dir.path(), &plugins, &sizes, 200_000).await
+}
+
 /// Only the plugin-call micro-benchmark (`cargo bench -p vestibule -- --micro`).
 pub fn plugin_call_only() -> Value {
     let plugins = wasm::plugins(&["door-filter"]);

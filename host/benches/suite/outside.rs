@@ -195,9 +195,7 @@ impl Host {
 
     /// CPU seconds (user + system) it has used so far, all threads.
     pub(super) fn cpu_seconds(&self) -> f64 {
-        self.child
-            .id()
-            .map_or(0.0, |pid| cpu_by_thread(pid).iter().map(|(_, s)| s).sum())
+        self.child.id().map_or(0.0, cpu_seconds)
     }
 
     /// Stop it (SIGTERM, as systemd would); the CPU time it used, by thread
@@ -233,6 +231,11 @@ async fn metric(addr: SocketAddr, name: &str) -> Option<f64> {
     stream.read_to_string(&mut text).await.ok()?;
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+}
+
+/// CPU seconds (user + system) process `pid` has used, all threads.
+pub(super) fn cpu_seconds(pid: u32) -> f64 {
+    cpu_by_thread(pid).iter().map(|(_, s)| s).sum()
 }
 
 /// CPU seconds (user + system) of each thread of `pid`, summed by name.

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::cluster::{DOORS, chain_toml, closed, store_toml};
 use super::nats::Nats;
-use super::outside::Host;
+use super::outside::{Host, cpu_seconds};
 use super::{SECRET, Sizes, load, servers};
 
 /// Each node's share of a core.
@@ -119,14 +119,22 @@ pub(super) async fn run(
             tokio::spawn(async move { closed(&addrs, &events, 0, per_node, duration).await.0 })
         };
         tokio::time::sleep(WARM_UP).await;
-        let (arrived_before, cpu_before, machine_before) =
-            (sink.arrivals.lock().unwrap().len(), cpu(&hosts), machine_busy());
+        let servers = nats.pids();
+        let (arrived_before, cpu_before, machine_before, servers_before, own_before) = (
+            sink.arrivals.lock().unwrap().len(),
+            cpu(&hosts),
+            machine_busy(),
+            cpu_of(&servers),
+            cpu_seconds(std::process::id()),
+        );
         let started = Instant::now();
         tokio::time::sleep(sizes.measure).await;
-        let (arrived, cpu_used, machine_used) = (
+        let (arrived, cpu_used, machine_used, servers_used, own_used) = (
             sink.arrivals.lock().unwrap().len() - arrived_before,
             cpu(&hosts) - cpu_before,
             machine_busy() - machine_before,
+            cpu_of(&servers) - servers_before,
+            cpu_seconds(std::process::id()) - own_before,
         );
         let seconds = started.elapsed().as_secs_f64();
         let run = load.await.unwrap();
@@ -145,6 +153,10 @@ pub(super) async fn run(
                 // load and the sink. At the number of cores, the machine
                 // and not the nodes' quota is what limits.
                 "machine_busy_cores": (machine_used / seconds * 100.0).round() / 100.0,
+                // Of which the three NATS servers, and this process: the
+                // load generator and the sink.
+                "servers_cores": (servers_used / seconds * 100.0).round() / 100.0,
+                "load_and_sink_cores": (own_used / seconds * 100.0).round() / 100.0,
             }),
         );
     }
@@ -163,6 +175,11 @@ pub(super) async fn run(
 /// The CPU seconds all of `hosts` have used.
 fn cpu(hosts: &[Host]) -> f64 {
     hosts.iter().map(Host::cpu_seconds).sum()
+}
+
+/// The CPU seconds the processes `pids` have used.
+fn cpu_of(pids: &[u32]) -> f64 {
+    pids.iter().map(|&pid| cpu_seconds(pid)).sum()
 }
 
 /// The CPU seconds the whole machine has been busy (not idle, not waiting
@@ -194,8 +211,13 @@ pub(super) fn markdown(q: &Value) -> String {
     let row = |nodes: &str, label: &str| {
         let r = &q["rows"][nodes];
         format!(
-            "| {label} | {} | {} | {} | {} |\n",
-            r["requests_per_s"], r["processed_per_s"], r["cpu_cores_per_node"], r["machine_busy_cores"]
+            "| {label} | {} | {} | {} | {} | {} | {} |\n",
+            r["requests_per_s"],
+            r["processed_per_s"],
+            r["cpu_cores_per_node"],
+            r["servers_cores"],
+            r["load_and_sink_cores"],
+            r["machine_busy_cores"]
         )
     };
     format!(
@@ -209,8 +231,8 @@ pub(super) fn markdown(q: &Value) -> String {
          the nodes still share the machine's memory bandwidth, caches and loopback with the \
          servers, the load and the sink, and the servers are not capped, so this says whether \
          a node's own CPU is what limits the cluster — not what two machines would do.\n\n\
-         | nodes | requests accepted/s | events processed/s while saturated | CPU used per node (cores) | the whole machine busy (cores of {machine}) |\n\
-         |---|---|---|---|---|\n\
+         | nodes | requests accepted/s | events processed/s while saturated | CPU used per node (cores) | the three NATS servers (cores) | load and sink (cores) | the whole machine busy (cores of {machine}) |\n\
+         |---|---|---|---|---|---|---|\n\
          {one}{two}\n\
          Two nodes process {ratio}× the events one does.\n\n",
         quota_us = (QUOTA_CORES * PERIOD_US as f64) as u64,

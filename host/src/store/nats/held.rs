@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_nats::jetstream::{AckKind, Message};
 use tokio::sync::{Notify, watch};
 
+use super::floor::Floor;
 use super::wire::CommandMsg;
 
 /// An event this node is working on.
@@ -18,6 +19,8 @@ pub(super) struct HeldEvent {
     pub(super) origin: i64,
     pub(super) run: i64,
     pub(super) partition: u32,
+    /// Its partition's floor, raised once the event's run is written.
+    pub(super) floor: Arc<Floor>,
     /// The event's (source, lane): its records are written in order.
     pub(super) door: (String, String),
 }
@@ -85,8 +88,9 @@ impl Drop for Write {
     }
 }
 
-/// Tell the cluster this node is still working on what it holds, so that
-/// a long wait for a sink's retry is not mistaken for a dead node.
+/// Tell the cluster this node is still working on the commands it holds,
+/// so that a long wait for a sink's retry is not mistaken for a dead node.
+/// (Events are read without acknowledgements; see `floor`.)
 pub(super) async fn keep_alive(held: Arc<Held>, ack_wait: Duration, mut stop: watch::Receiver<bool>) {
     let every = ack_wait / 3;
     loop {
@@ -95,13 +99,8 @@ pub(super) async fn keep_alive(held: Arc<Held>, ack_wait: Duration, mut stop: wa
             _ = stop.wait_for(|stop| *stop) => return,
         }
         let messages: Vec<Arc<Message>> = {
-            let events = held.events.lock().unwrap_or_else(|e| e.into_inner());
             let commands = held.commands.lock().unwrap_or_else(|e| e.into_inner());
-            events
-                .values()
-                .map(|h| h.message.clone())
-                .chain(commands.values().map(|h| h.message.clone()))
-                .collect()
+            commands.values().map(|h| h.message.clone()).collect()
         };
         for message in messages {
             let _ = message.ack_with(AckKind::Progress).await;

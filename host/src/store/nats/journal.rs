@@ -1,12 +1,13 @@
 //! The running host's side of the cluster store: ingest publishes events
 //! and waits for JetStream's acknowledgement (stored on a majority of the
-//! servers); this node pulls the events and commands of the partitions it
-//! owns (see `owner`), many at a time, and the dispatcher and the outbox
-//! keep each door's in order. What the pipeline and the outbox did is
-//! published, one door's outcomes in order, before the message is
-//! acknowledged: a node that dies mid-way leaves its partitions, with
-//! what it had not acknowledged, to another node, which runs that again
-//! under the same idempotency keys.
+//! servers); this node reads the events and pulls the commands of the
+//! partitions it owns (see `owner`), many at a time, and the dispatcher and
+//! the outbox keep each door's in order. What the pipeline did is
+//! published, one door's outcomes in order, before the partition's floor
+//! passes the event (see `floor`); what the outbox did, before the command
+//! is acknowledged. A node that dies mid-way leaves its partitions, with
+//! what it had not finished, to another node, which runs that again under
+//! the same idempotency keys.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,10 +17,12 @@ use async_nats::jetstream::{AckKind, Message};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use super::events::{EventHandler, EventReader};
+use super::floor::Floor;
 use super::held::{Held, HeldEvent, Write, Writes, keep_alive};
 use super::owner::{Leases, Ownership, Starter};
 use super::publish::{publish, record, record_delivery};
-use super::pull::{CommandHandler, EventHandler, Puller};
+use super::pull::{CommandHandler, Puller};
 use super::wire;
 use super::{Cluster, Layout, STARTUP_PATIENCE};
 use crate::event::{Event, IdKey};
@@ -116,24 +119,29 @@ impl NatsJournal {
         let delayed = puller("COMMANDS", Layout::DELAYED_CONSUMER.into(), None, stopping.clone());
         let delayed_handler = command_handler(None, 0);
         let start: Starter = {
-            let (held, backlog) = (held.clone(), backlog.clone());
-            Box::new(move |p, recheck_through, stop| {
-                let events = EventHandler {
+            let (cluster, held, backlog, leases) = (cluster.clone(), held.clone(), backlog.clone(), leases.clone());
+            Box::new(move |p, taken, stop| {
+                let events = EventReader {
+                    cluster: cluster.clone(),
                     partition: p,
-                    held: held.clone(),
-                    backlog: backlog.clone(),
-                    feed: events_out.clone(),
+                    floor: taken.floor.clone(),
+                    lookup: taken.lookup,
+                    leases: leases.clone(),
+                    stop: stop.clone(),
+                    handler: EventHandler {
+                        partition: p,
+                        held: held.clone(),
+                        backlog: backlog.clone(),
+                        feed: events_out.clone(),
+                    },
                 };
-                let commands = command_handler(Some(p), recheck_through);
+                let commands = command_handler(Some(p), taken.recheck_commands);
                 let commands_puller = Puller {
                     recheck: Some(commands.recheck_through.clone()),
                     ..puller("COMMANDS", Layout::command_consumer(p), Some(p), stop.clone())
                 };
                 vec![
-                    tokio::spawn(
-                        puller("EVENTS", Layout::event_consumer(p), Some(p), stop.clone())
-                            .run(move |message| events.take(message)),
-                    ),
+                    tokio::spawn(events.run()),
                     tokio::spawn(commands_puller.run(move |message| {
                         let commands = commands.clone();
                         async move { commands.take(message).await }
@@ -184,7 +192,9 @@ async fn write_outcomes(
 ) {
     while let Some((held, processed, _write)) = outcomes.next(&door) {
         let owned = || ownership.owns(held.partition);
-        settle(&held.message, Some(held.partition), &ownership, || {
+        let seq = held.message.info().map_or(0, |i| i.stream_sequence);
+        let done = Done::Floor(&held.floor, seq);
+        settle(done, Some(held.partition), &ownership, || {
             record(&cluster, &held, &processed, &owned)
         })
         .await;
@@ -192,13 +202,21 @@ async fn write_outcomes(
     }
 }
 
-/// Write what `write` writes, then acknowledge `message` (a plain ack: one
-/// that is lost only has the message run again, stored once). A write
-/// that fails is tried again while this node owns the partition, since
-/// nothing of its door may be written before it; once another node owns
-/// it, that node runs the message again. A delayed command, in no
-/// partition, is handed back to be tried later.
-async fn settle<F, Fut>(message: &Message, partition: Option<u32>, ownership: &Ownership, mut write: F)
+/// What says a message is done once what it led to is written.
+enum Done<'a> {
+    /// A command's: acknowledged (a plain ack: one that is lost only has
+    /// the command tried again, which its state says is done).
+    Ack(&'a Message),
+    /// An event's: its partition's floor may pass it.
+    Floor(&'a Floor, u64),
+}
+
+/// Write what `write` writes, then mark the message done. A write that
+/// fails is tried again while this node owns the partition, since nothing
+/// of its door may be written before it; once another node owns it, that
+/// node runs the message again. A delayed command, in no partition, is
+/// handed back to be tried later.
+async fn settle<F, Fut>(done: Done<'_>, partition: Option<u32>, ownership: &Ownership, mut write: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,
@@ -220,8 +238,13 @@ where
         }
         let error = match write().await {
             Ok(()) => {
-                if let Err(e) = message.ack().await {
-                    tracing::warn!(error = %e, "Acknowledging failed; what it was for runs again.");
+                match done {
+                    Done::Ack(message) => {
+                        if let Err(e) = message.ack().await {
+                            tracing::warn!(error = %e, "Acknowledging failed; what it was for runs again.");
+                        }
+                    }
+                    Done::Floor(floor, seq) => floor.written(seq),
                 }
                 return;
             }
@@ -239,7 +262,9 @@ where
             }
             None => {
                 tracing::error!(error = %error, "Writing to the cluster failed; the command will be tried again.");
-                let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                if let Done::Ack(message) = done {
+                    let _ = message.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+                }
                 return;
             }
         }
@@ -316,7 +341,7 @@ impl Journal for NatsJournal {
             let _write = write;
             let record = || record_delivery(&cluster, &command, id as u64, &update);
             if finished {
-                settle(&message, partition, &ownership, record).await;
+                settle(Done::Ack(&message), partition, &ownership, record).await;
             } else if let Err(e) = record().await {
                 // The outbox still holds it and tries again; only another
                 // node taking it over would start the count again.
@@ -362,7 +387,10 @@ impl Journal for NatsJournal {
     }
 
     fn status(&self) -> Pending<'_, serde_json::Value> {
-        Box::pin(self.cluster.status(self.ownership.owned()))
+        Box::pin(async move {
+            let floors = self.ownership.floors().await;
+            self.cluster.status(self.ownership.owned(), floors).await
+        })
     }
 
     fn close(&self) -> Pending<'_, ()> {

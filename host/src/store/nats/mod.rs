@@ -18,14 +18,18 @@
 //! - `STATE`: the attempts at each command (the last per command), so that
 //!   another node continues its count, wait and `max_age`.
 //! - `DEAD`: dead letters, commands and events; kept until retried or dropped.
-//! - `META`: the key derived event ids are made with, shared by every node.
+//! - `META`: the key derived event ids are made with, shared by every node,
+//!   and each partition's floor: how far its events are written.
 //!
 //! And a key-value bucket, `<prefix>_OWNERS`: each partition is owned by
 //! one node at a time, by a lease there (see `owner`), and only its owner
-//! pulls the partition's consumers, many messages at a time; the dispatcher
-//! and the outbox keep each door's in order. A node that dies has its
-//! partitions taken by the others when its leases run out.
+//! reads the partition's events (from its floor, see `floor`) and pulls its
+//! commands, many at a time; the dispatcher and the outbox keep each door's
+//! in order. A node that dies has its partitions taken by the others when
+//! its leases run out.
 
+mod events;
+mod floor;
 mod held;
 mod journal;
 mod layout;

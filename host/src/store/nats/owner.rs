@@ -13,11 +13,12 @@
 //! else moves. A partition nobody claims for two looks is taken by
 //! whoever sees it first.
 //!
-//! A new owner first looks at the partition's consumers: if the last owner
-//! left messages handed out and unacknowledged, or pulls waiting, each
-//! consumer is made again from its acknowledged floor, so those messages
-//! come first and in order — not after `ack_wait`, behind newer ones of the
-//! same door — and none goes to the last owner.
+//! A new owner reads the partition's events from the floor the last one
+//! kept (see `floor`). It looks at the partition's commands consumer: if
+//! the last owner left commands handed out and unacknowledged, or pulls
+//! waiting, the consumer is made again from its acknowledged floor, so
+//! those commands come first and in order — not after `ack_wait`, behind
+//! newer ones of the same door — and none goes to the last owner.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,14 +31,22 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Cluster;
+use super::floor::{Floor, Lookup};
 use super::held::Held;
 use super::layout::hash;
 
-/// Starts the pullers of a partition, which stop when the receiver turns
-/// true.
-/// The second argument is the highest command sequence the last owner may
-/// have delivered (see [`Cluster::take_over`]).
-pub(super) type Starter = Box<dyn Fn(u32, u64, watch::Receiver<bool>) -> Vec<JoinHandle<()>> + Send + Sync>;
+/// Starts the readers of a partition just taken, which stop when the
+/// receiver turns true.
+pub(super) type Starter = Box<dyn Fn(u32, &Taken, watch::Receiver<bool>) -> Vec<JoinHandle<()>> + Send + Sync>;
+
+/// A partition just taken: where its events are read from, and the
+/// highest command sequence the last owner may have delivered (see
+/// [`Cluster::take_over`]).
+pub(super) struct Taken {
+    pub(super) floor: Arc<Floor>,
+    pub(super) lookup: Lookup,
+    pub(super) recheck_commands: u64,
+}
 
 pub(super) struct Ownership {
     cluster: Cluster,
@@ -65,6 +74,7 @@ struct Owned {
     revision: u64,
     /// When the last renewal that was stored was sent.
     renewed: Instant,
+    floor: Arc<Floor>,
     stop: watch::Sender<bool>,
     pullers: Vec<JoinHandle<()>>,
 }
@@ -109,6 +119,19 @@ impl Ownership {
 
     pub(super) fn owned(&self) -> Vec<u32> {
         self.owned.owned()
+    }
+
+    /// The floor of each partition this node owns, and whether it is clean.
+    pub(super) async fn floors(&self) -> Vec<(u32, u64, bool)> {
+        let state = self.state.lock().await;
+        state
+            .owned
+            .iter()
+            .map(|(&p, owned)| {
+                let (floor, clean) = owned.floor.now();
+                (p, floor, clean)
+            })
+            .collect()
     }
 
     /// A renewal sent at `renewed` was stored: this node surely owns `p`
@@ -225,16 +248,17 @@ impl Ownership {
         // Side by side: taking over a consumer is a few round trips to its
         // replicas, and a dead node leaves many partitions at once.
         let claimed = futures_util::future::join_all(claim.into_iter().map(|p| self.claim(p))).await;
-        for (p, revision, renewed, recheck) in claimed.into_iter().flatten() {
+        for (p, revision, renewed, taken) in claimed.into_iter().flatten() {
             state.free.remove(&p);
             let (stop, stopping) = watch::channel(false);
             self.owned_until(p, renewed);
-            let pullers = (self.start)(p, recheck, stopping);
+            let pullers = (self.start)(p, &taken, stopping);
             state.owned.insert(
                 p,
                 Owned {
                     revision,
                     renewed,
+                    floor: taken.floor,
                     stop,
                     pullers,
                 },
@@ -252,7 +276,15 @@ impl Ownership {
         let renewals = state.owned.iter().map(|(&p, owned)| async move {
             let sent = Instant::now();
             let update = self.kv.update(owner_key(p), self.me.clone().into(), owned.revision);
-            (p, sent, tokio::time::timeout(bound, update).await)
+            // The floor beside it: how far the next owner may start.
+            let (renewed, kept) = tokio::join!(
+                tokio::time::timeout(bound, update),
+                tokio::time::timeout(bound, self.cluster.keep_floor(p, &owned.floor)),
+            );
+            if let Ok(Err(error)) = kept {
+                tracing::debug!(partition = p, %error, "Keeping the floor failed; trying again.");
+            }
+            (p, sent, renewed)
         });
         let mut lost = Vec::new();
         for (p, sent, result) in futures_util::future::join_all(renewals).await {
@@ -295,9 +327,8 @@ impl Ownership {
     }
 
     /// Take partition `p`'s lease and make its consumers ready; its lease's
-    /// revision, when it was taken, and the commands to read the state of
-    /// first (see [`Cluster::take_over`]).
-    async fn claim(&self, p: u32) -> Option<(u32, u64, Instant, u64)> {
+    /// revision, when it was taken, and where to read from.
+    async fn claim(&self, p: u32) -> Option<(u32, u64, Instant, Taken)> {
         let revision = match self.kv.create(owner_key(p), self.me.clone().into()).await {
             Ok(revision) => revision,
             // Another node was quicker.
@@ -309,7 +340,14 @@ impl Ownership {
         };
         let renewed = Instant::now();
         match self.cluster.take_over(p).await {
-            Ok(recheck) => Some((p, revision, renewed, recheck)),
+            Ok((recheck_commands, start)) => {
+                let taken = Taken {
+                    floor: Arc::new(Floor::new(start)),
+                    lookup: start.lookup,
+                    recheck_commands,
+                };
+                Some((p, revision, renewed, taken))
+            }
             Err(e) => {
                 tracing::warn!(partition = p, error = %e, "Cannot take over a partition's consumers; letting it go.");
                 let _ = self.kv.delete_expect_revision(owner_key(p), Some(revision)).await;
@@ -337,6 +375,15 @@ impl Ownership {
         while handed.iter().any(|(p, _)| self.held.holds(*p)) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // The floor as it ends, for the next owner to start at: clean when
+        // all that was read was written.
+        let kept = handed.iter().map(|(p, owned)| async move {
+            let keep = self.cluster.keep_floor(*p, &owned.floor);
+            if let Ok(Err(error)) = tokio::time::timeout(Duration::from_secs(2), keep).await {
+                tracing::warn!(partition = p, %error, "Keeping the floor failed; the next owner looks up what was written.");
+            }
+        });
+        futures_util::future::join_all(kept).await;
         for (p, owned) in handed {
             self.forget(p);
             let _ = self.kv.delete_expect_revision(owner_key(p), Some(owned.revision)).await;

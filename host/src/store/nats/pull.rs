@@ -1,6 +1,6 @@
-//! The pull loops: each durable consumer of this node's partitions is
-//! pulled from until the node stops, and what arrives is handed to the
-//! dispatcher (events) or the outbox (commands).
+//! The pull loops of the commands: each durable consumer of this node's
+//! partitions, and the delayed commands' one, is pulled from until the
+//! node stops, and what arrives is handed to the outbox.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -11,13 +11,12 @@ use async_nats::jetstream::{AckKind, Message};
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
-use super::held::{Held, HeldCommand, HeldEvent, Write, Writes};
+use super::held::{Held, HeldCommand, Write, Writes};
 use super::owner::Leases;
 use super::publish::record_state;
 use super::wire::{self, CommandMsg, CommandState, StateMsg};
 use super::{Cluster, missing};
-use crate::event::Event;
-use crate::store::{PendingCommand, Queued};
+use crate::store::PendingCommand;
 use crate::time::now_ms;
 
 /// One durable consumer, pulled from until the node stops; it is looked up
@@ -50,7 +49,7 @@ impl Puller {
         // that skips some means a pull was cut off with messages on their
         // way, which would come back only after `ack_wait`.
         let mut last_delivery = 0u64;
-        while self.owned().await {
+        while owned(&self.stop, self.owner()).await {
             let (js, stream, name) = (self.cluster.js.clone(), self.stream.clone(), self.consumer.clone());
             let batch = self.batch;
             let messages = async move {
@@ -65,20 +64,11 @@ impl Puller {
                     .await
                     .map_err(|e| e.to_string())
             };
-            let messages = tokio::select! {
-                messages = messages => messages,
-                _ = self.stop.wait_for(|stop| *stop) => return,
-            };
-            let mut messages = match messages {
-                Ok(messages) => messages,
-                Err(error) => {
-                    failures += 1;
-                    if failures % 10 == 1 {
-                        tracing::warn!(consumer = %self.consumer, %error, "Cannot pull from the cluster; trying again.");
-                    }
-                    self.pause(failures).await;
-                    continue;
-                }
+            let what = format!("consumer {}", self.consumer);
+            let mut messages = match open(&mut self.stop, &mut failures, &what, messages).await {
+                Opened::Open(messages) => messages,
+                Opened::Failed => continue,
+                Opened::Stopped => return,
             };
             loop {
                 let next = tokio::select! {
@@ -87,7 +77,7 @@ impl Puller {
                 };
                 match next {
                     // Not handed on: the next owner gets it again, first.
-                    Some(Ok(_)) if !self.owned().await => return,
+                    Some(Ok(_)) if !owned(&self.stop, self.owner()).await => return,
                     Some(Ok(message)) => {
                         failures = 0;
                         let delivery = message.info().map_or(0, |i| i.consumer_sequence);
@@ -98,7 +88,7 @@ impl Puller {
                             // Taken from the floor again, in order; what
                             // was taken since runs again, stored once.
                             tracing::info!(consumer = %self.consumer, last_delivery, delivery, "Deliveries went missing.");
-                            match self.cluster.restart_consumer(*p, &self.consumer).await {
+                            match self.cluster.restart_consumer(*p).await {
                                 Ok(recheck) => {
                                     if let Some(r) = &self.recheck {
                                         r.fetch_max(recheck, Ordering::Relaxed);
@@ -122,82 +112,72 @@ impl Puller {
                     None => break,
                 }
             }
-            self.pause(failures).await;
+            pause(&mut self.stop, failures).await;
         }
     }
 
-    /// Whether to go on: not stopped, and the partition surely this
-    /// node's — waiting while a renewal is late, so that nothing is taken
-    /// out of turn; false once it is lost.
-    async fn owned(&mut self) -> bool {
-        loop {
-            if *self.stop.borrow() {
-                return false;
-            }
-            match &self.owner {
-                None => return true,
-                Some((leases, p)) if leases.owns(*p) => return true,
-                Some((leases, p)) if !leases.keeps(*p) => return false,
-                Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
+    fn owner(&self) -> Option<(&Leases, u32)> {
+        self.owner.as_ref().map(|(leases, p)| (&**leases, *p))
     }
+}
 
-    async fn pause(&mut self, failures: u32) {
-        let wait = Duration::from_millis(100 * u64::from(failures.min(20)));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = self.stop.wait_for(|stop| *stop) => {}
+/// Whether to go on: not stopped, and the partition, if any, surely this
+/// node's — waiting while a renewal is late, so that nothing is taken out
+/// of turn; false once it is lost.
+pub(super) async fn owned(stop: &watch::Receiver<bool>, owner: Option<(&Leases, u32)>) -> bool {
+    loop {
+        if *stop.borrow() {
+            return false;
+        }
+        match owner {
+            None => return true,
+            Some((leases, p)) if leases.owns(p) => return true,
+            Some((leases, p)) if !leases.keeps(p) => return false,
+            Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }
 
-/// Hands the events of this node's partitions to the dispatcher.
-pub(super) struct EventHandler {
-    pub(super) partition: u32,
-    pub(super) held: Arc<Held>,
-    pub(super) backlog: Arc<AtomicUsize>,
-    pub(super) feed: mpsc::UnboundedSender<Queued>,
+/// What [`open`] came to.
+pub(super) enum Opened<T> {
+    Open(T),
+    /// It failed, was counted, and waited for: try again.
+    Failed,
+    Stopped,
 }
 
-impl EventHandler {
-    pub(super) fn take(&self, message: Message) -> std::future::Ready<()> {
-        let Ok(info) = message.info().map(|i| i.stream_sequence) else {
-            return std::future::ready(());
-        };
-        let seq = info as i64;
-        let event: Event = match wire::decode("event", &message.payload) {
-            Ok(event) => event,
-            Err(e) => {
-                // Written by a Vestibule of another version, or by hand:
-                // it cannot run, and must not hold its partition up.
-                tracing::error!(seq, error = %e, "An event in the cluster cannot be read; it is skipped.");
-                let message = Arc::new(message);
-                tokio::spawn(async move { message.ack_with(AckKind::Term).await });
-                return std::future::ready(());
+/// Wait for `opening` (a consumer's messages), unless stopped first. A
+/// failure is counted in `failures`, said every tenth time in a row, and
+/// paused after.
+pub(super) async fn open<T>(
+    stop: &mut watch::Receiver<bool>,
+    failures: &mut u32,
+    what: &str,
+    opening: impl std::future::Future<Output = Result<T, String>>,
+) -> Opened<T> {
+    let opened = tokio::select! {
+        opened = opening => opened,
+        _ = stop.wait_for(|stop| *stop) => return Opened::Stopped,
+    };
+    match opened {
+        Ok(messages) => Opened::Open(messages),
+        Err(error) => {
+            *failures += 1;
+            if *failures % 10 == 1 {
+                tracing::warn!(%error, "Cannot read {what} from the cluster; trying again.");
             }
-        };
-        let (run, origin) = wire::run_of(message.headers.as_ref(), seq);
-        let held = HeldEvent {
-            message: Arc::new(message),
-            origin,
-            run,
-            partition: self.partition,
-            door: (event.source.clone(), event.lane()),
-        };
-        let again = self
-            .held
-            .events
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(seq, held);
-        // Handed out again while held (its consumer made again): one
-        // outcome is written for both, so it counts once.
-        if again.is_none() {
-            self.backlog.fetch_add(1, Ordering::Relaxed);
+            pause(stop, *failures).await;
+            Opened::Failed
         }
-        let _ = self.feed.send(Queued { seq, run, event });
-        std::future::ready(())
+    }
+}
+
+/// Wait a little longer after each failure in a row, or until stopped.
+pub(super) async fn pause(stop: &mut watch::Receiver<bool>, failures: u32) {
+    let wait = Duration::from_millis(100 * u64::from(failures.min(20)));
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = stop.wait_for(|stop| *stop) => {}
     }
 }
 

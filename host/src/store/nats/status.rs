@@ -6,7 +6,7 @@ use super::Cluster;
 impl Cluster {
     /// What `/admin/status` shows of the cluster: this node, the server it
     /// talks to, every stream and every consumer's backlog.
-    pub(super) async fn status(&self, owns: Vec<u32>) -> serde_json::Value {
+    pub(super) async fn status(&self, owns: Vec<u32>, floors: Vec<(u32, u64, bool)>) -> serde_json::Value {
         let info = self.client.server_info();
         let mut streams = Vec::new();
         for wanted in self.wanted_streams() {
@@ -50,6 +50,11 @@ impl Cluster {
             "replicas": self.settings.replicas,
             "partitions": self.layout().partitions,
             "owns": owns,
+            // How far each owned partition's events are written.
+            "floors": floors
+                .iter()
+                .map(|(p, floor, clean)| serde_json::json!({ "partition": p, "floor": floor, "clean": clean }))
+                .collect::<Vec<_>>(),
             "streams": streams,
             "consumers": consumers,
         })

@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 
+use super::floor::{Floor, Lookup, Start};
 use super::{Cluster, Layout};
 use crate::store::StoreError;
 
 /// How delayed commands may wait at once, cluster-wide.
 const DELAYED_IN_FLIGHT: i64 = 100_000;
 
-/// How many of a partition's events (or commands) its owner may hold
-/// unacknowledged: enough that its doors run side by side and its writes
-/// overlap, few enough that a hand-over runs little again.
+/// How many of a partition's commands its owner may hold unacknowledged:
+/// enough that its doors' deliveries overlap, few enough that a hand-over
+/// reads little state again.
 const PARTITION_IN_FLIGHT: i64 = 256;
 
 impl Cluster {
@@ -81,12 +82,11 @@ impl Cluster {
         ]
     }
 
-    /// The consumers the nodes pull from, by stream.
+    /// The durable consumers the nodes pull from, by stream. (A partition's
+    /// events are read by an ordered consumer its owner makes; see `floor`.)
     pub fn wanted_consumers(&self) -> Vec<(String, consumer::pull::Config)> {
         let layout = &self.settings.layout;
-        let mut wanted: Vec<_> = (0..layout.partitions)
-            .flat_map(|p| self.partition_consumers(p))
-            .collect();
+        let mut wanted: Vec<_> = (0..layout.partitions).map(|p| self.commands_consumer(p)).collect();
         wanted.push((
             layout.stream("COMMANDS"),
             consumer::pull::Config {
@@ -97,23 +97,14 @@ impl Cluster {
         wanted
     }
 
-    /// The consumers of partition `p`, its events' and its commands',
-    /// pulled only by the node that owns it.
-    fn partition_consumers(&self, p: u32) -> [(String, consumer::pull::Config); 2] {
+    /// The consumer of partition `p`'s commands, pulled only by the node
+    /// that owns it.
+    fn commands_consumer(&self, p: u32) -> (String, consumer::pull::Config) {
         let layout = &self.settings.layout;
-        [
-            (
-                layout.stream("EVENTS"),
-                consumer::pull::Config {
-                    filter_subjects: layout.partition_events(p),
-                    ..self.consumer(Layout::event_consumer(p), String::new())
-                },
-            ),
-            (
-                layout.stream("COMMANDS"),
-                self.consumer(Layout::command_consumer(p), format!("{}.commands.{p}", layout.prefix)),
-            ),
-        ]
+        (
+            layout.stream("COMMANDS"),
+            self.consumer(Layout::command_consumer(p), format!("{}.commands.{p}", layout.prefix)),
+        )
     }
 
     fn consumer(&self, name: String, filter: String) -> consumer::pull::Config {
@@ -187,34 +178,77 @@ impl Cluster {
         Ok(())
     }
 
-    /// Make partition `p`'s consumers ready for a new owner: one that still
-    /// has messages handed out and unacknowledged (its last owner died or
-    /// let go mid-way), or pulls of the last owner waiting, is made again
-    /// from its acknowledged floor, so that those messages come first, in
-    /// order, and no later one goes to the last owner. What they ran is run again, under the
-    /// same idempotency keys. Returns the highest command sequence the
-    /// last owner was handed: those may be delivered already, so their
-    /// state is read before they are tried.
-    pub(super) async fn take_over(&self, p: u32) -> Result<u64, StoreError> {
-        let mut recheck = 0;
-        for (stream, config) in self.partition_consumers(p) {
-            recheck = recheck.max(self.take_over_consumer(&stream, config, false).await?);
-        }
-        Ok(recheck)
+    /// Make partition `p` ready for a new owner. Its commands consumer, if
+    /// it still has commands handed out and unacknowledged (its last owner
+    /// died or let go mid-way), or pulls of the last owner waiting, is made
+    /// again from its acknowledged floor, so that those come first, in
+    /// order, and no later one goes to the last owner. Returns the highest
+    /// command sequence the last owner was handed (those may be delivered
+    /// already, so their state is read before they are tried), and where
+    /// to read the partition's events from.
+    pub(super) async fn take_over(&self, p: u32) -> Result<(u64, Start), StoreError> {
+        let (stream, config) = self.commands_consumer(p);
+        let recheck = self.take_over_consumer(&stream, config, false).await?;
+        Ok((recheck, self.events_start(p).await?))
     }
 
-    /// Make one of partition `p`'s consumers again from its acknowledged
+    /// Where partition `p`'s events are read from: above the floor its
+    /// last owner kept, looking up the runs it may have written past it.
+    async fn events_start(&self, p: u32) -> Result<Start, StoreError> {
+        let events = self.stream("EVENTS").await?;
+        let through = events
+            .get_info()
+            .await
+            .map_err(|e| StoreError::Cluster(format!("stream EVENTS: {e}")))?
+            .state
+            .last_sequence;
+        if let Some(kept) = self.read_floor(p).await? {
+            let lookup = if kept.clean {
+                Lookup::None
+            } else {
+                Lookup::Window { through }
+            };
+            return Ok(Start {
+                floor: kept.floor,
+                lookup,
+            });
+        }
+        // Never kept: new, or read by an earlier version through a durable
+        // consumer, which says how far it was acknowledged and handed out.
+        let legacy = Layout::event_consumer(p);
+        let Ok(info) = events.consumer_info(&legacy).await else {
+            return Ok(Start {
+                floor: 0,
+                lookup: Lookup::Through { through },
+            });
+        };
+        let start = Start {
+            floor: info.ack_floor.stream_sequence,
+            lookup: Lookup::Through {
+                through: info.delivered.stream_sequence,
+            },
+        };
+        // Kept before the consumer goes, so the next owner starts there.
+        self.keep_floor(
+            p,
+            &Floor::new(Start {
+                lookup: Lookup::None,
+                ..start
+            }),
+        )
+        .await?;
+        if let Err(e) = events.delete_consumer(&legacy).await {
+            tracing::debug!(consumer = %legacy, error = %e, "Deleting an earlier version's consumer failed.");
+        }
+        Ok(start)
+    }
+
+    /// Make partition `p`'s commands consumer again from its acknowledged
     /// floor, now: its owner saw a delivery go missing (a pull cut off
     /// while messages were on their way), which would otherwise come back
     /// only after `ack_wait`, behind later ones.
-    pub(super) async fn restart_consumer(&self, p: u32, name: &str) -> Result<u64, StoreError> {
-        let Some((stream, config)) = self
-            .partition_consumers(p)
-            .into_iter()
-            .find(|(_, config)| config.durable_name.as_deref() == Some(name))
-        else {
-            return Ok(0);
-        };
+    pub(super) async fn restart_consumer(&self, p: u32) -> Result<u64, StoreError> {
+        let (stream, config) = self.commands_consumer(p);
         self.take_over_consumer(&stream, config, true).await
     }
 
@@ -239,17 +273,10 @@ impl Cluster {
         if !always && info.num_ack_pending == 0 && info.num_waiting == 0 {
             return Ok(0);
         }
-        let mut recheck = 0;
-        // The commands stream keeps only what is not acknowledged: all
-        // of it is the rest. The events stream keeps everything.
-        config.deliver_policy = if stream == self.layout().stream("EVENTS") {
-            consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: info.ack_floor.stream_sequence + 1,
-            }
-        } else {
-            recheck = info.delivered.stream_sequence;
-            consumer::DeliverPolicy::All
-        };
+        // The commands stream keeps only what is not acknowledged: all of
+        // it is the rest.
+        let recheck = info.delivered.stream_sequence;
+        config.deliver_policy = consumer::DeliverPolicy::All;
         tracing::info!(
             consumer = %name,
             unacknowledged = info.num_ack_pending,
