@@ -488,3 +488,92 @@ async fn an_event_an_earlier_version_journaled_is_processed_and_found() {
     assert_eq!(shown[0].0.door, "Lobby");
     journal.close().await;
 }
+
+/// A partition an earlier version read through a durable consumer
+/// (`events-<p>`, acknowledging each event): the first node of this
+/// version starts at that consumer's acknowledged floor, looks up the runs
+/// of what it had handed out past it, hands out only the event without
+/// one, and deletes the consumer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_an_earlier_version_read_goes_on_from_its_acknowledged_floor() {
+    use async_nats::jetstream::consumer::{AckPolicy, pull};
+    use futures_util::StreamExt;
+
+    let backend = Backend::nats();
+    let (journal, mut feeds) = backend.start().await;
+    let mut seqs = Vec::new();
+    for i in 0..4 {
+        let Appended::Accepted { seq } = journal.append(event(&format!("before-{i}"), "Lobby")).await.unwrap() else {
+            panic!("a new event is accepted");
+        };
+        let queued = next(&mut feeds.events, "event", "nats").await;
+        assert_eq!(queued.seq, seq);
+        // The first three run and are written; the fourth never runs.
+        if i < 3 {
+            journal.processed(outcome(seq, queued.event.received_at, Vec::new()));
+        }
+        seqs.push(seq as u64);
+    }
+    let records = backend.records();
+    eventually("nats", "the third event's run written", || {
+        let runs = tokio::task::block_in_place(|| records.event("before-2")).ok()?;
+        (runs.first()?.0.state == "done").then_some(())
+    })
+    .await;
+    journal.close().await;
+    drop(feeds);
+
+    // As the earlier version left it: no floor kept, and its consumer
+    // acknowledged up to the first, handed out up to the third.
+    let js = async_nats::jetstream::new(async_nats::connect(backend.nats_url()).await.unwrap());
+    js.get_stream("VESTIBULE_META")
+        .await
+        .unwrap()
+        .purge()
+        .filter("VESTIBULE.meta.floor.>")
+        .await
+        .unwrap();
+    let events = js.get_stream("VESTIBULE_EVENTS").await.unwrap();
+    let subject = events.get_raw_message(seqs[0]).await.unwrap().subject;
+    let p = subject.split('.').nth(2).unwrap().to_string();
+    let name = format!("events-{p}");
+    let consumer = events
+        .create_consumer(pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subjects: vec![format!("VESTIBULE.events.{p}.*"), format!("VESTIBULE.events.{p}")],
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut handed = consumer.fetch().max_messages(3).messages().await.unwrap();
+    let first = handed.next().await.unwrap().unwrap();
+    first.double_ack().await.unwrap();
+    for _ in 0..2 {
+        handed.next().await.unwrap().unwrap();
+    }
+    let info = events.consumer_info(&name).await.unwrap();
+    assert_eq!(
+        (info.ack_floor.stream_sequence, info.delivered.stream_sequence),
+        (seqs[0], seqs[2])
+    );
+
+    let (journal, mut feeds) = backend.start().await;
+    let queued = next(&mut feeds.events, "the event the earlier version never ran", "nats").await;
+    assert_eq!(
+        (queued.seq as u64, queued.event.id.as_str()),
+        (seqs[3], "before-3"),
+        "the second and third have runs: not handed out again"
+    );
+    let again = tokio::time::timeout(Duration::from_secs(2), feeds.events.recv()).await;
+    assert!(
+        again.is_err(),
+        "nothing else is handed out: {:?}",
+        again.map(|q| q.map(|q| q.seq))
+    );
+    assert!(
+        events.consumer_info(&name).await.is_err(),
+        "the earlier version's consumer is deleted"
+    );
+    journal.close().await;
+}
