@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::Cluster;
 use super::floor::{Floor, Lookup, Lookups};
 use super::held::{Held, HeldEvent};
-use super::owner::Leases;
+use super::leases::Leases;
 use super::pull::{Opened, open, owned, pause};
 use super::wire;
 use crate::event::Event;

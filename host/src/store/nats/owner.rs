@@ -21,8 +21,8 @@
 //! newer ones of the same door — and none goes to the last owner.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
@@ -33,7 +33,8 @@ use tokio::task::JoinHandle;
 use super::Cluster;
 use super::floor::{Floor, Lookup};
 use super::held::Held;
-use super::layout::hash;
+use super::leases::Leases;
+use super::shares::{node_key, shares};
 
 /// Starts the readers of a partition just taken, which stop when the
 /// receiver turns true.
@@ -403,127 +404,6 @@ impl Ownership {
     }
 }
 
-/// Until when this node surely owns each of its partitions. Past that, a
-/// lease not renewed may be another node's soon: nothing more of the
-/// partition is pulled or written, whatever a renewal still on its way
-/// answers.
-#[derive(Default)]
-pub(super) struct Leases(Mutex<BTreeMap<u32, Instant>>);
-
-impl Leases {
-    /// Whether `p` is still this node's: not lost, not handed back. It may
-    /// not be surely owned at this moment (see [`Leases::owns`]) while a
-    /// renewal is late.
-    pub(super) fn keeps(&self, p: u32) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&p)
-    }
-
-    /// Whether this node surely owns `p` now: work on it may go on.
-    pub(super) fn owns(&self, p: u32) -> bool {
-        let owned = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        owned.get(&p).is_some_and(|until| Instant::now() < *until)
-    }
-
-    fn owned(&self) -> Vec<u32> {
-        let owned = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        owned
-            .iter()
-            .filter(|(_, until)| now < **until)
-            .map(|(p, _)| *p)
-            .collect()
-    }
-
-    fn until(&self, p: u32, until: Instant) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(p, until);
-    }
-
-    fn remove(&self, p: u32) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
-    }
-}
-
 fn owner_key(p: u32) -> String {
     format!("owner.{p}")
-}
-
-/// A node's key: its name where the bucket allows, and a hash of it so
-/// that two names that read alike stay two keys.
-fn node_key(node: &str) -> String {
-    let readable: String = node
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        .take(48)
-        .collect();
-    format!("node.{readable}-{}", hex::encode(&hash(&[node])[..4]))
-}
-
-/// Whose share each partition is: the same answer on every node that sees
-/// the same nodes. Each partition goes to the node ranked first for it by
-/// a hash of both (so a node keeps most of its partitions when another
-/// comes or goes), unless that node already has its even share, then to
-/// the next: the shares differ by one at most.
-fn shares<'a>(nodes: &[&'a str], partitions: u32) -> Vec<&'a str> {
-    let even = (partitions as usize).div_ceil(nodes.len().max(1));
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    (0..partitions)
-        .map(|p| {
-            let p = p.to_string();
-            let mut ranked: Vec<(u64, &'a str)> = nodes
-                .iter()
-                .map(|node| {
-                    let digest = hash(&[node, &p]);
-                    (u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")), *node)
-                })
-                .collect();
-            ranked.sort_unstable_by(|a, b| b.cmp(a));
-            let node = ranked
-                .iter()
-                .map(|(_, node)| *node)
-                .find(|node| counts.get(node).copied().unwrap_or(0) < even)
-                .unwrap_or_default();
-            *counts.entry(node).or_default() += 1;
-            node
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shares_are_even_and_mostly_stay_when_a_node_joins() {
-        let two = ["node.a-1", "node.b-2"];
-        let three = ["node.a-1", "node.b-2", "node.c-3"];
-        let count = |shares: &[&str], node: &str| shares.iter().filter(|n| **n == node).count();
-        for partitions in [1, 2, 7, 16, 1024] {
-            let before = shares(&two, partitions);
-            let after = shares(&three, partitions);
-            let even = |n: usize| (partitions as usize).div_ceil(n);
-            for node in two {
-                assert!(count(&before, node) <= even(2), "{partitions}: {before:?}");
-            }
-            for node in three {
-                assert!(count(&after, node) <= even(3), "{partitions}: {after:?}");
-            }
-            // Every node sees the same.
-            assert_eq!(before, shares(&["node.b-2", "node.a-1"], partitions));
-        }
-        let (before, after) = (shares(&two, 1024), shares(&three, 1024));
-        let moved = before.iter().zip(&after).filter(|(b, a)| b != a).count();
-        let to_new = after.iter().filter(|n| **n == "node.c-3").count();
-        // The new node's share moves, and little besides.
-        assert!((341..=342).contains(&to_new), "{to_new}");
-        assert!(moved < to_new + 100, "{moved} of 1024 moved for a share of {to_new}");
-    }
-
-    #[test]
-    fn node_keys_are_valid_bucket_keys_and_distinct() {
-        let a = node_key("gate house/1 ✓");
-        let b = node_key("gate house 1 ✓");
-        assert!(a.starts_with("node.gatehouse1-"), "{a}");
-        assert_ne!(a, b);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)));
-    }
 }

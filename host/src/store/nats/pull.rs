@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use super::held::{Held, HeldCommand, Write, Writes};
-use super::owner::Leases;
+use super::leases::Leases;
 use super::publish::record_state;
 use super::wire::{self, CommandMsg, CommandState, StateMsg};
 use super::{Cluster, missing};
