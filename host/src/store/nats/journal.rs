@@ -296,10 +296,7 @@ impl Journal for NatsJournal {
     }
 
     fn status(&self) -> Pending<'_, serde_json::Value> {
-        Box::pin(async move {
-            let floors = self.ownership.floors().await;
-            self.cluster.status(self.ownership.owned(), floors).await
-        })
+        Box::pin(self.cluster.status(self.ownership.owned(), self.ownership.floors()))
     }
 
     fn close(&self) -> Pending<'_, ()> {

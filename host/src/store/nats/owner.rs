@@ -61,6 +61,9 @@ pub(super) struct Ownership {
     state: tokio::sync::Mutex<State>,
     /// What this node owns now.
     owned: Arc<Leases>,
+    /// The floors of what it owns, for `/admin/status`: read without
+    /// waiting on a look, which may take seconds while a server is gone.
+    floors: std::sync::Mutex<BTreeMap<u32, Arc<Floor>>>,
 }
 
 #[derive(Default)]
@@ -101,6 +104,7 @@ impl Ownership {
             start,
             state: Default::default(),
             owned,
+            floors: Default::default(),
         }
     }
 
@@ -123,13 +127,12 @@ impl Ownership {
     }
 
     /// The floor of each partition this node owns, and whether it is clean.
-    pub(super) async fn floors(&self) -> Vec<(u32, u64, bool)> {
-        let state = self.state.lock().await;
-        state
-            .owned
+    pub(super) fn floors(&self) -> Vec<(u32, u64, bool)> {
+        let floors = self.floors.lock().unwrap_or_else(|e| e.into_inner());
+        floors
             .iter()
-            .map(|(&p, owned)| {
-                let (floor, clean) = owned.floor.now();
+            .map(|(&p, floor)| {
+                let (floor, clean) = floor.now();
                 (p, floor, clean)
             })
             .collect()
@@ -254,6 +257,10 @@ impl Ownership {
             let (stop, stopping) = watch::channel(false);
             self.owned_until(p, renewed);
             let pullers = (self.start)(p, &taken, stopping);
+            self.floors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(p, taken.floor.clone());
             state.owned.insert(
                 p,
                 Owned {
@@ -323,6 +330,7 @@ impl Ownership {
 
     fn forget(&self, p: u32) {
         self.owned.remove(p);
+        self.floors.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
         let abandoned = self.held.abandon(p);
         self.backlog.fetch_sub(abandoned, Ordering::Relaxed);
     }
