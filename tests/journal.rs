@@ -565,6 +565,21 @@ async fn a_partition_an_earlier_version_read_goes_on_from_its_acknowledged_floor
         (seqs[3], "before-3"),
         "the second and third have runs: not handed out again"
     );
+    // The consumer's floor was kept before it went (the first renewal,
+    // which keeps floors that moved, comes only a quarter lease later).
+    let kept = js
+        .get_stream("VESTIBULE_META")
+        .await
+        .unwrap()
+        .get_last_raw_message_by_subject(&format!("VESTIBULE.meta.floor.{p}"))
+        .await
+        .expect("a floor kept for the partition");
+    let kept: serde_json::Value = serde_json::from_slice(&kept.payload).unwrap();
+    assert_eq!(
+        (kept["floor"].as_u64(), kept["clean"].as_bool()),
+        (Some(seqs[0]), Some(false)),
+        "{kept}"
+    );
     let again = tokio::time::timeout(Duration::from_secs(2), feeds.events.recv()).await;
     assert!(
         again.is_err(),

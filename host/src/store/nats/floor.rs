@@ -199,7 +199,17 @@ impl Cluster {
     pub(super) async fn read_floor(&self, p: u32) -> Result<Option<FloorRecord>, StoreError> {
         let stream = self.stream("META").await?;
         match stream.get_last_raw_message_by_subject(&self.floor_subject(p)).await {
-            Ok(message) => Ok(Some(wire::decode("floor", &message.payload)?)),
+            Ok(message) => match wire::decode("floor", &message.payload) {
+                Ok(record) => Ok(Some(record)),
+                // Damaged, or written by hand: as if never kept. The new
+                // owner then starts at the beginning and looks up every
+                // run, slow but running nothing twice; refusing would
+                // leave the partition without an owner for good.
+                Err(e) => {
+                    tracing::warn!(partition = p, error = %e, "A partition's kept floor cannot be read; looking up every event's run.");
+                    Ok(None)
+                }
+            },
             Err(e) if missing(&e) => Ok(None),
             Err(e) => Err(StoreError::Cluster(format!("reading partition {p}'s floor: {e}"))),
         }
@@ -210,6 +220,13 @@ impl Cluster {
         let Some((at, clean)) = floor.to_keep() else {
             return Ok(());
         };
+        self.write_floor(p, at, clean).await?;
+        floor.kept((at, clean));
+        Ok(())
+    }
+
+    /// Write partition `p`'s floor to `META`.
+    pub(super) async fn write_floor(&self, p: u32, at: u64, clean: bool) -> Result<(), StoreError> {
         let record = FloorRecord {
             floor: at,
             clean,
@@ -224,7 +241,6 @@ impl Cluster {
             .map_err(|e| StoreError::Cluster(format!("keeping partition {p}'s floor: {e}")))?;
         ack.await
             .map_err(|e| StoreError::Cluster(format!("keeping partition {p}'s floor: {e}")))?;
-        floor.kept((at, clean));
         Ok(())
     }
 

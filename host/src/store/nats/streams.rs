@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, kv, stream};
 
-use super::floor::{Floor, Lookup, Start};
+use super::floor::{Lookup, Start};
 use super::{Cluster, Layout};
 use crate::store::StoreError;
 
@@ -228,15 +228,9 @@ impl Cluster {
                 through: info.delivered.stream_sequence,
             },
         };
-        // Kept before the consumer goes, so the next owner starts there.
-        self.keep_floor(
-            p,
-            &Floor::new(Start {
-                lookup: Lookup::None,
-                ..start
-            }),
-        )
-        .await?;
+        // Kept before the consumer goes, so the next owner starts there
+        // (not clean: what the consumer handed out may be written).
+        self.write_floor(p, start.floor, false).await?;
         if let Err(e) = events.delete_consumer(&legacy).await {
             tracing::debug!(consumer = %legacy, error = %e, "Deleting an earlier version's consumer failed.");
         }
