@@ -462,6 +462,7 @@ pub async fn cluster_only() -> Value {
         "bare_hyper_rps": baseline.json(None)["rps"],
         "one_node_one_server": summary(&rows["one_node_one_server"]),
         "two_nodes_three_servers": summary(&rows["two_nodes_three_servers"]),
+        "versus_sqlite": rows["versus_sqlite"],
         "each_node_on_a_quota": quota,
     })
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::cluster::{DOORS, chain_toml, closed, store_toml};
+use super::cluster::{DOORS, chain_toml, closed, pairs, store_toml};
 use super::nats::Nats;
 use super::outside::{Host, cpu_seconds};
 use super::{SECRET, Sizes, load, servers};
@@ -95,10 +95,12 @@ pub(super) async fn run(
         runs.push(on_quota(dir, plugins, sizes, &nats, &events, q, cores).await);
     }
     drop(nats);
+    let versus = versus_sqlite(dir, plugins, sizes, &events).await;
     json!({
         "connections_per_node": (sizes.connections / 2).max(1),
         "measure_seconds": sizes.measure.as_secs_f64(),
         "runs": runs,
+        "versus_sqlite": versus,
     })
 }
 
@@ -114,77 +116,28 @@ async fn on_quota(
 ) -> Value {
     let mut rows = serde_json::Map::new();
     for nodes in [1usize, 2] {
-        let sink = servers::Sink::default();
-        let sink_addr = sink.start().await;
         // Streams of their own: the first run's backlog is not the second's,
         // nor are its events duplicates there.
         let store = store_toml(nats, 3, &format!("QUOTA{q}N{nodes}"));
-        let mut hosts = Vec::new();
-        let mut groups = Vec::new();
-        for i in 0..nodes {
-            let host = Host::spawn(
-                dir,
-                &format!("quota-{q}-{nodes}-{i}"),
-                &store,
-                &chain_toml(plugins, sink_addr),
-            )
-            .await;
-            let group =
-                Group::create(&format!("vestibule-bench-node{i}"), cores).and_then(|g| g.add(host.pid()).map(|()| g));
-            match group {
-                Ok(group) => groups.push(group),
-                Err(why) => return json!({ "skipped": why }),
-            }
-            hosts.push(host);
-        }
-        let addrs: Vec<SocketAddr> = hosts.iter().map(|h| h.addr).collect();
+        let name = format!("quota-{q}-{nodes}");
         let per_node = (sizes.connections / 2).max(1);
-        let load = {
-            let (addrs, events) = (addrs.clone(), events.clone());
-            let duration = WARM_UP + sizes.measure;
-            tokio::spawn(async move { closed(&addrs, &events, 0, per_node, duration).await.0 })
+        match saturate(
+            dir,
+            &name,
+            &store,
+            nodes,
+            plugins,
+            sizes,
+            &nats.pids(),
+            events,
+            cores,
+            per_node,
+        )
+        .await
+        {
+            Ok(row) => rows.insert(format!("nodes_{nodes}"), row),
+            Err(why) => return json!({ "skipped": why }),
         };
-        tokio::time::sleep(WARM_UP).await;
-        let servers = nats.pids();
-        let (arrived_before, cpu_before, machine_before, servers_before, own_before) = (
-            sink.arrivals.lock().unwrap().len(),
-            cpu(&hosts),
-            machine_busy(),
-            cpu_of(&servers),
-            cpu_seconds(std::process::id()),
-        );
-        let started = Instant::now();
-        tokio::time::sleep(sizes.measure).await;
-        let (arrived, cpu_used, machine_used, servers_used, own_used) = (
-            sink.arrivals.lock().unwrap().len() - arrived_before,
-            cpu(&hosts) - cpu_before,
-            machine_busy() - machine_before,
-            cpu_of(&servers) - servers_before,
-            cpu_seconds(std::process::id()) - own_before,
-        );
-        let seconds = started.elapsed().as_secs_f64();
-        let run = load.await.unwrap();
-        for host in hosts {
-            host.stop().await;
-        }
-        drop(groups);
-        rows.insert(
-            format!("nodes_{nodes}"),
-            json!({
-                "requests_per_s": run.rps().round() as u64,
-                "processed_per_s": (arrived as f64 / seconds).round() as u64,
-                // Each node's, averaged: at most the quota.
-                "cpu_cores_per_node": (cpu_used / seconds / nodes as f64 * 100.0).round() / 100.0,
-                // Everything on the machine: the nodes, the servers, the
-                // load and the sink. At the number of cores, the machine
-                // and not the nodes' quota is what limits.
-                "machine_busy_cores": (machine_used / seconds * 100.0).round() / 100.0,
-                // Of which the three NATS servers, and this process: the
-                // load generator and the sink.
-                "servers_cores": (servers_used / seconds * 100.0).round() / 100.0,
-                "load_and_sink_cores": (own_used / seconds * 100.0).round() / 100.0,
-            }),
-        );
     }
     let processed = |nodes: &str| rows[nodes]["processed_per_s"].as_f64().unwrap_or(0.0);
     let ratio = processed("nodes_2") / processed("nodes_1").max(1.0);
@@ -193,6 +146,117 @@ async fn on_quota(
         "rows": rows,
         "two_vs_one_processed": (ratio * 100.0).round() / 100.0,
     })
+}
+
+/// The quota of the SQLite-against-NATS pairs: each host on one core, the
+/// other core left to the NATS server, the load and the sink.
+pub(super) const VERSUS_CORES: f64 = 1.0;
+
+/// Pairs, one after the other, of one host on [`VERSUS_CORES`]: the SQLite
+/// store (its journal on disk, in the host's process and so on its quota),
+/// then one node on one NATS server (one replica, the server outside the
+/// quota, as on a machine of its own). What a node does with the CPU it has,
+/// store by store.
+async fn versus_sqlite(
+    dir: &Path,
+    plugins: &std::collections::HashMap<String, PathBuf>,
+    sizes: &Sizes,
+    events: &Arc<Vec<load::Prepared>>,
+) -> Value {
+    let what = format!(", each on {VERSUS_CORES} core");
+    let mut versus = pairs(dir, "quota-versus", &what, |store, name, servers| async move {
+        let connections = sizes.connections;
+        saturate(
+            dir,
+            &name,
+            &store,
+            1,
+            plugins,
+            sizes,
+            &servers,
+            events,
+            VERSUS_CORES,
+            connections,
+        )
+        .await
+    })
+    .await;
+    versus["quota_cores"] = json!(VERSUS_CORES);
+    versus["connections"] = json!(sizes.connections);
+    versus
+}
+
+/// `nodes` hosts of `store` (a `[store]` table) and the chain, each in a
+/// cgroup of its own on `cores`, saturated by `connections` each: after [`WARM_UP`], what they
+/// accept and process, and the CPU they, the `servers` and the rest of the
+/// machine use. Err when a cgroup cannot be made.
+#[allow(clippy::too_many_arguments)]
+async fn saturate(
+    dir: &Path,
+    name: &str,
+    store: &str,
+    nodes: usize,
+    plugins: &std::collections::HashMap<String, PathBuf>,
+    sizes: &Sizes,
+    servers: &[u32],
+    events: &Arc<Vec<load::Prepared>>,
+    cores: f64,
+    connections: usize,
+) -> Result<Value, String> {
+    let sink = servers::Sink::default();
+    let sink_addr = sink.start().await;
+    let mut hosts = Vec::new();
+    let mut groups = Vec::new();
+    for i in 0..nodes {
+        let host = Host::spawn(dir, &format!("{name}-{i}"), store, &chain_toml(plugins, sink_addr)).await;
+        let group = Group::create(&format!("vestibule-bench-node{i}"), cores)?;
+        group.add(host.pid())?;
+        groups.push(group);
+        hosts.push(host);
+    }
+    let addrs: Vec<SocketAddr> = hosts.iter().map(|h| h.addr).collect();
+    let load = {
+        let (addrs, events) = (addrs.clone(), events.clone());
+        let duration = WARM_UP + sizes.measure;
+        tokio::spawn(async move { closed(&addrs, &events, 0, connections, duration).await.0 })
+    };
+    tokio::time::sleep(WARM_UP).await;
+    let (arrived_before, cpu_before, machine_before, servers_before, own_before) = (
+        sink.arrivals.lock().unwrap().len(),
+        cpu(&hosts),
+        machine_busy(),
+        cpu_of(servers),
+        cpu_seconds(std::process::id()),
+    );
+    let started = Instant::now();
+    tokio::time::sleep(sizes.measure).await;
+    let (arrived, cpu_used, machine_used, servers_used, own_used) = (
+        sink.arrivals.lock().unwrap().len() - arrived_before,
+        cpu(&hosts) - cpu_before,
+        machine_busy() - machine_before,
+        cpu_of(servers) - servers_before,
+        cpu_seconds(std::process::id()) - own_before,
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    let run = load.await.unwrap();
+    for host in hosts {
+        host.stop().await;
+    }
+    drop(groups);
+    Ok(json!({
+        "requests_per_s": run.rps().round() as u64,
+        "processed_per_s": (arrived as f64 / seconds).round() as u64,
+        // Each node's, averaged: at most the quota.
+        "cpu_cores_per_node": (cpu_used / seconds / nodes as f64 * 100.0).round() / 100.0,
+        // Everything on the machine: the nodes, the servers, the load and
+        // the sink. At the number of cores, the machine and not the
+        // nodes' quota is what limits.
+        "machine_busy_cores": (machine_used / seconds * 100.0).round() / 100.0,
+        // Of which the NATS servers, and this process: the load generator
+        // and the sink.
+        "servers_cores": (servers_used / seconds * 100.0).round() / 100.0,
+        "load_and_sink_cores": (own_used / seconds * 100.0).round() / 100.0,
+    }))
 }
 
 /// The CPU seconds all of `hosts` have used.
@@ -275,5 +339,46 @@ pub(super) fn markdown(q: &Value) -> String {
         ));
     }
     text.push('\n');
+    text.push_str(&versus_markdown(&q["versus_sqlite"]));
+    text
+}
+
+/// The SQLite-against-NATS pairs on a quota.
+fn versus_markdown(v: &Value) -> String {
+    let title = "### One node on one server against the SQLite store, each host on a CPU quota\n\n";
+    if let Some(why) = v["skipped"].as_str() {
+        return format!("{title}Not run: {why}.\n\n");
+    }
+    let mut text = format!(
+        "{title}The same pairs as above, but each `vestibule serve` host in a cgroup of its own on \
+         {cores} core, saturated by {conns} connections: the SQLite store's journal is written by \
+         the host, on its quota; the NATS server (one, one replica) runs outside it, as it would \
+         on a machine of its own. What a host does with the CPU it has, store by store.\n\n\
+         | pair | store | requests accepted/s | events processed/s while saturated | CPU used by the host (cores) | the NATS server (cores) | the whole machine busy (cores) |\n\
+         |---|---|---|---|---|---|---|\n",
+        cores = v["quota_cores"],
+        conns = v["connections"],
+    );
+    for (i, pair) in v["pairs"].as_array().cloned().unwrap_or_default().iter().enumerate() {
+        for (key, label) in [("sqlite", "SQLite"), ("one_node_one_server", "NATS, 1 node")] {
+            let r = &pair[key];
+            text.push_str(&format!(
+                "| {} | {label} | {} | {} | {} | {} | {} |\n",
+                i + 1,
+                r["requests_per_s"],
+                r["processed_per_s"],
+                r["cpu_cores_per_node"],
+                r["servers_cores"],
+                r["machine_busy_cores"],
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "\nThe median of the pairs: on the same quota, one node on one server processes {}× what \
+         the SQLite store does.\n\n",
+        v["median_processed_ratio"]
+            .as_f64()
+            .map_or("–".into(), |r| format!("{r:.2}"))
+    ));
     text
 }
