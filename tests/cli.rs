@@ -719,10 +719,10 @@ fn the_sdk_packages_as_it_would_be_published() {
     assert!(said.contains("Verifying vestibule-plugin-sdk"), "{said}");
 }
 
-/// The SDK carries its own copy of the WIT contract so that it can be
-/// published; the copy is the host's, file for file.
+/// Each SDK (Rust, TypeScript) carries its own copy of the WIT contract so
+/// that it can be published; the copy is the host's, file for file.
 #[test]
-fn the_sdk_carries_the_hosts_wit() {
+fn the_sdks_carry_the_hosts_wit() {
     let names = |dir: &str| {
         let mut names: Vec<_> = std::fs::read_dir(workspace().join(dir))
             .unwrap()
@@ -732,15 +732,14 @@ fn the_sdk_carries_the_hosts_wit() {
         names
     };
     let files = names("wit");
-    assert_eq!(names("plugin-sdk/wit"), files, "the same files");
     assert!(files.contains(&"worlds.wit".to_string()), "{files:?}");
-    for file in &files {
-        let host = std::fs::read_to_string(workspace().join("wit").join(file)).unwrap();
-        let sdk = std::fs::read_to_string(workspace().join("plugin-sdk/wit").join(file)).unwrap();
-        assert!(
-            host == sdk,
-            "plugin-sdk/wit/{file} differs from wit/{file}: copy wit/ over it"
-        );
+    for copy in ["plugin-sdk/wit", "plugin-sdk/js/wit"] {
+        assert_eq!(names(copy), files, "{copy}: the same files");
+        for file in &files {
+            let host = std::fs::read_to_string(workspace().join("wit").join(file)).unwrap();
+            let sdk = std::fs::read_to_string(workspace().join(copy).join(file)).unwrap();
+            assert!(host == sdk, "{copy}/{file} differs from wit/{file}: copy wit/ over it");
+        }
     }
 }
 

@@ -34,5 +34,6 @@ mod reload;
 mod scenario;
 mod secrecy;
 mod tutorial;
+mod typescript;
 mod unifi_ws;
 mod vendors;

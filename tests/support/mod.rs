@@ -56,6 +56,20 @@ pub fn plugin(package: &str) -> PathBuf {
         .clone()
 }
 
+/// The component of the TypeScript plugin in `plugins/typescript/NAME`,
+/// built once per test run with npm (see `wasm::typescript_plugin`).
+pub fn typescript_plugin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .get_or_insert_with(HashMap::new)
+        .entry(name.to_string())
+        .or_insert_with(|| wasm::typescript_plugin(name))
+        .clone()
+}
+
+pub use wasm::{npm, npm_install};
+
 /// What the stand-in sink received.
 #[derive(Debug, Clone)]
 pub struct Received {

@@ -160,7 +160,9 @@ pub async fn run(options: &Options) -> Value {
     let reloads = reload::run(dir.path(), &plugins, &sizes.reload).await;
 
     eprintln!("one plugin call, fresh instance vs native…");
-    let micro = micro(&plugins["door-filter"], sizes.calls).await;
+    // The TypeScript build needs npm's packages: not in a smoke run.
+    let typescript = (!options.smoke).then(|| wasm::typescript_plugin("door-filter"));
+    let micro = micro(&plugins["door-filter"], typescript.as_deref(), sizes.calls).await;
 
     eprintln!("idle memory…");
     let rss_1 = idle_rss(dir.path(), &plugins["door-filter"], 1).await;
@@ -484,35 +486,28 @@ pub fn plugin_call_only() -> Value {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(micro(&plugins["door-filter"], 5000))
+    let typescript = wasm::typescript_plugin("door-filter");
+    runtime.block_on(micro(&plugins["door-filter"], Some(&typescript), 5000))
 }
 
 /// One call of door-filter in a fresh sandboxed instance, against the same
 /// decision in native Rust (config parsed from JSON on every call in both,
 /// as the plugin does).
-async fn micro(door_filter: &Path, calls: usize) -> Value {
-    let runtime = Runtime::new().unwrap();
-    let mut spec = vestibule::config::PluginConfig::new("door-filter", vestibule::config::World::Filter, door_filter);
-    spec.config = toml::from_str("doors = [\"Front Door\"]").unwrap();
-    let plugin = runtime.load(&spec, door_filter).unwrap();
+async fn micro(door_filter: &Path, typescript: Option<&Path>, calls: usize) -> Value {
     let event: vestibule::event::Event = serde_json::from_str(include_str!(
         "../../../examples/events/normalized/front-door-granted.json"
     ))
     .unwrap();
-    let config_json = serde_json::to_string(&spec.config).unwrap();
-
+    let config = toml::from_str("doors = [\"Front Door\"]").unwrap();
+    let config_json = serde_json::to_string(&config).unwrap();
+    let wasm_us = fresh_call_us(door_filter, &config, &event, calls).await;
+    // A JavaScript engine's instance costs about ten Rust ones: fewer
+    // calls make a sample of about the same length.
+    let typescript_us = match typescript {
+        Some(path) => Some(fresh_call_us(path, &config, &event, (calls / 10).max(1)).await),
+        None => None,
+    };
     let samples = 5;
-    for _ in 0..calls.min(200) {
-        assert!(plugin.call(&event).await.result.is_ok());
-    }
-    let mut wasm = Vec::with_capacity(samples);
-    for _ in 0..samples {
-        let started = Instant::now();
-        for _ in 0..calls {
-            assert!(plugin.call(&event).await.result.is_ok());
-        }
-        wasm.push(started.elapsed().as_secs_f64() * 1e6 / calls as f64);
-    }
     let mut native = Vec::with_capacity(samples);
     for _ in 0..samples {
         let started = Instant::now();
@@ -521,16 +516,39 @@ async fn micro(door_filter: &Path, calls: usize) -> Value {
         }
         native.push(started.elapsed().as_secs_f64() * 1e6 / calls as f64);
     }
-    let (wasm_us, native_us) = (median(wasm), median(native));
+    let native_us = median(native);
     json!({
         "normalize": normalize_only(calls),
         "plugin": "door-filter (filter world)",
         "fresh_instance_us": (wasm_us * 100.0).round() / 100.0,
+        "typescript_fresh_instance_us": typescript_us.map(|us| (us * 100.0).round() / 100.0),
+        "typescript_calls_per_sample": (calls / 10).max(1),
         "native_us": (native_us * 1000.0).round() / 1000.0,
         "overhead_us": ((wasm_us - native_us) * 100.0).round() / 100.0,
         "ratio": (wasm_us / native_us).round(),
         "calls_per_sample": calls,
     })
+}
+
+/// One call of the filter at `path` on `event` in a fresh instance, in µs:
+/// the median of 5 samples of `calls`, after a warm-up.
+async fn fresh_call_us(path: &Path, config: &toml::Table, event: &vestibule::event::Event, calls: usize) -> f64 {
+    let runtime = Runtime::new().unwrap();
+    let mut spec = vestibule::config::PluginConfig::new("door-filter", vestibule::config::World::Filter, path);
+    spec.config = config.clone();
+    let plugin = runtime.load(&spec, path).unwrap();
+    for _ in 0..calls.min(200) {
+        assert!(plugin.call(event).await.result.is_ok());
+    }
+    let mut samples = Vec::with_capacity(5);
+    for _ in 0..5 {
+        let started = Instant::now();
+        for _ in 0..calls {
+            assert!(plugin.call(event).await.result.is_ok());
+        }
+        samples.push(started.elapsed().as_secs_f64() * 1e6 / calls as f64);
+    }
+    median(samples)
 }
 
 /// Normalizing one UniFi Access event as ingest does (reading the fields
@@ -663,6 +681,11 @@ fn markdown(r: &Value) -> String {
     let m = &r["machine"];
     let p = &r["plugin_call"];
     let rss = &r["idle_rss_kib"];
+    let cluster_text = cluster::markdown(r, &row) + &quota::markdown(&r["cluster_quota"]);
+    let typescript_call = match p["typescript_fresh_instance_us"].as_f64() {
+        Some(us) => format!("{us} µs"),
+        None => "not measured in a smoke run".to_string(),
+    };
     format!(
         "# Benchmarks\n\n\
          Produced by `{command}` (the Markdown below is written by the run itself; the run took \
@@ -702,6 +725,8 @@ fn markdown(r: &Value) -> String {
          decision as a native Rust function; median of 5 samples of {calls} calls.\n\n\
          | fresh instance + call | native | overhead per call | ratio |\n|---|---|---|---|\n\
          | {wasm} µs | {native} µs | {overhead} µs | {ratio}× |\n\n\
+         The same plugin in TypeScript (`plugins/typescript/door-filter`, built by the SDK with \
+         QuickJS), fresh instance + call, median of 5 samples of {ts_calls}: {ts}.\n\n\
          Normalizing one UniFi Access `access.door.unlock` of {normalize_bytes} bytes as ingest \
          does — reading the fields it maps in one pass, deriving the event's id, keeping the body \
          as `raw` — without the HTTP around it or the signature check: {normalize_us} µs (median \
@@ -748,12 +773,14 @@ fn markdown(r: &Value) -> String {
             &l["three_plugins_fixed_rate"]
         ),
         calls = p["calls_per_sample"],
+        ts_calls = p["typescript_calls_per_sample"],
+        ts = typescript_call,
         wasm = p["fresh_instance_us"],
         native = p["native_us"],
         overhead = p["overhead_us"],
         ratio = p["ratio"],
         reload = reload_markdown(&r["reload"]),
-        cluster = format!("{}{}", cluster::markdown(r, &row), quota::markdown(&r["cluster_quota"])),
+        cluster = cluster_text,
         outside = outside::markdown(&r["outside"]),
         profile = include_str!("profile.md"),
         rss1 = rss["plugins_1"],

@@ -1,0 +1,166 @@
+//! Plugins in TypeScript: the SDK in `plugin-sdk/js` and the plugins in
+//! `plugins/typescript/`, built with their own tools into components the
+//! host runs as it runs Rust ones, deciding as the Rust ones do.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::{npm, npm_install, plugin, typescript_plugin, vestibule, workspace};
+
+fn typescript_plugins() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(workspace().join("plugins/typescript"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("package.json").exists())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn the_sdk_and_every_typescript_plugin_pass_their_own_tests() {
+    // Built first: the build installs what the tests need, and a test run
+    // of several test threads builds once.
+    typescript_plugin("door-filter");
+    let sdk = workspace().join("plugin-sdk/js");
+    for dir in std::iter::once(sdk).chain(typescript_plugins()) {
+        npm_install(&dir);
+        let printed = npm(&dir, &["test"]);
+        assert!(printed.contains("# fail 0"), "{}:\n{printed}", dir.display());
+        let passed: usize = printed
+            .lines()
+            .find_map(|l| l.strip_prefix("# pass "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        assert!(passed >= 5, "{}: only {passed} tests ran:\n{printed}", dir.display());
+    }
+}
+
+#[test]
+fn the_typescript_door_filter_does_what_the_rust_ones_golden_events_expect() {
+    let rust = workspace().join("plugins/door-filter");
+    let output = vestibule()
+        .args(["plugin", "run"])
+        .arg(typescript_plugin("door-filter"))
+        .arg("--events")
+        .arg(rust.join("events"))
+        .arg("--config")
+        .arg(rust.join("example.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.ends_with("2 passed, 0 failed\n"), "{stdout}");
+}
+
+/// Every vendor's normalized events of the vendor tests (166 of them), as
+/// `plugin run` reads events: with a receive time and a body.
+fn every_vendors_events(into: &Path) -> usize {
+    let mut count = 0;
+    for vendor in std::fs::read_dir(workspace().join("tests/expected")).unwrap().flatten() {
+        for file in std::fs::read_dir(vendor.path()).unwrap().flatten() {
+            let mut event: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(file.path()).unwrap()).unwrap();
+            // A time the vendor did not send is a placeholder there.
+            let at = event["occurred_at"].as_i64().unwrap_or(1_763_805_600_000);
+            event["occurred_at"] = at.into();
+            event["received_at"] = (at + 120).into();
+            event["raw"] = "{}".into();
+            let name = format!(
+                "{}--{}",
+                vendor.file_name().to_string_lossy(),
+                file.file_name().to_string_lossy()
+            );
+            std::fs::write(into.join(name), event.to_string()).unwrap();
+            count += 1;
+        }
+    }
+    count
+}
+
+#[test]
+fn the_rust_and_typescript_door_filters_decide_alike_on_every_vendors_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events");
+    std::fs::create_dir(&events).unwrap();
+    let count = every_vendors_events(&events);
+    assert!(count >= 150, "{count} events");
+    let config = dir.path().join("door-filter.toml");
+    // Doors by name and by id, and two families of kinds: some events of
+    // each vendor are kept, some dropped for their door, some for their kind.
+    std::fs::write(
+        &config,
+        "doors = [\"Front Door\", \"1\", \"Main Gate\"]\nkinds = [\"access.*\", \"door.*\"]\n",
+    )
+    .unwrap();
+    let run = |component: &Path, bless: bool| {
+        let mut command = vestibule();
+        command
+            .args(["plugin", "run"])
+            .arg(component)
+            .arg("--events")
+            .arg(&events)
+            .arg("--config")
+            .arg(&config);
+        if bless {
+            command.arg("--bless");
+        }
+        let output = command.output().unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{}:\n{printed}", component.display());
+        printed
+    };
+    // What the Rust build decides is written beside each event; the
+    // TypeScript build must decide the same, event by event.
+    run(&plugin("door-filter"), true);
+    let decisions: Vec<String> = std::fs::read_dir(&events)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".expected.json"))
+        .map(|e| {
+            let expected: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
+            expected["decision"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(decisions.len(), count);
+    let kept = decisions.iter().filter(|d| *d == "keep").count();
+    let by_kind = decisions.iter().filter(|d| d.starts_with("drop: kind")).count();
+    let by_door = decisions.iter().filter(|d| d.starts_with("drop: door")).count();
+    assert!(
+        kept >= 20 && by_kind >= 10 && by_door >= 20,
+        "kept {kept}, by kind {by_kind}, by door {by_door}"
+    );
+    let printed = run(&typescript_plugin("door-filter"), false);
+    assert!(printed.ends_with(&format!("{count} passed, 0 failed\n")), "{printed}");
+}
+
+#[test]
+fn a_typescript_plugin_with_a_config_typo_is_refused_before_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vestibule.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret = \"x\"\n\n\
+             [[plugins]]\nname = \"doors\"\nworld = \"filter\"\npath = {:?}\n[plugins.config]\ndors = [\"Lobby\"]\n",
+            typescript_plugin("door-filter").display().to_string()
+        ),
+    )
+    .unwrap();
+    let output = vestibule().args(["check", "--config"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("doors") && stderr.contains("unknown field `dors`, expected one of `doors`, `kinds`"),
+        "{stderr}"
+    );
+}
