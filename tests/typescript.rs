@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{npm, npm_install, plugin, typescript_plugin, vestibule, workspace};
+use crate::support::{golden, npm, npm_install, plugin, typescript_plugin, vestibule, workspace};
 
 fn typescript_plugins() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(workspace().join("plugins/typescript"))
@@ -19,11 +19,16 @@ fn typescript_plugins() -> Vec<PathBuf> {
 
 #[test]
 fn the_sdk_and_every_typescript_plugin_pass_their_own_tests() {
-    // Built first: the build installs what the tests need, and a test run
-    // of several test threads builds once.
-    typescript_plugin("door-filter");
     let sdk = workspace().join("plugin-sdk/js");
     for dir in std::iter::once(sdk).chain(typescript_plugins()) {
+        // Built first: the build installs what the tests need.
+        if let Some(name) = dir
+            .strip_prefix(workspace().join("plugins/typescript"))
+            .ok()
+            .and_then(|n| n.to_str())
+        {
+            typescript_plugin(name);
+        }
         npm_install(&dir);
         let printed = npm(&dir, &["test"]);
         assert!(printed.contains("# fail 0"), "{}:\n{printed}", dir.display());
@@ -32,29 +37,26 @@ fn the_sdk_and_every_typescript_plugin_pass_their_own_tests() {
             .find_map(|l| l.strip_prefix("# pass "))
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0);
-        assert!(passed >= 5, "{}: only {passed} tests ran:\n{printed}", dir.display());
+        assert!(passed >= 3, "{}: only {passed} tests ran:\n{printed}", dir.display());
     }
 }
 
+/// Each TypeScript plugin is a Rust reference plugin again: its component
+/// does with the Rust plugin's golden events what they expect.
 #[test]
-fn the_typescript_door_filter_does_what_the_rust_ones_golden_events_expect() {
-    let rust = workspace().join("plugins/door-filter");
-    let output = vestibule()
-        .args(["plugin", "run"])
-        .arg(typescript_plugin("door-filter"))
-        .arg("--events")
-        .arg(rust.join("events"))
-        .arg("--config")
-        .arg(rust.join("example.toml"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.ends_with("2 passed, 0 failed\n"), "{stdout}");
+fn every_typescript_plugin_does_what_its_rust_siblings_golden_events_expect() {
+    let plugins = typescript_plugins();
+    assert!(plugins.len() >= 2, "{plugins:?}");
+    for dir in plugins {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let rust = workspace().join("plugins").join(&name);
+        let events = golden(
+            &typescript_plugin(&name),
+            &rust.join("events"),
+            &rust.join("example.toml"),
+        );
+        assert!(events >= 2, "{name}: {events} events");
+    }
 }
 
 /// Every vendor's normalized events of the vendor tests (166 of them), as
@@ -163,4 +165,78 @@ fn a_typescript_plugin_with_a_config_typo_is_refused_before_it_serves() {
         stderr.contains("doors") && stderr.contains("unknown field `dors`, expected one of `doors`, `kinds`"),
         "{stderr}"
     );
+}
+
+/// What a new user does: `plugin new --lang typescript`, the scaffold's
+/// three commands, then the host checks the component and serves it — a
+/// signed event in, the plugin's command at the sink.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_typescript_action_builds_tests_and_serves_with_the_scaffolds_three_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = vestibule()
+        .args([
+            "plugin",
+            "new",
+            "greeter",
+            "--world",
+            "action",
+            "--lang",
+            "typescript",
+            "--path",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let plugin_dir = dir.path().join("greeter");
+    let readme = std::fs::read_to_string(plugin_dir.join("README.md")).unwrap();
+    let steps: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != "```sh")
+        .skip(1)
+        .take_while(|l| *l != "```")
+        .map(|l| l.split('#').next().unwrap().trim())
+        .collect();
+    assert_eq!(steps, ["npm install", "npm run build", "npm test"], "{readme}");
+    for step in &steps {
+        let args: Vec<&str> = step.split_whitespace().skip(1).collect();
+        npm(&plugin_dir, &args);
+    }
+    let component = plugin_dir.join("dist/greeter.wasm");
+    assert!(said.contains("vestibule plugin run dist/greeter.wasm"), "{said}");
+
+    let sink = crate::support::Sink::start().await;
+    let (_config_dir, config) = crate::support::write_config(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret_file = \"{{secret_file}}\"\n\n\
+         [[plugins]]\nname = \"greeter\"\nworld = \"action\"\npath = {:?}\nsinks = [\"chat\"]\n[plugins.config]\nsink = \"chat\"\n\n\
+         [[sinks]]\nname = \"chat\"\nkind = \"http\"\nurl = \"{}\"\n",
+        component.display().to_string(),
+        sink.url("/chat"),
+    ));
+    let checked = vestibule()
+        .args(["check", "--config"])
+        .arg(&config.file)
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    let host = crate::support::Process::start(&config.file);
+    let body = crate::support::unifi_unlock("Lobby");
+    let signed = crate::support::unifi_signature(crate::support::SECRET, crate::support::now(), &body);
+    let url = format!("http://{}/ingest/office", host.addr());
+    let (status, answer) = crate::support::post(&url, &signed, body).await;
+    assert_eq!(status, 200, "{answer}");
+    let received = sink
+        .wait_for(std::time::Duration::from_secs(20), |r| !r.is_empty())
+        .await;
+    assert_eq!(received.len(), 1, "{:?}", host.log());
+    let body: serde_json::Value = serde_json::from_str(&received[0].body).unwrap();
+    let text = body["text"].as_str().unwrap_or_default();
+    assert!(text.ends_with("came in at Lobby"), "{body}");
+    assert!(host.log().iter().any(|l| l.contains("Announced.")), "{:?}", host.log());
 }

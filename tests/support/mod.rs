@@ -70,6 +70,38 @@ pub fn typescript_plugin(name: &str) -> PathBuf {
 
 pub use wasm::{npm, npm_install};
 
+/// `vestibule plugin run COMPONENT --events DIR --config CONFIG`, as a
+/// plugin author runs golden tests: asserts that every event of `dir`
+/// came out as the `NAME.expected.json` beside it says; how many there are.
+pub fn golden(component: &std::path::Path, dir: &std::path::Path, config: &std::path::Path) -> usize {
+    let output = vestibule()
+        .args(["plugin", "run"])
+        .arg(component)
+        .arg("--events")
+        .arg(dir)
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let shown = component.display();
+    assert!(
+        output.status.success(),
+        "{shown}:\n{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let events = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().ends_with(".expected.json"))
+        .count();
+    assert!(
+        stdout.ends_with(&format!("{events} passed, 0 failed\n")),
+        "{shown}: {stdout}"
+    );
+    events
+}
+
 /// What the stand-in sink received.
 #[derive(Debug, Clone)]
 pub struct Received {

@@ -20,6 +20,7 @@ export type { Actor, Credential, Device, Door } from "./event.ts";
 export type { Options } from "./config.ts";
 export { ConfigError } from "./config.ts";
 export * as kind from "./kind.ts";
+export { durationMs } from "./units.ts";
 
 export type Verdict = VerdictRecord;
 

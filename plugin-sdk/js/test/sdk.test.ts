@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { action, drop, enricher, filter, keep, kind, log, send } from "../src/index.ts";
+import { action, drop, durationMs, enricher, filter, keep, kind, log, send } from "../src/index.ts";
 import { FakeHost, testEvent } from "../src/testing.ts";
 
 test("kinds match exactly, by family at a dot, or all", () => {
@@ -87,4 +87,11 @@ test("an action's commands, logs and refusals are what the host sees", () => {
 test("the vendor's body is there parsed, and not-JSON is undefined", () => {
   assert.deepEqual(testEvent({ raw: '{"a":1}' }).json(), { a: 1 });
   assert.equal(testEvent({ raw: "<xml/>" }).json(), undefined);
+});
+
+test("durations read as the host reads them", () => {
+  assert.equal(durationMs("5m"), 300_000);
+  assert.equal(durationMs("50ms"), 50);
+  assert.throws(() => durationMs("5 minutes"), /expected a duration such as "50ms"/);
+  assert.throws(() => durationMs("4000d"), /is too long: at most "3650d"/);
 });

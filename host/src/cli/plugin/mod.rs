@@ -1,5 +1,6 @@
 //! `vestibule plugin …`: what a plugin author runs — `new` to start a plugin
-//! crate, `run` to try a built component on events.
+//! (a Rust crate or a TypeScript package), `run` to try a built component
+//! on events.
 
 mod new;
 mod run;
@@ -12,7 +13,7 @@ use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
-    /// Start a plugin crate, ready to build and test.
+    /// Start a plugin, ready to build and test.
     New {
         /// The plugin's name (letters, digits, `-`); also its folder.
         name: String,
@@ -20,10 +21,14 @@ pub enum PluginCommand {
         /// them, an action sends commands to sinks.
         #[arg(long, value_parser = worlds())]
         world: World,
+        /// The language: a Rust crate, or a TypeScript package.
+        #[arg(long, default_value = "rust", value_parser = langs())]
+        lang: new::Lang,
         /// Where to create the folder.
         #[arg(long, default_value = ".")]
         path: PathBuf,
-        /// The plugin SDK to depend on (its folder). Default: the one this
+        /// The plugin SDK to depend on (its folder: `plugin-sdk`, or
+        /// `plugin-sdk/js` for TypeScript). Default: the one this
         /// `vestibule` was built with.
         #[arg(long)]
         sdk: Option<PathBuf>,
@@ -65,9 +70,24 @@ fn worlds() -> impl clap::builder::TypedValueParser<Value = World> {
     })
 }
 
+/// `--lang`: the languages a plugin can be started in.
+fn langs() -> impl clap::builder::TypedValueParser<Value = new::Lang> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["rust", "typescript"]).map(|name| match name.as_str() {
+        "typescript" => new::Lang::Typescript,
+        _ => new::Lang::Rust,
+    })
+}
+
 pub async fn run(command: PluginCommand) -> anyhow::Result<()> {
     match command {
-        PluginCommand::New { name, world, path, sdk } => new::create(&name, world, &path, sdk.as_deref()),
+        PluginCommand::New {
+            name,
+            world,
+            lang,
+            path,
+            sdk,
+        } => new::create(&name, world, lang, &path, sdk.as_deref()),
         PluginCommand::Run {
             plugin,
             event,

@@ -1,72 +1,39 @@
-//! `vestibule plugin new NAME --world W`: a plugin crate that builds with
-//! one `cargo build --target wasm32-wasip2 --release`, tests natively with
-//! `cargo test`, and tries out with `vestibule plugin run`.
+//! A plugin crate: builds with one `cargo build --target wasm32-wasip2
+//! --release`, tests natively with `cargo test`.
 
-use anyhow::Context;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use super::{Scaffold, relative};
 use crate::config::World;
 
-/// The plugin SDK this `vestibule` was built with.
-const BUILT_WITH_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugin-sdk");
+/// The Rust SDK this `vestibule` was built with.
+pub const BUILT_WITH_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugin-sdk");
 
-/// An event to try a new plugin on.
-const SAMPLE_EVENT: &str = include_str!("../../../../examples/events/normalized/front-door-granted.json");
-
-pub fn create(name: &str, world: World, parent: &Path, sdk: Option<&Path>) -> anyhow::Result<()> {
-    let valid = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && name.starts_with(|c: char| c.is_ascii_alphabetic());
-    if !valid {
-        return Err(anyhow::anyhow!(
-            "`{name}`: a plugin name starts with a letter and has letters, digits, `-` and `_`"
-        ));
-    }
-    let dir = parent.join(name);
-    if dir.exists() {
-        return Err(anyhow::anyhow!("{} already exists", dir.display()));
-    }
-    let sdk = sdk
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(BUILT_WITH_SDK));
-    let sdk = sdk.canonicalize().map_err(|_| {
-        anyhow::anyhow!(
-            "the plugin SDK is not at {}; give its folder with --sdk PATH",
-            sdk.display()
-        )
-    })?;
-    std::fs::create_dir_all(dir.join("src")).with_context(|| dir.display().to_string())?;
-    std::fs::create_dir_all(dir.join("events")).with_context(|| dir.display().to_string())?;
-    let dir = dir.canonicalize().with_context(|| dir.display().to_string())?;
-    let workspace = enclosing_workspace(&dir).filter(|(root, members)| is_member(root, members, &dir));
+/// The crate's files, and what to run in it.
+pub fn scaffold(name: &str, world: World, dir: &Path, sdk: &Path) -> Scaffold {
+    let workspace = enclosing_workspace(dir).filter(|(root, members)| is_member(root, members, dir));
     let member = workspace.is_some();
     // A workspace member is built into the workspace's target folder.
     let target = match (&workspace, std::env::var_os("CARGO_TARGET_DIR")) {
-        (Some(_), Some(target)) => relative(&dir, &std::path::absolute(target).unwrap_or_default()),
-        (Some((root, _)), None) => relative(&dir, &root.join("target")),
+        (Some(_), Some(target)) => relative(dir, &std::path::absolute(target).unwrap_or_default()),
+        (Some((root, _)), None) => relative(dir, &root.join("target")),
         (None, _) => "target".to_string(),
     };
     let crate_name = name.replace('-', "_");
-    let files = [
-        ("Cargo.toml", cargo_toml(name, &relative(&dir, &sdk), member)),
-        ("src/lib.rs", source(name, world)),
-        ("example.toml", example_config(world).to_string()),
-        ("events/granted.json", SAMPLE_EVENT.to_string()),
-        (".gitignore", "/target\n".to_string()),
-        ("README.md", readme(name, &crate_name, world, &target)),
-    ];
-    for (file, text) in files {
-        let path = dir.join(file);
-        std::fs::write(&path, text).with_context(|| path.display().to_string())?;
+    let component = format!("{target}/wasm32-wasip2/release/{crate_name}.wasm");
+    Scaffold {
+        files: vec![
+            ("Cargo.toml", cargo_toml(name, &relative(dir, sdk), member)),
+            ("src/lib.rs", source(name, world)),
+            (".gitignore", "/target\n".to_string()),
+            ("README.md", readme(name, world, &component)),
+        ],
+        steps: vec![
+            ("cargo test".into(), "its tests, natively"),
+            ("cargo build --target wasm32-wasip2 --release".into(), "the component"),
+        ],
+        component,
     }
-    println!("Created {world} plugin `{name}` in {}", parent.join(name).display());
-    println!("  cd {}", parent.join(name).display());
-    println!("  cargo test                                       # its tests, natively");
-    println!("  cargo build --target wasm32-wasip2 --release     # the component");
-    println!(
-        "  vestibule plugin run {target}/wasm32-wasip2/release/{crate_name}.wasm --event events/granted.json --config example.toml"
-    );
-    Ok(())
 }
 
 /// The workspace `dir` is inside, if any: its root and its `members`.
@@ -93,21 +60,6 @@ fn is_member(root: &Path, members: &[String], dir: &Path) -> bool {
         Some(folder) => relative.parent() == Some(Path::new(folder)),
         None => relative == Path::new(member),
     })
-}
-
-/// `to` as a path from `from`, both absolute.
-fn relative(from: &Path, to: &Path) -> String {
-    let from: Vec<Component> = from.components().collect();
-    let to: Vec<Component> = to.components().collect();
-    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut path = PathBuf::new();
-    for _ in common..from.len() {
-        path.push("..");
-    }
-    for part in &to[common..] {
-        path.push(part);
-    }
-    path.display().to_string()
 }
 
 fn cargo_toml(name: &str, sdk: &str, member: bool) -> String {
@@ -138,25 +90,13 @@ serde_json = "1"
     )
 }
 
-fn example_config(world: World) -> &'static str {
-    match world {
-        World::Filter => {
-            "# [plugins.config] of this plugin in vestibule.toml\nkinds = [\"access.*\", \"door.forced\"]\n"
-        }
-        World::Enricher => {
-            "# [plugins.config] of this plugin in vestibule.toml\n[zones]\n\"Front Door\" = \"public\"\n\"Server Room\" = \"restricted\"\n"
-        }
-        World::Action => "# [plugins.config] of this plugin in vestibule.toml\nsink = \"chat\"\n",
-    }
-}
-
-/// The README; `target` is where the component is built, from the crate.
-fn readme(name: &str, crate_name: &str, world: World, target: &str) -> String {
+/// The README; `component` is where the component is built, from the crate.
+fn readme(name: &str, world: World, component: &str) -> String {
     format!(
         "# {name}\n\nA Vestibule {world} plugin.\n\n```sh\ncargo test                                     # its logic, natively\n\
-         cargo build --target wasm32-wasip2 --release   # {target}/wasm32-wasip2/release/{crate_name}.wasm\n\
-         vestibule plugin run {target}/wasm32-wasip2/release/{crate_name}.wasm --event events/granted.json --config example.toml\n```\n\n\
-         In `vestibule.toml` (the path from the config file's folder):\n\n```toml\n[[plugins]]\nname = \"{name}\"\nworld = \"{world}\"\npath = \"{target}/wasm32-wasip2/release/{crate_name}.wasm\"\n\
+         cargo build --target wasm32-wasip2 --release   # {component}\n\
+         vestibule plugin run {component} --event events/granted.json --config example.toml\n```\n\n\
+         In `vestibule.toml` (the path from the config file's folder):\n\n```toml\n[[plugins]]\nname = \"{name}\"\nworld = \"{world}\"\npath = \"{component}\"\n\
          [plugins.config]\n# as in example.toml\n```\n"
     )
 }
