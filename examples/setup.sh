@@ -16,7 +16,10 @@
 #                               is older than the store supports), and
 #                               Node.js with npm (the TypeScript SDK and
 #                               plugins: the tests run npm, which installs
-#                               their pinned packages from the registry)
+#                               their pinned packages from the registry),
+#                               and Python's venv (the Python SDK's tests
+#                               install it, componentize-py and pytest,
+#                               pinned, into target/tools/python)
 #
 # Debian packages are installed with apt-get as root, or with sudo when it
 # needs no password. What cannot be installed is named, one line each, and
@@ -55,6 +58,8 @@ if $tests; then
     command -v wrk >/dev/null 2>&1 || packages+=(wrk)
     command -v chromium >/dev/null 2>&1 || packages+=(chromium)
     command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+    # The Python SDK's tests make a virtual environment (target/tools/python).
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
     if [ ! -x "$nats_server" ]; then
         python3 -m pip --version >/dev/null 2>&1 || packages+=(python3-pip)
     fi

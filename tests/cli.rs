@@ -719,7 +719,7 @@ fn the_sdk_packages_as_it_would_be_published() {
     assert!(said.contains("Verifying vestibule-plugin-sdk"), "{said}");
 }
 
-/// Each SDK (Rust, TypeScript) carries its own copy of the WIT contract so
+/// Each SDK (Rust, TypeScript, Python) carries its own copy of the WIT contract so
 /// that it can be published; the copy is the host's, file for file.
 #[test]
 fn the_sdks_carry_the_hosts_wit() {
@@ -733,7 +733,11 @@ fn the_sdks_carry_the_hosts_wit() {
     };
     let files = names("wit");
     assert!(files.contains(&"worlds.wit".to_string()), "{files:?}");
-    for copy in ["plugin-sdk/wit", "plugin-sdk/js/wit"] {
+    for copy in [
+        "plugin-sdk/wit",
+        "plugin-sdk/js/wit",
+        "plugin-sdk/python/src/vestibule_plugin/wit",
+    ] {
         assert_eq!(names(copy), files, "{copy}: the same files");
         for file in &files {
             let host = std::fs::read_to_string(workspace().join("wit").join(file)).unwrap();

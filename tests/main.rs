@@ -29,6 +29,7 @@ mod hostile_clients;
 mod journal;
 mod mqtt;
 mod observability;
+mod python;
 mod reference_plugins;
 mod reload;
 mod scenario;

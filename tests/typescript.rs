@@ -4,17 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{golden, npm, npm_install, plugin, typescript_plugin, vestibule, workspace};
+use crate::support::{
+    check_refuses, golden, npm, npm_install, plugin, plugins_in, typescript_plugin, vestibule, workspace,
+};
 
 fn typescript_plugins() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(workspace().join("plugins/typescript"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.join("package.json").exists())
-        .collect();
-    dirs.sort();
-    dirs
+    plugins_in("typescript", "package.json")
 }
 
 #[test]
@@ -147,20 +142,11 @@ fn the_rust_and_typescript_door_filters_decide_alike_on_every_vendors_events() {
 
 #[test]
 fn a_typescript_plugin_with_a_config_typo_is_refused_before_it_serves() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("vestibule.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret = \"x\"\n\n\
-             [[plugins]]\nname = \"doors\"\nworld = \"filter\"\npath = {:?}\n[plugins.config]\ndors = [\"Lobby\"]\n",
-            typescript_plugin("door-filter").display().to_string()
-        ),
-    )
-    .unwrap();
-    let output = vestibule().args(["check", "--config"]).arg(&config).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let component = typescript_plugin("door-filter");
+    let stderr = check_refuses(&format!(
+        "[[plugins]]\nname = \"doors\"\nworld = \"filter\"\npath = {:?}\n[plugins.config]\ndors = [\"Lobby\"]\n",
+        component.display().to_string()
+    ));
     assert!(
         stderr.contains("doors") && stderr.contains("unknown field `dors`, expected one of `doors`, `kinds`"),
         "{stderr}"
@@ -173,18 +159,18 @@ fn a_typescript_plugin_with_a_config_typo_is_refused_before_it_serves() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_typescript_action_builds_tests_and_serves_with_the_scaffolds_three_commands() {
     let dir = tempfile::tempdir().unwrap();
+    let plugin_dir = new_plugin(dir.path(), "greeter", "typescript");
+    let steps = readme_steps(&plugin_dir);
+    assert_eq!(steps, ["npm install", "npm run build", "npm test"]);
+    run_steps(&plugin_dir, &steps);
+    an_action_serves(&plugin_dir.join("dist/greeter.wasm")).await;
+}
+
+/// `vestibule plugin new NAME --world action --lang LANG` in `parent`; its folder.
+pub(crate) fn new_plugin(parent: &Path, name: &str, lang: &str) -> PathBuf {
     let output = vestibule()
-        .args([
-            "plugin",
-            "new",
-            "greeter",
-            "--world",
-            "action",
-            "--lang",
-            "typescript",
-            "--path",
-        ])
-        .arg(dir.path())
+        .args(["plugin", "new", name, "--world", "action", "--lang", lang, "--path"])
+        .arg(parent)
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&output.stdout);
@@ -193,23 +179,48 @@ async fn a_new_typescript_action_builds_tests_and_serves_with_the_scaffolds_thre
         "{said}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let plugin_dir = dir.path().join("greeter");
-    let readme = std::fs::read_to_string(plugin_dir.join("README.md")).unwrap();
-    let steps: Vec<&str> = readme
+    assert!(
+        said.contains(&format!("vestibule plugin run dist/{name}.wasm")),
+        "{said}"
+    );
+    parent.join(name)
+}
+
+/// The commands of the first `sh` block of the plugin's README, comments
+/// left out.
+pub(crate) fn readme_steps(dir: &Path) -> Vec<String> {
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    readme
         .lines()
         .skip_while(|l| *l != "```sh")
         .skip(1)
         .take_while(|l| *l != "```")
-        .map(|l| l.split('#').next().unwrap().trim())
-        .collect();
-    assert_eq!(steps, ["npm install", "npm run build", "npm test"], "{readme}");
-    for step in &steps {
-        let args: Vec<&str> = step.split_whitespace().skip(1).collect();
-        npm(&plugin_dir, &args);
-    }
-    let component = plugin_dir.join("dist/greeter.wasm");
-    assert!(said.contains("vestibule plugin run dist/greeter.wasm"), "{said}");
+        .map(|l| l.split(" #").next().unwrap().trim().to_string())
+        .collect()
+}
 
+/// Run each of `steps` with `sh -c` in `dir`, as a user pastes them.
+pub(crate) fn run_steps(dir: &Path, steps: &[String]) {
+    for step in steps {
+        let output = std::process::Command::new("sh")
+            .args(["-c", step])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "`{step}` in {}:\n{}{}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// The scaffold's action at `component`, as the host runs it: `vestibule
+/// check` accepts it, and `vestibule serve` turns a signed UniFi event into
+/// its chat command at the sink, with its log line.
+pub(crate) async fn an_action_serves(component: &Path) {
     let sink = crate::support::Sink::start().await;
     let (_config_dir, config) = crate::support::write_config(&format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n\n\

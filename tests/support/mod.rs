@@ -68,7 +68,47 @@ pub fn typescript_plugin(name: &str) -> PathBuf {
         .clone()
 }
 
-pub use wasm::{npm, npm_install};
+/// The component of the Python plugin in `plugins/python/NAME`, built once
+/// per test run (see `wasm::python_plugin`).
+pub fn python_plugin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .get_or_insert_with(HashMap::new)
+        .entry(name.to_string())
+        .or_insert_with(|| wasm::python_plugin(name))
+        .clone()
+}
+
+pub use wasm::{npm, npm_install, python};
+
+/// The plugins in `plugins/FOLDER/` (each a folder with `manifest`), sorted.
+pub fn plugins_in(folder: &str, manifest: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(workspace().join("plugins").join(folder))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join(manifest).exists())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// `vestibule check` on a config of one source and `plugin` (a
+/// `[[plugins]]` table): it must refuse it; what it said.
+pub fn check_refuses(plugin: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("vestibule.toml");
+    std::fs::write(
+        &config,
+        format!("[[sources]]\nname = \"office\"\nvendor = \"unifi-access\"\nsecret = \"x\"\n\n{plugin}"),
+    )
+    .unwrap();
+    let output = vestibule().args(["check", "--config"]).arg(&config).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    stderr
+}
 
 /// `vestibule plugin run COMPONENT --events DIR --config CONFIG`, as a
 /// plugin author runs golden tests: asserts that every event of `dir`

@@ -76,7 +76,7 @@ pub fn plugins(packages: &[&str]) -> HashMap<String, PathBuf> {
 pub fn typescript_plugin(name: &str) -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let dir = workspace.join("plugins/typescript").join(name);
-    let _turn = npm_lock(workspace);
+    let _turn = tool_lock(workspace, "npm");
     npm_install(&workspace.join("plugin-sdk/js"));
     npm_install(&dir);
     npm(&dir, &["run", "build"]);
@@ -120,14 +120,78 @@ pub fn npm(dir: &Path, args: &[&str]) -> String {
     printed
 }
 
-/// An exclusive lock on `target/npm.lock`, held until dropped.
-fn npm_lock(workspace: &Path) -> std::fs::File {
+/// The Python plugin in `plugins/python/NAME`, built with the SDK's
+/// `vestibule-plugin build` (componentize-py) in the tests' virtual
+/// environment (see [`python`]); its component.
+pub fn python_plugin(name: &str) -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = workspace.join("plugins/python").join(name);
+    let python = python();
+    let _turn = tool_lock(workspace, "python");
+    let output = Command::new(python.parent().unwrap().join("vestibule-plugin"))
+        .arg("build")
+        .current_dir(&dir)
+        .output()
+        .expect("running vestibule-plugin build");
+    assert!(
+        output.status.success(),
+        "vestibule-plugin build in {}:\n{}{}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let component = dir.join("dist").join(format!("{name}.wasm"));
+    assert!(component.exists(), "{} was not built", component.display());
+    component
+}
+
+/// What the Python tests install, pinned: the SDK from this checkout (with
+/// its engine, componentize-py) and pytest.
+const PYTHON_REQUIREMENTS: &[&str] = &["-e", "plugin-sdk/python", "pytest==9.2.0"];
+
+/// The tests' Python: a virtual environment in the target folder
+/// (`tools/python`) with [`PYTHON_REQUIREMENTS`], made once and again when
+/// they change; its interpreter.
+pub fn python() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
+    let venv = target.join("tools/python");
+    let interpreter = venv.join("bin/python");
+    let _turn = tool_lock(workspace, "python");
+    let marker = venv.join("vestibule-requirements");
+    let wanted = PYTHON_REQUIREMENTS.join(" ");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
+        return interpreter;
+    }
+    let run = |command: &mut Command| {
+        let output = command.current_dir(workspace).output().unwrap_or_else(|e| {
+            panic!("running {command:?} (Python 3.11 with venv: examples/setup.sh --tests installs it): {e}")
+        });
+        assert!(
+            output.status.success(),
+            "{command:?}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv));
+    run(Command::new(&interpreter)
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(PYTHON_REQUIREMENTS));
+    std::fs::write(&marker, wanted).unwrap();
+    interpreter
+}
+
+/// An exclusive lock on `target/NAME.lock`, held until dropped: builds
+/// with one tool, from one process or several, take turns.
+fn tool_lock(workspace: &Path, name: &str) -> std::fs::File {
     use std::os::fd::AsRawFd;
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
     std::fs::create_dir_all(&target).unwrap();
-    let file = std::fs::File::create(target.join("npm.lock")).unwrap();
+    let path = target.join(format!("{name}.lock"));
+    let file = std::fs::File::create(&path).unwrap();
     // SAFETY: flock on a descriptor this function owns; released on close.
     let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(locked, 0, "locking {}", target.join("npm.lock").display());
+    assert_eq!(locked, 0, "locking {}", path.display());
     file
 }

@@ -21,15 +21,15 @@ pub enum PluginCommand {
         /// them, an action sends commands to sinks.
         #[arg(long, value_parser = worlds())]
         world: World,
-        /// The language: a Rust crate, or a TypeScript package.
+        /// The language: a Rust crate, a TypeScript package or a Python project.
         #[arg(long, default_value = "rust", value_parser = langs())]
         lang: new::Lang,
         /// Where to create the folder.
         #[arg(long, default_value = ".")]
         path: PathBuf,
         /// The plugin SDK to depend on (its folder: `plugin-sdk`, or
-        /// `plugin-sdk/js` for TypeScript). Default: the one this
-        /// `vestibule` was built with.
+        /// `plugin-sdk/js` for TypeScript, `plugin-sdk/python` for Python).
+        /// Default: the one this `vestibule` was built with.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -73,8 +73,9 @@ fn worlds() -> impl clap::builder::TypedValueParser<Value = World> {
 /// `--lang`: the languages a plugin can be started in.
 fn langs() -> impl clap::builder::TypedValueParser<Value = new::Lang> {
     use clap::builder::TypedValueParser;
-    clap::builder::PossibleValuesParser::new(["rust", "typescript"]).map(|name| match name.as_str() {
+    clap::builder::PossibleValuesParser::new(["rust", "typescript", "python"]).map(|name| match name.as_str() {
         "typescript" => new::Lang::Typescript,
+        "python" => new::Lang::Python,
         _ => new::Lang::Rust,
     })
 }

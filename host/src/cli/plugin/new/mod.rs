@@ -1,8 +1,9 @@
 //! `vestibule plugin new NAME --world W [--lang L]`: a plugin that builds
 //! with one command, tests natively (`cargo test`, `npm test`), and tries
-//! out with `vestibule plugin run` — in Rust ([`rust`]) or TypeScript
-//! ([`typescript`]).
+//! out with `vestibule plugin run` — in Rust ([`rust`]), TypeScript
+//! ([`typescript`]) or Python ([`python`]).
 
+mod python;
 mod rust;
 mod typescript;
 
@@ -19,6 +20,7 @@ const SAMPLE_EVENT: &str = include_str!("../../../../../examples/events/normaliz
 pub enum Lang {
     Rust,
     Typescript,
+    Python,
 }
 
 /// What a language's scaffold writes, and how it is built and tested.
@@ -47,6 +49,7 @@ pub fn create(name: &str, world: World, lang: Lang, parent: &Path, sdk: Option<&
     let built_with = match lang {
         Lang::Rust => rust::BUILT_WITH_SDK,
         Lang::Typescript => typescript::BUILT_WITH_SDK,
+        Lang::Python => python::BUILT_WITH_SDK,
     };
     let sdk = sdk.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(built_with));
     let sdk = sdk.canonicalize().map_err(|_| {
@@ -60,6 +63,7 @@ pub fn create(name: &str, world: World, lang: Lang, parent: &Path, sdk: Option<&
     let scaffold = match lang {
         Lang::Rust => rust::scaffold(name, world, &dir, &sdk),
         Lang::Typescript => typescript::scaffold(name, world, &dir, &sdk),
+        Lang::Python => python::scaffold(name, world, &dir, &sdk),
     };
     let shared = [
         ("example.toml", example_config(world).to_string()),
