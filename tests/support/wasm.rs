@@ -77,8 +77,8 @@ pub fn typescript_plugin(name: &str) -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let dir = workspace.join("plugins/typescript").join(name);
     let _turn = tool_lock(workspace, "npm");
-    npm_install(&workspace.join("plugin-sdk/js"));
-    npm_install(&dir);
+    npm_install_locked(&workspace.join("plugin-sdk/js"));
+    npm_install_locked(&dir);
     npm(&dir, &["run", "build"]);
     let component = dir.join("dist").join(format!("{name}.wasm"));
     assert!(
@@ -90,8 +90,17 @@ pub fn typescript_plugin(name: &str) -> PathBuf {
     component
 }
 
-/// `npm ci` in `dir` unless what its lock file names is installed already.
+/// `npm ci` in `dir` unless what its lock file names is installed already,
+/// taking turns with every other npm install and build (two `npm ci` in one
+/// folder at once would each delete what the other installs).
 pub fn npm_install(dir: &Path) {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let _turn = tool_lock(workspace, "npm");
+    npm_install_locked(dir);
+}
+
+/// [`npm_install`], the caller holding the npm lock.
+fn npm_install_locked(dir: &Path) {
     let installed = dir.join("node_modules/.package-lock.json");
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if modified(&installed).is_none() || modified(&installed) < modified(&dir.join("package-lock.json")) {

@@ -59,8 +59,11 @@ export function check(plugin: Plugin): string | undefined {
 /** The component's exports for `world`; WIT errors are thrown, as the
  * engines expect of a function returning `result`. */
 export function exportsFor(world: World, plugin: Plugin, host: Host, sinks: Sinks | undefined, bigints: boolean) {
-  if (plugin?.world !== world) {
-    throw new Error(`the plugin's default export is a ${plugin?.world ?? "nothing"}, but it is built as a ${world}`);
+  if (plugin?.world === undefined) {
+    throw new Error(`the entry's default export is not a plugin: export default ${world}(…)`);
+  }
+  if (plugin.world !== world) {
+    throw new Error(`the plugin is a ${plugin.world}, but package.json says \"world\": \"${world}\"`);
   }
   install(host, sinks, bigints);
   const call = (record: EventRecord) => {

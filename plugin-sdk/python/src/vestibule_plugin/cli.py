@@ -75,7 +75,10 @@ def main() -> None:
     args = sys.argv[1:]
     folder = Path.cwd()
     if "--dir" in args:
-        folder = Path(args[args.index("--dir") + 1]).resolve()
+        given = args[args.index("--dir") + 1 :]
+        if not given:
+            fail("--dir needs a folder")
+        folder = Path(given[0]).resolve()
     match args[:1]:
         case ["build"]:
             sys.exit(build(folder))
